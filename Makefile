@@ -1,0 +1,48 @@
+# Portcullis. `make run` to try it, `make test` for everything CI checks.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/portcullis/target
+CARGO ?= cargo
+BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/portcullis
+BIN_RELEASE := $(CARGO_TARGET_DIR)/release/portcullis
+RUN_ARGS ?=
+
+.PHONY: help run build release test lint fmt unit e2e services pyenv clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+run: release ## Build (release) and start the gateway on the embedded SQLite default
+	$(BIN_RELEASE) serve $(RUN_ARGS)
+
+build: ## Debug build of every crate
+	$(CARGO) build --workspace
+
+release: ## Release build of the binary
+	$(CARGO) build --release -p portcullis
+
+test: services pyenv lint unit e2e ## Everything CI checks
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+unit: services ## Rust unit and integration tests (SQLite and PostgreSQL)
+	$(CARGO) test --workspace
+
+e2e: services pyenv ## The real binary driven by real clients
+	$(CARGO) build -p portcullis
+	PCX_BIN=$(BIN_DEBUG) .venv/bin/python -m pytest tests/e2e -q
+
+services: ## Make sure PostgreSQL and Redis answer on loopback
+	@scripts/ensure-services.sh
+
+pyenv: ## Python venv with the pinned test clients
+	@scripts/ensure-python.sh
+
+clean: ## Remove build output and the venv (not ./data)
+	rm -rf .venv test-output
+	$(CARGO) clean

@@ -1,0 +1,137 @@
+//! Groups (teams) that API keys belong to.
+
+use super::check_name;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_core::model::Group;
+use portcullis_store::GroupPatch;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroup {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGroup {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+fn check_description(text: &str) -> ApiResult<()> {
+    if text.chars().count() > 1000 {
+        return Err(ApiError::bad_request(
+            "description: at most 1000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// All groups.
+#[utoipa::path(get, path = "/api/v1/groups", tag = "groups", responses((status = 200, body = [Group])))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Group>>> {
+    Ok(Json(state.store.list_groups().await?))
+}
+
+/// Creates a group.
+#[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = CreateGroup, responses((status = 201, body = Group), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateGroup>,
+) -> ApiResult<(StatusCode, Json<Group>)> {
+    check_name("name", &req.name)?;
+    check_description(&req.description)?;
+    let group = state
+        .store
+        .create_group(&req.name, &req.description, state.clock.now())
+        .await?;
+    state
+        .audit(
+            caller
+                .draft("group.create", format!("group:{}", group.name))
+                .details(json!({"id": group.id})),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(group)))
+}
+
+/// One group.
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = String, Path)), responses((status = 200, body = Group), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Group>> {
+    state
+        .store
+        .group(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("group"))
+}
+
+/// Renames a group or changes its description.
+#[utoipa::path(patch, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = String, Path)), request_body = UpdateGroup, responses((status = 200, body = Group), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateGroup>,
+) -> ApiResult<Json<Group>> {
+    if let Some(name) = &req.name {
+        check_name("name", name)?;
+    }
+    if let Some(text) = &req.description {
+        check_description(text)?;
+    }
+    let changes = json!({"name": req.name, "description": req.description});
+    let group = state
+        .store
+        .update_group(
+            &id,
+            GroupPatch {
+                name: req.name,
+                description: req.description,
+            },
+            state.clock.now(),
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("group"))?;
+    state
+        .audit(
+            caller
+                .draft("group.update", format!("group:{}", group.name))
+                .details(changes),
+        )
+        .await;
+    Ok(Json(group))
+}
+
+/// Deletes a group that has no keys left.
+#[utoipa::path(delete, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let group = state
+        .store
+        .group(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("group"))?;
+    state.store.delete_group(&id).await?;
+    state
+        .audit(caller.draft("group.delete", format!("group:{}", group.name)))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}

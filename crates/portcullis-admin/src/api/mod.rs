@@ -1,0 +1,28 @@
+//! Handlers of the admin API, one module per resource.
+
+pub mod audit;
+pub mod auth;
+pub mod credentials;
+pub mod groups;
+pub mod keys;
+pub mod system;
+pub mod users;
+
+use crate::error::ApiError;
+
+/// Names: 1 to 64 characters of letters, digits, space and `._-@`.
+pub(crate) fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
+    let ok = !value.trim().is_empty()
+        && value.len() <= 64
+        && value.trim() == value
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " ._-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{field}: must be 1-64 characters of letters, digits, spaces and . _ - @, without leading or trailing spaces"
+        )))
+    }
+}

@@ -1,0 +1,207 @@
+//! The route table: every admin route with the access it needs, in one place.
+//!
+//! The table feeds the router, the access check in [`crate::auth::authorize`] and
+//! the `x-required-role` of each operation in the OpenAPI document.
+
+use crate::api;
+use crate::state::AppState;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use portcullis_core::Role;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication (login, health).
+    Public,
+    /// An authenticated caller holding at least this role.
+    Role(Role),
+}
+
+impl Access {
+    pub fn label(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Role(role) => role.as_str(),
+        }
+    }
+}
+
+/// Declared access per (method, path template).
+#[derive(Debug, Default)]
+pub struct AccessTable(HashMap<(Method, &'static str), Access>);
+
+impl AccessTable {
+    pub fn get(&self, method: &Method, path: &str) -> Option<Access> {
+        self.0.get(&(method.clone(), path)).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Method, &'static str, Access)> {
+        self.0.iter().map(|((m, p), a)| (m, *p, *a))
+    }
+}
+
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> RouteSpec
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    // Only standard methods appear in the table, for which the conversion holds;
+    // a route that failed it would be missing and fail the role x route test.
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    RouteSpec {
+        method,
+        path,
+        access,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route of the admin API.
+pub fn specs() -> Vec<RouteSpec> {
+    use Access::{Public, Role as R};
+    const RO: Role = Role::ReadOnly;
+    const DEV: Role = Role::Developer;
+    const ADMIN: Role = Role::Admin;
+    vec![
+        route(Method::GET, "/healthz", Public, api::system::healthz),
+        route(Method::GET, "/readyz", Public, api::system::readyz),
+        route(Method::GET, "/metrics", Public, api::system::metrics),
+        route(Method::POST, "/api/v1/auth/login", Public, api::auth::login),
+        route(
+            Method::POST,
+            "/api/v1/auth/logout",
+            R(RO),
+            api::auth::logout,
+        ),
+        route(Method::GET, "/api/v1/auth/me", R(RO), api::auth::me),
+        route(
+            Method::POST,
+            "/api/v1/auth/change-password",
+            R(RO),
+            api::auth::change_password,
+        ),
+        route(Method::GET, "/api/v1/users", R(ADMIN), api::users::list),
+        route(Method::POST, "/api/v1/users", R(ADMIN), api::users::create),
+        route(
+            Method::GET,
+            "/api/v1/users/{id}",
+            R(ADMIN),
+            api::users::get_one,
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/users/{id}",
+            R(ADMIN),
+            api::users::update,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/users/{id}",
+            R(ADMIN),
+            api::users::remove,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/users/{id}/password",
+            R(ADMIN),
+            api::users::set_password,
+        ),
+        route(Method::GET, "/api/v1/groups", R(RO), api::groups::list),
+        route(Method::POST, "/api/v1/groups", R(DEV), api::groups::create),
+        route(
+            Method::GET,
+            "/api/v1/groups/{id}",
+            R(RO),
+            api::groups::get_one,
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/groups/{id}",
+            R(DEV),
+            api::groups::update,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/groups/{id}",
+            R(DEV),
+            api::groups::remove,
+        ),
+        route(Method::GET, "/api/v1/keys", R(RO), api::keys::list),
+        route(Method::POST, "/api/v1/keys", R(DEV), api::keys::create),
+        route(Method::GET, "/api/v1/keys/{id}", R(RO), api::keys::get_one),
+        route(
+            Method::POST,
+            "/api/v1/keys/{id}/revoke",
+            R(DEV),
+            api::keys::revoke,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/credentials",
+            R(RO),
+            api::credentials::list,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/credentials",
+            R(ADMIN),
+            api::credentials::create,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/credentials/{id}",
+            R(RO),
+            api::credentials::get_one,
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/credentials/{id}",
+            R(ADMIN),
+            api::credentials::update,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/credentials/{id}",
+            R(ADMIN),
+            api::credentials::remove,
+        ),
+        route(Method::GET, "/api/v1/audit", R(RO), api::audit::list),
+        route(
+            Method::GET,
+            "/api/v1/audit/verify",
+            R(RO),
+            api::audit::verify,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/openapi.json",
+            Public,
+            api::system::openapi,
+        ),
+    ]
+}
+
+pub fn access_table(specs: &[RouteSpec]) -> AccessTable {
+    AccessTable(
+        specs
+            .iter()
+            .map(|s| ((s.method.clone(), s.path), s.access))
+            .collect(),
+    )
+}
+
+pub fn router(specs: Vec<RouteSpec>) -> Router<AppState> {
+    specs.into_iter().fold(Router::new(), |router, spec| {
+        router.route(spec.path, spec.handler)
+    })
+}

@@ -1,0 +1,16 @@
+//! Admin API through the real router (in-process, `oneshot`), on a real SQLite store.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step should stop the test"
+)]
+
+mod support;
+
+mod access;
+mod audit;
+mod auth;
+mod input;
+mod resources;

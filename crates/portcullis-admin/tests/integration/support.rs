@@ -1,0 +1,170 @@
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use portcullis_admin::{metrics::Metrics, AdminParts, AppState};
+use portcullis_config::{AuthConfig, LimitsConfig};
+use portcullis_core::drain::Shutdown;
+use portcullis_core::{password, Clock, MasterKey, Role, SystemClock};
+use portcullis_store::{NewSession, NewUser, SqliteStore};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "correct-horse-battery-staple";
+pub const BODY_LIMIT: usize = 4096;
+
+/// One argon2 hash for every test user (hashing is the slow part).
+fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| password::hash(PASSWORD).unwrap())
+}
+
+pub struct Harness {
+    pub router: Router,
+    pub state: AppState,
+    pub db_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("admin.db");
+        let store = Arc::new(SqliteStore::open(&db_path).await.unwrap());
+        let (router, state) = portcullis_admin::build(AdminParts {
+            store,
+            clock: Arc::new(SystemClock),
+            master_key: Arc::new(MasterKey::generate()),
+            jwt_secret: vec![9u8; 32],
+            auth: AuthConfig {
+                token_ttl: Duration::from_secs(3600),
+                login_max_failures_per_user: 5,
+                login_max_failures_per_addr: 20,
+                login_window: Duration::from_secs(900),
+            },
+            limits: LimitsConfig {
+                admin_body_bytes: BODY_LIMIT,
+            },
+            shutdown: Shutdown::new(),
+            metrics: Arc::new(Metrics::new()),
+        })
+        .unwrap();
+        Self {
+            router,
+            state,
+            db_path,
+            _dir: dir,
+        }
+    }
+
+    /// Creates a user with [`PASSWORD`] and returns (user id, session token).
+    pub async fn user(&self, name: &str, role: Role) -> (String, String) {
+        let user = self
+            .state
+            .store
+            .create_user(
+                NewUser {
+                    username: name.into(),
+                    password_hash: password_hash().into(),
+                    role,
+                    must_change_password: false,
+                },
+                SystemClock.now(),
+            )
+            .await
+            .unwrap();
+        let token = self.session(&user.id).await;
+        (user.id, token)
+    }
+
+    /// A new session token for a user, as login would issue.
+    pub async fn session(&self, user_id: &str) -> String {
+        let now = SystemClock.now();
+        let (token, claims) = self.state.tokens.issue(user_id, now).unwrap();
+        let expires_at = jiff::Timestamp::from_second(claims.exp).unwrap();
+        self.state
+            .store
+            .create_session(
+                NewSession {
+                    id: claims.jti,
+                    user_id: user_id.into(),
+                    expires_at,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        token
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(request(method, path, token, body)).await
+    }
+}
+
+pub fn request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let mut req = match body {
+        Some(v) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    };
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    req
+}
+
+/// Asserts the admin error shape and returns the code.
+pub fn error_code(reply: &Reply) -> String {
+    let code = reply.body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {}", reply.text));
+    assert!(
+        reply.body["error"]["message"].is_string(),
+        "error without message: {}",
+        reply.text
+    );
+    code.to_owned()
+}

@@ -1,0 +1,102 @@
+//! The configuration as written: plain serde types, unknown fields refused.
+//! Defaults here are the documented defaults (docs/configuration.md).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// Control-plane address (admin API, UI, metrics, `/p/{proxy}`).
+    pub listen: String,
+    /// Where the SQLite database and generated secrets live.
+    pub data_dir: String,
+    /// `postgres://...` to use PostgreSQL instead of the embedded SQLite.
+    pub database_url: Option<String>,
+    /// `redis://...` for shared counters across replicas.
+    pub redis_url: Option<String>,
+    /// HMAC secret for admin session tokens; generated into the data dir if unset.
+    pub jwt_secret: Option<String>,
+    /// 32-byte master key (hex or base64); generated into the data dir if unset.
+    pub encryption_key: Option<String>,
+    /// Password of the first `admin` user; random and printed once if unset.
+    pub admin_password: Option<String>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Level or filter directives, e.g. `info` or `info,portcullis_admin=debug`.
+    pub log_level: String,
+    pub auth: RawAuth,
+    pub limits: RawLimits,
+    pub shutdown: RawShutdown,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "./data".into(),
+            database_url: None,
+            redis_url: None,
+            jwt_secret: None,
+            encryption_key: None,
+            admin_password: None,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            auth: RawAuth::default(),
+            limits: RawLimits::default(),
+            shutdown: RawShutdown::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    /// Lifetime of an admin session token.
+    pub token_ttl_secs: u64,
+    /// Failed logins allowed per user name within the window.
+    pub login_max_failures_per_user: u64,
+    /// Failed logins allowed per client address within the window.
+    pub login_max_failures_per_addr: u64,
+    pub login_window_secs: u64,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 3600,
+            login_max_failures_per_user: 5,
+            login_max_failures_per_addr: 20,
+            login_window_secs: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// Largest request body the admin API accepts.
+    pub admin_body_bytes: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            admin_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawShutdown {
+    /// How long in-flight requests may finish after SIGTERM.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 30,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+use super::*;
+use std::io::Write;
+
+fn vars(list: &[(&str, &str)]) -> VarList {
+    VarList(
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn load_yaml(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut file = tempfile::NamedTempFile::new().map_err(|source| ConfigError::Read {
+        path: "tmp".into(),
+        source,
+    })?;
+    file.write_all(yaml.as_bytes())
+        .map_err(|source| ConfigError::Read {
+            path: "tmp".into(),
+            source,
+        })?;
+    load(Some(file.path()), &vars(env), &Overrides::default())
+}
+
+fn message(result: Result<Config, ConfigError>) -> String {
+    match result {
+        Ok(_) => String::from("<accepted>"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_without_file_or_env() {
+    let config = load(None, &vars(&[]), &Overrides::default());
+    let Ok(config) = config else {
+        panic!("defaults must load")
+    };
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert!(
+        matches!(config.database, Database::Sqlite { ref path } if path.ends_with("portcullis.db"))
+    );
+    assert_eq!(config.auth.token_ttl.as_secs(), 3600);
+}
+
+#[test]
+fn env_overrides_file_and_flags_override_env() {
+    let yaml = "listen: 127.0.0.1:9000\nauth:\n  token_ttl_secs: 600\n";
+    let config = load_yaml(
+        yaml,
+        &[
+            ("PORTCULLIS_AUTH_TOKEN_TTL_SECS", "120"),
+            ("PORTCULLIS_LISTEN", "127.0.0.1:9001"),
+        ],
+    );
+    let Ok(config) = config else {
+        panic!("valid config")
+    };
+    assert_eq!(config.auth.token_ttl.as_secs(), 120);
+    assert_eq!(config.listen.port(), 9001);
+
+    let flags = Overrides {
+        listen: Some("127.0.0.1:9002".into()),
+        ..Default::default()
+    };
+    let config = load(
+        None,
+        &vars(&[("PORTCULLIS_LISTEN", "127.0.0.1:9001")]),
+        &flags,
+    );
+    assert_eq!(config.map(|c| c.listen.port()).ok(), Some(9002));
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let msg = message(load_yaml("auth:\n  token_tll_secs: 5\n", &[]));
+    assert!(
+        msg.contains("auth") && msg.contains("token_tll_secs"),
+        "{msg}"
+    );
+    let msg = message(load_yaml("listn: x\n", &[]));
+    assert!(msg.contains("listn"), "{msg}");
+}
+
+#[test]
+fn unknown_variables_and_bad_values_are_named() {
+    let msg = message(load(
+        None,
+        &vars(&[("PORTCULLIS_LISTN", "x")]),
+        &Overrides::default(),
+    ));
+    assert!(msg.contains("PORTCULLIS_LISTN"), "{msg}");
+    let msg = message(load(
+        None,
+        &vars(&[("PORTCULLIS_AUTH_TOKEN_TTL_SECS", "soon")]),
+        &Overrides::default(),
+    ));
+    assert!(
+        msg.contains("PORTCULLIS_AUTH_TOKEN_TTL_SECS") && msg.contains("integer"),
+        "{msg}"
+    );
+    let msg = message(load_yaml("auth:\n  token_ttl_secs: soon\n", &[]));
+    assert!(msg.contains("auth.token_ttl_secs"), "{msg}");
+    let msg = message(load_yaml("listen: nowhere\nlog_format: xml\n", &[]));
+    assert!(
+        msg.contains("listen") && msg.contains("log_format"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn secrets_are_checked_and_never_printed() {
+    let msg = message(load(
+        None,
+        &vars(&[("PORTCULLIS_ENCRYPTION_KEY", "tooshort")]),
+        &Overrides::default(),
+    ));
+    assert!(
+        msg.contains("encryption_key") && !msg.contains("tooshort"),
+        "{msg}"
+    );
+    let ok = load(
+        None,
+        &vars(&[(
+            "PORTCULLIS_DATABASE_URL",
+            "postgres://u:hunter2@127.0.0.1/test",
+        )]),
+        &Overrides::default(),
+    );
+    let Ok(config) = ok else {
+        panic!("postgres url accepted")
+    };
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn every_scalar_key_has_a_variable() {
+    let names: Vec<String> = all_variables().into_iter().map(|(v, _)| v).collect();
+    for expected in [
+        "PORTCULLIS_LISTEN",
+        "PORTCULLIS_DATA_DIR",
+        "PORTCULLIS_DATABASE_URL",
+        "PORTCULLIS_JWT_SECRET",
+        "PORTCULLIS_ENCRYPTION_KEY",
+        "PORTCULLIS_ADMIN_PASSWORD",
+        "PORTCULLIS_LIMITS_ADMIN_BODY_BYTES",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn the_example_config_in_the_repo_loads() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../portcullis.example.yaml");
+    let result = load(Some(&path), &vars(&[]), &Overrides::default());
+    assert!(result.is_ok(), "{}", message(result));
+}
+
+#[test]
+fn every_variable_is_documented() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    for (var, key) in all_variables() {
+        assert!(doc.contains(&format!("`{var}`")), "{var} is missing from docs/configuration.md");
+        assert!(doc.contains(&format!("`{key}`")), "{key} is missing from docs/configuration.md");
+    }
+}

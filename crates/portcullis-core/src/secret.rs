@@ -1,0 +1,253 @@
+//! Secret values and the master key that seals provider credentials at rest.
+//!
+//! Sealed values are `v1:<key id>:<base64(nonce || ciphertext+tag)>`, AES-256-GCM with
+//! a random 96-bit nonce. The caller passes associated data (the credential id) so a
+//! ciphertext copied onto another row fails to open.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A string that never shows itself in `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(***)")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretString)
+    }
+}
+
+/// A masked hint of a secret, safe to show: `sk-...abcd`.
+pub fn mask_hint(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 12 {
+        return "****".to_owned();
+    }
+    let head: String = chars
+        .iter()
+        .take_while(|c| **c != '-' && **c != '_')
+        .take(4)
+        .collect();
+    let head = if head.len() < chars.len() && matches!(chars.get(head.len()), Some('-' | '_')) {
+        chars[..=head.len()].iter().collect::<String>()
+    } else {
+        String::new()
+    };
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}...{tail}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("encryption key must be 32 bytes, given as 64 hex characters or base64 ({0})")]
+    BadKey(&'static str),
+    #[error("sealed value is malformed")]
+    Malformed,
+    #[error("sealed with master key {found} but the current master key is {current}")]
+    WrongKey { found: String, current: String },
+    #[error("sealed value failed authentication (tampered, or bound to another record)")]
+    Authentication,
+}
+
+/// The 256-bit master key.
+#[derive(Clone)]
+pub struct MasterKey {
+    cipher: Aes256Gcm,
+    id: String,
+    bytes: [u8; 32],
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey(id={})", self.id)
+    }
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let id = hex::encode(
+            &Sha256::digest([b"portcullis-master-key:".as_slice(), &bytes].concat())[..4],
+        );
+        let cipher = Aes256Gcm::new(&bytes.into());
+        Self { cipher, id, bytes }
+    }
+
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self::from_bytes(bytes)
+    }
+
+    /// Parses 64 hex characters or standard base64 of 32 bytes.
+    pub fn parse(text: &str) -> Result<Self, SecretError> {
+        let text = text.trim();
+        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(text).map_err(|_| SecretError::BadKey("invalid hex"))?
+        } else {
+            B64.decode(text)
+                .map_err(|_| SecretError::BadKey("neither hex nor base64"))?
+        };
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| SecretError::BadKey("wrong length"))?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    /// The key as base64, for writing the key file.
+    pub fn to_base64(&self) -> String {
+        B64.encode(self.bytes)
+    }
+
+    /// A short fingerprint stored beside sealed values; not secret.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn seal(&self, plaintext: &str, associated: &str) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let payload = Payload {
+            msg: plaintext.as_bytes(),
+            aad: associated.as_bytes(),
+        };
+        // Encryption with a valid 32-byte key and 12-byte nonce cannot fail for
+        // inputs under 64 GiB; map the impossible error to an empty ciphertext
+        // that will fail to open rather than panic.
+        let ciphertext = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .unwrap_or_default();
+        let mut blob = Vec::with_capacity(12 + ciphertext.len());
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ciphertext);
+        format!("v1:{}:{}", self.id, B64.encode(blob))
+    }
+
+    pub fn open(&self, sealed: &str, associated: &str) -> Result<SecretString, SecretError> {
+        let mut parts = sealed.splitn(3, ':');
+        let (Some("v1"), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SecretError::Malformed);
+        };
+        if key_id != self.id {
+            return Err(SecretError::WrongKey {
+                found: key_id.to_owned(),
+                current: self.id.clone(),
+            });
+        }
+        let blob = B64.decode(body).map_err(|_| SecretError::Malformed)?;
+        if blob.len() < 12 + 16 {
+            return Err(SecretError::Malformed);
+        }
+        let (nonce, ciphertext) = blob.split_at(12);
+        let plain = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretError::Authentication)?;
+        String::from_utf8(plain)
+            .map(SecretString)
+            .map_err(|_| SecretError::Malformed)
+    }
+}
+
+/// Key id recorded in a sealed value, without opening it.
+pub fn sealed_key_id(sealed: &str) -> Option<&str> {
+    let mut parts = sealed.splitn(3, ':');
+    match (parts.next(), parts.next()) {
+        (Some("v1"), Some(id)) => Some(id),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open_round_trip_and_bind_to_record() {
+        let key = MasterKey::generate();
+        let sealed = key.seal("sk-live-1234567890", "cred-1");
+        assert!(!sealed.contains("sk-live"));
+        assert_eq!(
+            key.open(&sealed, "cred-1")
+                .ok()
+                .map(|s| s.expose().to_owned()),
+            Some("sk-live-1234567890".into())
+        );
+        assert!(matches!(
+            key.open(&sealed, "cred-2"),
+            Err(SecretError::Authentication)
+        ));
+    }
+
+    #[test]
+    fn another_key_is_recognised_by_id() {
+        let a = MasterKey::generate();
+        let b = MasterKey::generate();
+        let sealed = a.seal("x", "id");
+        assert!(matches!(
+            b.open(&sealed, "id"),
+            Err(SecretError::WrongKey { .. })
+        ));
+        assert_eq!(sealed_key_id(&sealed), Some(a.id()));
+    }
+
+    #[test]
+    fn tampered_ciphertext_fails() {
+        let key = MasterKey::generate();
+        let sealed = key.seal("secret value", "id");
+        let mut bytes = sealed.into_bytes();
+        let last = bytes.len() - 3;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap_or_default();
+        assert!(key.open(&tampered, "id").is_err());
+    }
+
+    #[test]
+    fn parses_hex_and_base64_keys() {
+        let key = MasterKey::generate();
+        let again = MasterKey::parse(&key.to_base64())
+            .ok()
+            .map(|k| k.id().to_owned());
+        assert_eq!(again.as_deref(), Some(key.id()));
+        assert!(MasterKey::parse(&"ab".repeat(32)).is_ok());
+        assert!(MasterKey::parse("short").is_err());
+    }
+
+    #[test]
+    fn hints_show_only_prefix_and_last_four() {
+        assert_eq!(mask_hint("sk-proj-abcdefghijklmnop1234"), "sk-...1234");
+        assert_eq!(mask_hint("abcdefghijklmnopqrstuvwxyz"), "...wxyz");
+        assert_eq!(mask_hint("short"), "****");
+        assert!(!format!("{:?}", SecretString::new("hunter2")).contains("hunter2"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Storage for the control plane.
+//!
+//! One [`Store`] trait, two implementations that run the same SQL: SQLite (the
+//! embedded default, WAL mode) and PostgreSQL (for several replicas). Each back end
+//! has its own versioned migrations under `migrations/`. SQL is never assembled
+//! from values; every value is a bind parameter (`$1` works on both back ends).
+
+mod postgres;
+mod records;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
+use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ProviderKind, User};
+use portcullis_core::Role;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name is taken, or a record is still referenced.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored value the code cannot read back (hand-edited row, newer schema).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub must_change_password: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub user_id: String,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub group_id: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub scopes: Vec<KeyScope>,
+    pub expires_at: Option<Timestamp>,
+    pub created_by: String,
+}
+
+/// A credential to store; `sealed` is already encrypted by the caller, bound to `id`.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub id: String,
+    pub name: String,
+    pub provider: ProviderKind,
+    pub hint: String,
+    pub sealed: String,
+    pub master_key_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CredentialPatch {
+    pub name: Option<String>,
+    /// New secret: sealed value, hint and key id together.
+    pub secret: Option<(String, String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SealedCredential {
+    pub id: String,
+    pub sealed: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// Matches the action exactly, or every action under it when it ends in `.`.
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Entries with a smaller id (newest first pagination).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    async fn ping(&self) -> Result<()>;
+    async fn close(&self);
+
+    async fn create_user(&self, user: NewUser, now: Timestamp) -> Result<User>;
+    async fn user(&self, id: &str) -> Result<Option<User>>;
+    /// The user and their password hash, for login.
+    async fn user_with_hash(&self, username: &str) -> Result<Option<(User, String)>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn update_user(&self, id: &str, patch: UserPatch, now: Timestamp)
+        -> Result<Option<User>>;
+    async fn set_password(
+        &self,
+        id: &str,
+        hash: &str,
+        must_change: bool,
+        now: Timestamp,
+    ) -> Result<bool>;
+    async fn delete_user(&self, id: &str) -> Result<bool>;
+    /// Enabled users with the admin role.
+    async fn count_active_admins(&self) -> Result<u64>;
+    async fn record_login(&self, id: &str, now: Timestamp) -> Result<()>;
+
+    async fn create_session(&self, session: NewSession, now: Timestamp) -> Result<()>;
+    /// Whether the session exists, is not revoked and has not expired.
+    async fn session_active(&self, id: &str, now: Timestamp) -> Result<bool>;
+    async fn revoke_session(&self, id: &str, now: Timestamp) -> Result<()>;
+    /// Revokes every session of a user except `keep`.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64>;
+
+    async fn create_group(&self, name: &str, description: &str, now: Timestamp) -> Result<Group>;
+    async fn group(&self, id: &str) -> Result<Option<Group>>;
+    async fn list_groups(&self) -> Result<Vec<Group>>;
+    async fn update_group(
+        &self,
+        id: &str,
+        patch: GroupPatch,
+        now: Timestamp,
+    ) -> Result<Option<Group>>;
+    /// Refused with `Conflict` while keys still belong to the group.
+    async fn delete_group(&self, id: &str) -> Result<bool>;
+
+    async fn create_api_key(&self, key: NewApiKey, now: Timestamp) -> Result<ApiKey>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>>;
+    /// The key and its stored digest, by display prefix.
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<(ApiKey, String)>>;
+    async fn list_api_keys(&self, group_id: Option<&str>) -> Result<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<Option<ApiKey>>;
+    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()>;
+
+    async fn create_credential(
+        &self,
+        credential: NewCredential,
+        now: Timestamp,
+    ) -> Result<Credential>;
+    async fn credential(&self, id: &str) -> Result<Option<Credential>>;
+    async fn list_credentials(&self) -> Result<Vec<Credential>>;
+    async fn update_credential(
+        &self,
+        id: &str,
+        patch: CredentialPatch,
+        now: Timestamp,
+    ) -> Result<Option<Credential>>;
+    async fn delete_credential(&self, id: &str) -> Result<bool>;
+    async fn sealed_credentials(&self) -> Result<Vec<SealedCredential>>;
+    /// Replaces every sealed value in one transaction (master-key rotation).
+    async fn reseal_credentials(
+        &self,
+        resealed: Vec<SealedCredential>,
+        master_key_id: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Appends to the hash chain; appends are serialised so the chain never forks.
+    async fn append_audit(&self, draft: AuditDraft, now: Timestamp) -> Result<AuditEntry>;
+    /// Newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// Oldest first, ids above `after_id`, for verification.
+    async fn audit_chain(&self, after_id: i64, limit: u32) -> Result<Vec<StoredAuditRow>>;
+}
+
+pub type DynStore = Arc<dyn Store>;

@@ -1,0 +1,218 @@
+//! Rows as stored, and their conversion to domain records. The column types are
+//! ones both back ends decode alike (TEXT, 64-bit integers, booleans).
+
+use crate::{Result, StoreError};
+use jiff::Timestamp;
+use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
+use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, User};
+
+pub(crate) fn ms(ts: Timestamp) -> i64 {
+    ts.as_millisecond()
+}
+
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+pub(crate) fn scopes_text(scopes: &[KeyScope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    username: String,
+    role: String,
+    disabled: bool,
+    must_change_password: bool,
+    created_at: i64,
+    updated_at: i64,
+    last_login_at: Option<i64>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(User {
+            role: r
+                .role
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("user {}: {e}", r.id)))?,
+            id: r.id,
+            username: r.username,
+            disabled: r.disabled,
+            must_change_password: r.must_change_password,
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+            last_login_at: r.last_login_at.map(ts),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserHashRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub password_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct GroupRow {
+    id: String,
+    name: String,
+    description: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<GroupRow> for Group {
+    fn from(r: GroupRow) -> Self {
+        Group {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: String,
+    name: String,
+    group_id: String,
+    prefix: String,
+    scopes: String,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+    created_at: i64,
+    created_by: String,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(r: ApiKeyRow) -> Result<Self> {
+        let scopes = r
+            .scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<KeyScope>, _>>()
+            .map_err(|e| StoreError::Corrupt(format!("api key {}: {e}", r.id)))?;
+        Ok(ApiKey {
+            id: r.id,
+            name: r.name,
+            group_id: r.group_id,
+            prefix: r.prefix,
+            scopes,
+            expires_at: r.expires_at.map(ts),
+            revoked_at: r.revoked_at.map(ts),
+            last_used_at: r.last_used_at.map(ts),
+            created_at: ts(r.created_at),
+            created_by: r.created_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyHashRow {
+    #[sqlx(flatten)]
+    pub key: ApiKeyRow,
+    pub key_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CredentialRow {
+    id: String,
+    name: String,
+    provider: String,
+    hint: String,
+    master_key_id: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<CredentialRow> for Credential {
+    type Error = StoreError;
+    fn try_from(r: CredentialRow) -> Result<Self> {
+        Ok(Credential {
+            provider: r
+                .provider
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("credential {}: {e}", r.id)))?,
+            id: r.id,
+            name: r.name,
+            hint: r.hint,
+            master_key_id: r.master_key_id,
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    id: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    target: String,
+    details: String,
+    client_addr: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: r.id,
+            at: ts(r.at),
+            details: serde_json::from_str(&r.details)
+                .unwrap_or(serde_json::Value::String(r.details)),
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            client_addr: r.client_addr,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+impl From<AuditRow> for StoredAuditRow {
+    fn from(r: AuditRow) -> Self {
+        StoredAuditRow {
+            id: r.id,
+            at_ms: r.at,
+            draft: AuditDraft {
+                actor: r.actor,
+                action: r.action,
+                target: r.target,
+                details: r.details,
+                client_addr: r.client_addr,
+            },
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// Maps unique and foreign-key violations to a readable conflict.
+pub(crate) fn conflict(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("{what} already exists"))
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict(
+            format!("{what} refers to a record that does not exist, or is still in use"),
+        ),
+        _ => StoreError::Database(e),
+    }
+}

@@ -1,0 +1,379 @@
+//! The SQL shared by both back ends, written once. `impl_store!` expands the same
+//! method bodies for SQLite and PostgreSQL pools; each back end only adds how it
+//! connects and how it serialises audit appends.
+
+macro_rules! user_cols {
+    () => {
+        "id, username, role, disabled, must_change_password, created_at, updated_at, last_login_at"
+    };
+}
+macro_rules! group_cols {
+    () => {
+        "id, name, description, created_at, updated_at"
+    };
+}
+macro_rules! key_cols { () => { "id, name, group_id, prefix, scopes, expires_at, revoked_at, last_used_at, created_at, created_by" }; }
+macro_rules! cred_cols {
+    () => {
+        "id, name, provider, hint, master_key_id, created_at, updated_at"
+    };
+}
+macro_rules! audit_cols {
+    () => {
+        "id, at, actor, action, target, details, client_addr, prev_hash, hash"
+    };
+}
+
+macro_rules! impl_store {
+    ($store:ty, $backend:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> $crate::Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::Result<()> {
+                Self::migrator().run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn create_user(&self, user: $crate::NewUser, now: jiff::Timestamp) -> $crate::Result<portcullis_core::model::User> {
+                let id = portcullis_core::id::new_id();
+                sqlx::query("INSERT INTO users (id, username, password_hash, role, disabled, must_change_password, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
+                    .bind(&id)
+                    .bind(&user.username)
+                    .bind(&user.password_hash)
+                    .bind(user.role.as_str())
+                    .bind(false)
+                    .bind(user.must_change_password)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("user {:?}", user.username)))?;
+                self.user(&id).await?.ok_or_else(|| $crate::StoreError::Corrupt("user vanished after insert".into()))
+            }
+
+            async fn user(&self, id: &str) -> $crate::Result<Option<portcullis_core::model::User>> {
+                let q = concat!("SELECT ", user_cols!(), " FROM users WHERE id = $1");
+                sqlx::query_as::<_, UserRow>(q).bind(id).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
+            }
+
+            async fn user_with_hash(&self, username: &str) -> $crate::Result<Option<(portcullis_core::model::User, String)>> {
+                let q = concat!("SELECT ", user_cols!(), ", password_hash FROM users WHERE username = $1");
+                match sqlx::query_as::<_, UserHashRow>(q).bind(username).fetch_optional(&self.pool).await? {
+                    Some(row) => Ok(Some((row.user.try_into()?, row.password_hash))),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_users(&self) -> $crate::Result<Vec<portcullis_core::model::User>> {
+                let q = concat!("SELECT ", user_cols!(), " FROM users ORDER BY username");
+                sqlx::query_as::<_, UserRow>(q).fetch_all(&self.pool).await?.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn update_user(&self, id: &str, patch: $crate::UserPatch, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::model::User>> {
+                sqlx::query("UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), updated_at = $4 WHERE id = $1")
+                    .bind(id)
+                    .bind(patch.role.map(|r| r.as_str()))
+                    .bind(patch.disabled)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await?;
+                self.user(id).await
+            }
+
+            async fn set_password(&self, id: &str, hash: &str, must_change: bool, now: jiff::Timestamp) -> $crate::Result<bool> {
+                let done = sqlx::query("UPDATE users SET password_hash = $2, must_change_password = $3, updated_at = $4 WHERE id = $1")
+                    .bind(id)
+                    .bind(hash)
+                    .bind(must_change)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_user(&self, id: &str) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn count_active_admins(&self) -> $crate::Result<u64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = $1")
+                    .bind(false)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n.max(0) as u64)
+            }
+
+            async fn record_login(&self, id: &str, now: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1").bind(id).bind(ms(now)).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_session(&self, session: $crate::NewSession, now: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&session.id)
+                    .bind(&session.user_id)
+                    .bind(ms(now))
+                    .bind(ms(session.expires_at))
+                    .execute(&self.pool)
+                    .await?;
+                // Keep the table small: expired sessions are useless.
+                sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(ms(now)).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn session_active(&self, id: &str, now: jiff::Timestamp) -> $crate::Result<bool> {
+                let found: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2")
+                    .bind(id)
+                    .bind(ms(now))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(found.is_some())
+            }
+
+            async fn revoke_session(&self, id: &str, now: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL").bind(id).bind(ms(now)).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>, now: jiff::Timestamp) -> $crate::Result<u64> {
+                let done = sqlx::query("UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2)")
+                    .bind(user_id)
+                    .bind(keep)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn create_group(&self, name: &str, description: &str, now: jiff::Timestamp) -> $crate::Result<portcullis_core::model::Group> {
+                let id = portcullis_core::id::new_id();
+                sqlx::query("INSERT INTO groups (id, name, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
+                    .bind(&id)
+                    .bind(name)
+                    .bind(description)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("group {name:?}")))?;
+                self.group(&id).await?.ok_or_else(|| $crate::StoreError::Corrupt("group vanished after insert".into()))
+            }
+
+            async fn group(&self, id: &str) -> $crate::Result<Option<portcullis_core::model::Group>> {
+                let q = concat!("SELECT ", group_cols!(), " FROM groups WHERE id = $1");
+                Ok(sqlx::query_as::<_, GroupRow>(q).bind(id).fetch_optional(&self.pool).await?.map(Into::into))
+            }
+
+            async fn list_groups(&self) -> $crate::Result<Vec<portcullis_core::model::Group>> {
+                let q = concat!("SELECT ", group_cols!(), " FROM groups ORDER BY name");
+                Ok(sqlx::query_as::<_, GroupRow>(q).fetch_all(&self.pool).await?.into_iter().map(Into::into).collect())
+            }
+
+            async fn update_group(&self, id: &str, patch: $crate::GroupPatch, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::model::Group>> {
+                sqlx::query("UPDATE groups SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = $4 WHERE id = $1")
+                    .bind(id)
+                    .bind(patch.name.as_deref())
+                    .bind(patch.description.as_deref())
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("group {:?}", patch.name.as_deref().unwrap_or(""))))?;
+                self.group(id).await
+            }
+
+            async fn delete_group(&self, id: &str) -> $crate::Result<bool> {
+                let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE group_id = $1").bind(id).fetch_one(&self.pool).await?;
+                if keys > 0 {
+                    return Err($crate::StoreError::Conflict(format!("group still has {keys} API key(s); delete or move them first")));
+                }
+                let done = sqlx::query("DELETE FROM groups WHERE id = $1").bind(id).execute(&self.pool).await.map_err(conflict("group"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn create_api_key(&self, key: $crate::NewApiKey, now: jiff::Timestamp) -> $crate::Result<portcullis_core::model::ApiKey> {
+                let id = portcullis_core::id::new_id();
+                sqlx::query("INSERT INTO api_keys (id, name, group_id, prefix, key_hash, scopes, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                    .bind(&id)
+                    .bind(&key.name)
+                    .bind(&key.group_id)
+                    .bind(&key.prefix)
+                    .bind(&key.key_hash)
+                    .bind(scopes_text(&key.scopes))
+                    .bind(key.expires_at.map(ms))
+                    .bind(ms(now))
+                    .bind(&key.created_by)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict("API key"))?;
+                self.api_key(&id).await?.ok_or_else(|| $crate::StoreError::Corrupt("key vanished after insert".into()))
+            }
+
+            async fn api_key(&self, id: &str) -> $crate::Result<Option<portcullis_core::model::ApiKey>> {
+                let q = concat!("SELECT ", key_cols!(), " FROM api_keys WHERE id = $1");
+                sqlx::query_as::<_, ApiKeyRow>(q).bind(id).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
+            }
+
+            async fn api_key_by_prefix(&self, prefix: &str) -> $crate::Result<Option<(portcullis_core::model::ApiKey, String)>> {
+                let q = concat!("SELECT ", key_cols!(), ", key_hash FROM api_keys WHERE prefix = $1");
+                match sqlx::query_as::<_, ApiKeyHashRow>(q).bind(prefix).fetch_optional(&self.pool).await? {
+                    Some(row) => Ok(Some((row.key.try_into()?, row.key_hash))),
+                    None => Ok(None),
+                }
+            }
+
+            async fn list_api_keys(&self, group_id: Option<&str>) -> $crate::Result<Vec<portcullis_core::model::ApiKey>> {
+                let q = concat!("SELECT ", key_cols!(), " FROM api_keys WHERE ($1 IS NULL OR group_id = $1) ORDER BY created_at DESC, id DESC");
+                sqlx::query_as::<_, ApiKeyRow>(q).bind(group_id).fetch_all(&self.pool).await?.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn revoke_api_key(&self, id: &str, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::model::ApiKey>> {
+                sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL").bind(id).bind(ms(now)).execute(&self.pool).await?;
+                self.api_key(id).await
+            }
+
+            async fn touch_api_key(&self, id: &str, now: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(id).bind(ms(now)).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_credential(&self, c: $crate::NewCredential, now: jiff::Timestamp) -> $crate::Result<portcullis_core::model::Credential> {
+                sqlx::query("INSERT INTO credentials (id, name, provider, hint, sealed, master_key_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
+                    .bind(&c.id)
+                    .bind(&c.name)
+                    .bind(c.provider.as_str())
+                    .bind(&c.hint)
+                    .bind(&c.sealed)
+                    .bind(&c.master_key_id)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("credential {:?}", c.name)))?;
+                self.credential(&c.id).await?.ok_or_else(|| $crate::StoreError::Corrupt("credential vanished after insert".into()))
+            }
+
+            async fn credential(&self, id: &str) -> $crate::Result<Option<portcullis_core::model::Credential>> {
+                let q = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE id = $1");
+                sqlx::query_as::<_, CredentialRow>(q).bind(id).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_credentials(&self) -> $crate::Result<Vec<portcullis_core::model::Credential>> {
+                let q = concat!("SELECT ", cred_cols!(), " FROM credentials ORDER BY name");
+                sqlx::query_as::<_, CredentialRow>(q).fetch_all(&self.pool).await?.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn update_credential(&self, id: &str, patch: $crate::CredentialPatch, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::model::Credential>> {
+                let (sealed, hint, key_id) = match patch.secret {
+                    Some((s, h, k)) => (Some(s), Some(h), Some(k)),
+                    None => (None, None, None),
+                };
+                sqlx::query("UPDATE credentials SET name = COALESCE($2, name), sealed = COALESCE($3, sealed), hint = COALESCE($4, hint), master_key_id = COALESCE($5, master_key_id), updated_at = $6 WHERE id = $1")
+                    .bind(id)
+                    .bind(patch.name.as_deref())
+                    .bind(sealed)
+                    .bind(hint)
+                    .bind(key_id)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("credential {:?}", patch.name.as_deref().unwrap_or(""))))?;
+                self.credential(id).await
+            }
+
+            async fn delete_credential(&self, id: &str) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM credentials WHERE id = $1").bind(id).execute(&self.pool).await.map_err(conflict("credential"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn sealed_credentials(&self) -> $crate::Result<Vec<$crate::SealedCredential>> {
+                let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, sealed FROM credentials ORDER BY id").fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(|(id, sealed)| $crate::SealedCredential { id, sealed }).collect())
+            }
+
+            async fn reseal_credentials(&self, resealed: Vec<$crate::SealedCredential>, master_key_id: &str, now: jiff::Timestamp) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for c in &resealed {
+                    sqlx::query("UPDATE credentials SET sealed = $2, master_key_id = $3, updated_at = $4 WHERE id = $1")
+                        .bind(&c.id)
+                        .bind(&c.sealed)
+                        .bind(master_key_id)
+                        .bind(ms(now))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn append_audit(&self, draft: portcullis_core::audit::AuditDraft, now: jiff::Timestamp) -> $crate::Result<portcullis_core::audit::AuditEntry> {
+                // One writer at a time in this process; the back end's own lock
+                // covers other processes sharing the database.
+                let _guard = self.audit_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                Self::lock_audit_chain(&mut tx).await?;
+                let prev: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+                let prev = prev.unwrap_or_else(|| portcullis_core::audit::GENESIS.to_owned());
+                let at = ms(now);
+                let hash = portcullis_core::audit::entry_hash(&prev, at, &draft);
+                let q = concat!("INSERT INTO audit_log (at, actor, action, target, details, client_addr, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", audit_cols!());
+                let row = sqlx::query_as::<_, AuditRow>(q)
+                    .bind(at)
+                    .bind(&draft.actor)
+                    .bind(&draft.action)
+                    .bind(&draft.target)
+                    .bind(&draft.details)
+                    .bind(&draft.client_addr)
+                    .bind(&prev)
+                    .bind(&hash)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(row.into())
+            }
+
+            async fn list_audit(&self, f: &$crate::AuditFilter) -> $crate::Result<Vec<portcullis_core::audit::AuditEntry>> {
+                let (action_exact, action_prefix) = match f.action.as_deref() {
+                    Some(a) if a.ends_with('.') => (None, Some(format!("{}%", a.replace('%', "").replace('_', "\\_")))),
+                    Some(a) => (Some(a.to_owned()), None),
+                    None => (None, None),
+                };
+                let q = concat!(
+                    "SELECT ", audit_cols!(), " FROM audit_log WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
+                     AND ($3 IS NULL OR action LIKE $3 ESCAPE '\\') AND ($4 IS NULL OR target = $4) AND ($5 IS NULL OR at >= $5) \
+                     AND ($6 IS NULL OR at < $6) AND ($7 IS NULL OR id < $7) ORDER BY id DESC LIMIT $8"
+                );
+                let rows = sqlx::query_as::<_, AuditRow>(q)
+                    .bind(f.actor.as_deref())
+                    .bind(action_exact)
+                    .bind(action_prefix)
+                    .bind(f.target.as_deref())
+                    .bind(f.since.map(ms))
+                    .bind(f.until.map(ms))
+                    .bind(f.before_id)
+                    .bind(i64::from(f.limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn audit_chain(&self, after_id: i64, limit: u32) -> $crate::Result<Vec<portcullis_core::audit::StoredAuditRow>> {
+                let q = concat!("SELECT ", audit_cols!(), " FROM audit_log WHERE id > $1 ORDER BY id ASC LIMIT $2");
+                let rows = sqlx::query_as::<_, AuditRow>(q).bind(after_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;
+pub(crate) use {audit_cols, cred_cols, group_cols, key_cols, user_cols};

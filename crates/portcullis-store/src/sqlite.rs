@@ -1,0 +1,54 @@
+//! The embedded default: one SQLite file in WAL mode.
+
+use crate::records::*;
+use crate::sql::{audit_cols, cred_cols, group_cols, impl_store, key_cols, user_cols};
+use crate::Result;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    audit_lock: tokio::sync::Mutex<()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        let store = Self {
+            pool,
+            audit_lock: tokio::sync::Mutex::new(()),
+        };
+        crate::Store::migrate(&store).await?;
+        Ok(store)
+    }
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/sqlite")
+    }
+
+    /// Takes SQLite's write lock before reading the chain head, so a second process
+    /// (the CLI beside a running server) waits instead of forking the chain.
+    async fn lock_audit_chain(tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+        // A no-op write upgrades the transaction to a writer at once.
+        sqlx::query("UPDATE audit_log SET id = id WHERE 0")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+impl_store!(SqliteStore, crate::Backend::Sqlite);

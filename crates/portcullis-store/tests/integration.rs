@@ -1,0 +1,391 @@
+//! The same store suite against SQLite (temporary file) and PostgreSQL (a fresh
+//! schema in the `test` database; `TEST_DATABASE_URL` overrides the address).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step should stop the test"
+)]
+
+use jiff::Timestamp;
+use portcullis_core::audit::{AuditDraft, ChainVerifier};
+use portcullis_core::model::{KeyScope, ProviderKind};
+use portcullis_core::{api_key, MasterKey, Role};
+use portcullis_store::*;
+use std::future::Future;
+use std::sync::Arc;
+
+fn pg_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+/// Runs `suite` on both back ends.
+async fn on_both<F, Fut>(suite: F)
+where
+    F: Fn(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("test.db"))
+        .await
+        .unwrap();
+    suite(Arc::new(sqlite)).await;
+
+    let schema = format!("pcx_test_{}", uuid::Uuid::now_v7().simple());
+    let pg = PgStore::connect(&pg_url(), Some(&schema))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is required for store tests (make test starts one): {e}",
+                pg_url()
+            )
+        });
+    let pg = Arc::new(pg);
+    suite(pg.clone()).await;
+    pg.drop_schema(&schema).await.unwrap();
+    pg.close().await;
+}
+
+fn new_user(name: &str, role: Role) -> NewUser {
+    NewUser {
+        username: name.into(),
+        password_hash: "$argon2id$fake".into(),
+        role,
+        must_change_password: false,
+    }
+}
+
+#[tokio::test]
+async fn users_sessions_and_roles() {
+    on_both(|store| async move {
+        let admin = store
+            .create_user(new_user("admin", Role::Admin), t(0))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .create_user(new_user("admin", Role::ReadOnly), t(1))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let dev = store
+            .create_user(new_user("dev", Role::Developer), t(2))
+            .await
+            .unwrap();
+        assert_eq!(store.list_users().await.unwrap().len(), 2);
+        assert_eq!(store.count_active_admins().await.unwrap(), 1);
+
+        let (found, hash) = store.user_with_hash("dev").await.unwrap().unwrap();
+        assert_eq!(found.role, Role::Developer);
+        assert_eq!(hash, "$argon2id$fake");
+
+        let updated = store
+            .update_user(
+                &dev.id,
+                UserPatch {
+                    role: Some(Role::Admin),
+                    disabled: None,
+                },
+                t(3),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.role, Role::Admin);
+        assert_eq!(store.count_active_admins().await.unwrap(), 2);
+        store
+            .update_user(
+                &dev.id,
+                UserPatch {
+                    role: None,
+                    disabled: Some(true),
+                },
+                t(4),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.count_active_admins().await.unwrap(), 1);
+
+        store
+            .create_session(
+                NewSession {
+                    id: "s1".into(),
+                    user_id: admin.id.clone(),
+                    expires_at: t(100),
+                },
+                t(5),
+            )
+            .await
+            .unwrap();
+        store
+            .create_session(
+                NewSession {
+                    id: "s2".into(),
+                    user_id: admin.id.clone(),
+                    expires_at: t(100),
+                },
+                t(5),
+            )
+            .await
+            .unwrap();
+        assert!(store.session_active("s1", t(50)).await.unwrap());
+        assert!(
+            !store.session_active("s1", t(101)).await.unwrap(),
+            "expired session"
+        );
+        assert_eq!(
+            store
+                .revoke_user_sessions(&admin.id, Some("s2"), t(6))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(!store.session_active("s1", t(50)).await.unwrap());
+        assert!(store.session_active("s2", t(50)).await.unwrap());
+        store.revoke_session("s2", t(7)).await.unwrap();
+        assert!(!store.session_active("s2", t(50)).await.unwrap());
+
+        assert!(store
+            .set_password(&admin.id, "$argon2id$new", true, t(8))
+            .await
+            .unwrap());
+        let (user, hash) = store.user_with_hash("admin").await.unwrap().unwrap();
+        assert_eq!(hash, "$argon2id$new");
+        assert!(user.must_change_password);
+        assert!(store.delete_user(&dev.id).await.unwrap());
+        assert!(store.user(&dev.id).await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn groups_and_keys() {
+    on_both(|store| async move {
+        let group = store
+            .create_group("team-a", "first team", t(0))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_group("team-a", "", t(1)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let renamed = store
+            .update_group(
+                &group.id,
+                GroupPatch {
+                    name: Some("team-b".into()),
+                    description: None,
+                },
+                t(2),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.description.as_str()),
+            ("team-b", "first team")
+        );
+
+        let generated = api_key::generate();
+        let key = store
+            .create_api_key(
+                NewApiKey {
+                    name: "ci".into(),
+                    group_id: group.id.clone(),
+                    prefix: generated.prefix.clone(),
+                    key_hash: generated.hash.clone(),
+                    scopes: vec![KeyScope::Llm, KeyScope::Admin],
+                    expires_at: Some(t(1000)),
+                    created_by: "user:admin".into(),
+                },
+                t(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(key.scopes, vec![KeyScope::Llm, KeyScope::Admin]);
+        let (by_prefix, digest) = store
+            .api_key_by_prefix(&generated.prefix)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_prefix.id, key.id);
+        assert!(api_key::matches(&generated.plaintext, &digest));
+        assert_eq!(store.list_api_keys(Some(&group.id)).await.unwrap().len(), 1);
+        assert_eq!(store.list_api_keys(Some("nope")).await.unwrap().len(), 0);
+
+        // A group with keys cannot be deleted.
+        assert!(matches!(
+            store.delete_group(&group.id).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // A key for a missing group is refused.
+        let orphan = api_key::generate();
+        let refused = store
+            .create_api_key(
+                NewApiKey {
+                    name: "x".into(),
+                    group_id: "missing".into(),
+                    prefix: orphan.prefix,
+                    key_hash: orphan.hash,
+                    scopes: vec![KeyScope::Llm],
+                    expires_at: None,
+                    created_by: "t".into(),
+                },
+                t(4),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+
+        store.touch_api_key(&key.id, t(5)).await.unwrap();
+        let revoked = store.revoke_api_key(&key.id, t(6)).await.unwrap().unwrap();
+        assert_eq!(revoked.last_used_at, Some(t(5)));
+        assert_eq!(revoked.revoked_at, Some(t(6)));
+        assert!(!revoked.is_usable_at(t(7)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn credentials_are_stored_sealed_and_resealed() {
+    on_both(|store| async move {
+        let key = MasterKey::generate();
+        let id = portcullis_core::id::new_id();
+        let sealed = key.seal("sk-test-PLAINTEXT-0001", &id);
+        let cred = store
+            .create_credential(
+                NewCredential {
+                    id: id.clone(),
+                    name: "openai".into(),
+                    provider: ProviderKind::Openai,
+                    hint: "sk-...0001".into(),
+                    sealed,
+                    master_key_id: key.id().into(),
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(cred.hint, "sk-...0001");
+        let stored = store.sealed_credentials().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(!stored[0].sealed.contains("PLAINTEXT"));
+        assert_eq!(
+            key.open(&stored[0].sealed, &id).unwrap().expose(),
+            "sk-test-PLAINTEXT-0001"
+        );
+
+        let next = MasterKey::generate();
+        let resealed = stored
+            .iter()
+            .map(|c| SealedCredential {
+                id: c.id.clone(),
+                sealed: next.seal(key.open(&c.sealed, &c.id).unwrap().expose(), &c.id),
+            })
+            .collect();
+        store
+            .reseal_credentials(resealed, next.id(), t(1))
+            .await
+            .unwrap();
+        let after = store.sealed_credentials().await.unwrap();
+        assert_eq!(
+            next.open(&after[0].sealed, &id).unwrap().expose(),
+            "sk-test-PLAINTEXT-0001"
+        );
+        assert_eq!(
+            store.credential(&id).await.unwrap().unwrap().master_key_id,
+            next.id()
+        );
+        assert!(store.delete_credential(&id).await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_chain_appends_filters_and_verifies() {
+    on_both(|store| async move {
+        // Concurrent appends must still form one chain.
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let action = if i % 2 == 0 {
+                    "group.create"
+                } else {
+                    "key.create"
+                };
+                store
+                    .append_audit(
+                        AuditDraft::new("user:admin", action, format!("t:{i}")),
+                        t(i),
+                    )
+                    .await
+                    .unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let rows = store.audit_chain(0, 1000).await.unwrap();
+        assert_eq!(rows.len(), 20);
+        let mut verifier = ChainVerifier::default();
+        for row in &rows {
+            verifier.check(row).unwrap();
+        }
+
+        let groups = store
+            .list_audit(&AuditFilter {
+                action: Some("group.".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(groups.len(), 10);
+        assert!(groups.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        let page = store
+            .list_audit(&AuditFilter {
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let next = store
+            .list_audit(&AuditFilter {
+                limit: 5,
+                before_id: Some(page[4].id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(next[0].id < page[4].id);
+        let exact = store
+            .list_audit(&AuditFilter {
+                action: Some("key.create".into()),
+                target: Some("t:3".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(exact.len(), 1);
+        let none = store
+            .list_audit(&AuditFilter {
+                action: Some("group%".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "LIKE wildcards in the filter are literal");
+    })
+    .await;
+}

@@ -1,0 +1,131 @@
+"""Fixtures that run the real `portcullis` binary on loopback."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = os.environ.get("PCX_BIN") or str(Path.home() / ".cache/portcullis/target/debug/portcullis")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra=None):
+    """The process environment without PORTCULLIS_* variables, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    env.update(extra or {})
+    return env
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.text = body.decode("utf-8", "replace")
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+
+class Gateway:
+    """One `portcullis serve` process with its own data dir and port."""
+
+    def __init__(self, data_dir, env=None, args=()):
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = env or {}
+        self.args = list(args)
+        self.proc = None
+        self.stdout_path = self.data_dir.parent / f"stdout-{self.port}.log"
+        self.stderr_path = self.data_dir.parent / f"stderr-{self.port}.log"
+        self.seen = []  # every response body, to search for leaked secrets
+
+    def start(self):
+        self.stdout = open(self.stdout_path, "w")
+        self.stderr = open(self.stderr_path, "w")
+        cmd = [BIN, "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=self.stdout, stderr=self.stderr, env=clean_env(self.env))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.stderr_path.read_text()}")
+            try:
+                if self.request("GET", "/readyz").status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("gateway did not become ready")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        for f in (getattr(self, "stdout", None), getattr(self, "stderr", None)):
+            if f:
+                f.close()
+        return self.proc.returncode
+
+    def output(self):
+        return self.stdout_path.read_text()
+
+    def logs(self):
+        return self.stderr_path.read_text()
+
+    def first_password(self):
+        m = re.search(r"password:\s+(\S+)", self.output())
+        return m.group(1) if m else None
+
+    def request(self, method, path, body=None, token=None, headers=None):
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            hdrs.setdefault("content-type", "application/json")
+        if token:
+            hdrs["authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                resp = Response(r.status, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            resp = Response(e.code, e.headers, e.read())
+        self.seen.append(resp.text)
+        return resp
+
+    def login(self, username="admin", password=None):
+        r = self.request("POST", "/api/v1/auth/login", {"username": username, "password": password or self.first_password()})
+        assert r.status == 200, r.text
+        return r.json["token"]
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    started = []
+
+    def make(data_dir=None, env=None, args=()):
+        gw = Gateway(data_dir or tmp_path / "data", env=env, args=args)
+        started.append(gw)
+        return gw.start()
+
+    yield make
+    for gw in started:
+        gw.stop(sig=signal.SIGKILL) if gw.proc and gw.proc.poll() is None else None
+
+
+def run_cli(*args, data_dir, env=None, input=None):
+    return subprocess.run([BIN, *args, "--data-dir", str(data_dir)], capture_output=True, text=True, env=clean_env(env), input=input, timeout=60)
