@@ -34,7 +34,7 @@ unit: services ## Rust unit and integration tests (SQLite and PostgreSQL)
 	$(CARGO) test --workspace
 
 e2e: services pyenv ## The real binary driven by real clients
-	$(CARGO) build -p portcullis
+	$(CARGO) build -p portcullis -p mock-upstream
 	PCX_BIN=$(BIN_DEBUG) .venv/bin/python -m pytest tests/e2e -q
 
 services: ## Make sure PostgreSQL and Redis answer on loopback

@@ -129,3 +129,106 @@ def gateway(tmp_path):
 
 def run_cli(*args, data_dir, env=None, input=None):
     return subprocess.run([BIN, *args, "--data-dir", str(data_dir)], capture_output=True, text=True, env=clean_env(env), input=input, timeout=60)
+
+
+MOCK_BIN = os.environ.get("PCX_MOCK_BIN") or str(Path(BIN).parent / "mock-upstream")
+
+
+class Mock:
+    """The mock LLM provider, as a separate process."""
+
+    def __init__(self, tmp_path, expected_key=None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        args = [MOCK_BIN, "--listen", f"127.0.0.1:{self.port}"]
+        if expected_key:
+            args += ["--expected-key", expected_key]
+        self.log = open(tmp_path / f"mock-{self.port}.log", "w")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        assert "listening" in line, f"mock-upstream did not start: {line!r}"
+
+    def requests(self):
+        with urllib.request.urlopen(self.base + "/__mock/requests", timeout=5) as r:
+            return json.loads(r.read())
+
+    def clear(self):
+        urllib.request.urlopen(urllib.request.Request(self.base + "/__mock/requests", method="DELETE"), timeout=5).read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+UPSTREAM_SECRET = "sk-upstream-provider-secret-4242"
+
+
+@pytest.fixture
+def mock(tmp_path):
+    m = Mock(tmp_path, expected_key=UPSTREAM_SECRET)
+    yield m
+    m.stop()
+
+
+class Setup:
+    """A gateway with a group, a key, a credential and helpers to add proxies."""
+
+    def __init__(self, gw, mock):
+        self.gw = gw
+        self.mock = mock
+        self.token = gw.login()
+        self.group = self.admin("POST", "/api/v1/groups", {"name": "app-team"})["id"]
+        created = self.admin("POST", "/api/v1/keys", {"name": "app", "group_id": self.group})
+        self.key = created["key"]
+        self.key_id = created["api_key"]["id"]
+        self.openai_cred = self.admin("POST", "/api/v1/credentials", {"name": "openai", "provider": "openai", "secret": UPSTREAM_SECRET})["id"]
+        self.anthropic_cred = self.admin("POST", "/api/v1/credentials", {"name": "anthropic", "provider": "anthropic", "secret": UPSTREAM_SECRET})["id"]
+
+    def admin(self, method, path, body=None, expect=None):
+        r = self.gw.request(method, path, body, token=self.token)
+        if expect is not None:
+            assert r.status == expect, r.text
+        else:
+            assert r.status < 300, r.text
+        return r.json
+
+    def proxy(self, name, provider="openai", port=True, **fields):
+        spec = {
+            "name": name,
+            "provider": provider,
+            "upstream_url": self.mock.base,
+            "credential_id": self.anthropic_cred if provider == "anthropic" else self.openai_cred,
+            "auto_start": True,
+            **fields,
+        }
+        if port:
+            spec["listen_port"] = free_port()
+        p = self.admin("POST", "/api/v1/proxies", spec)
+        assert p["status"]["state"] == "running", p
+        p["base"] = f"http://127.0.0.1:{p['listen_port']}" if port else f"{self.gw.base}/p/{name}"
+        return p
+
+    def events(self, **query):
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        deadline = time.time() + 5
+        while True:
+            page = self.admin("GET", f"/api/v1/events?{qs}")
+            if page["events"] or time.time() > deadline:
+                return page["events"]
+            time.sleep(0.1)
+
+    def wait_events(self, n, **query):
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            events = self.events(**query)
+            if len(events) >= n:
+                return events
+            time.sleep(0.1)
+        raise AssertionError(f"fewer than {n} events: {events}")
+
+
+@pytest.fixture
+def setup(gateway, mock):
+    return Setup(gateway(), mock)

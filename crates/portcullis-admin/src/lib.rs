@@ -34,6 +34,7 @@ pub struct AdminParts {
     pub limits: LimitsConfig,
     pub shutdown: Shutdown,
     pub metrics: Arc<metrics::Metrics>,
+    pub data_plane: Arc<portcullis_proxy::DataPlane>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,7 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
         metrics: parts.metrics,
         access,
         shutdown: parts.shutdown,
+        data_plane: parts.data_plane,
     };
     let router = routes::router(specs)
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))

@@ -58,7 +58,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
+        Self::with_registry(Registry::default())
+    }
+
+    /// Control-plane metrics added to a registry others (the data plane) use too.
+    pub fn with_registry(mut registry: Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,

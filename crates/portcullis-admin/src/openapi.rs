@@ -29,6 +29,9 @@ impl Modify for BearerAuth {
         api::groups::list, api::groups::create, api::groups::get_one, api::groups::update, api::groups::remove,
         api::keys::list, api::keys::create, api::keys::get_one, api::keys::revoke,
         api::credentials::list, api::credentials::create, api::credentials::get_one, api::credentials::update, api::credentials::remove,
+        api::proxies::list, api::proxies::create, api::proxies::get_one, api::proxies::update, api::proxies::remove,
+        api::proxies::start, api::proxies::stop, api::proxies::restart,
+        api::events::list,
         api::audit::list, api::audit::verify,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode)),
@@ -40,6 +43,8 @@ impl Modify for BearerAuth {
         (name = "groups", description = "Teams that own API keys"),
         (name = "keys", description = "Virtual API keys"),
         (name = "credentials", description = "Provider credentials, encrypted at rest"),
+        (name = "proxies", description = "Proxy instances: definition, start, stop, status"),
+        (name = "events", description = "Proxied exchanges"),
         (name = "audit", description = "Tamper-evident audit log"),
     )
 )]

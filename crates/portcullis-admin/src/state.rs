@@ -6,6 +6,7 @@ use crate::routes::AccessTable;
 use portcullis_core::audit::AuditDraft;
 use portcullis_core::drain::Shutdown;
 use portcullis_core::{Clock, MasterKey};
+use portcullis_proxy::DataPlane;
 use portcullis_store::DynStore;
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub access: Arc<AccessTable>,
     pub shutdown: Shutdown,
+    pub data_plane: Arc<DataPlane>,
 }
 
 impl AppState {

@@ -164,7 +164,13 @@ fn every_variable_is_documented() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
     let doc = std::fs::read_to_string(path).unwrap_or_default();
     for (var, key) in all_variables() {
-        assert!(doc.contains(&format!("`{var}`")), "{var} is missing from docs/configuration.md");
-        assert!(doc.contains(&format!("`{key}`")), "{key} is missing from docs/configuration.md");
+        assert!(
+            doc.contains(&format!("`{var}`")),
+            "{var} is missing from docs/configuration.md"
+        );
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "{key} is missing from docs/configuration.md"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod drain;
 pub mod id;
 pub mod model;
 pub mod password;
+pub mod proxy;
 pub mod role;
 pub mod secret;
 pub mod telemetry;

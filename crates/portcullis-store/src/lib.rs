@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
 use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ProviderKind, User};
+use portcullis_core::proxy::{ManagedBy, Proxy, ProxyEvent, ProxySpec};
 use portcullis_core::Role;
 use std::sync::Arc;
 
@@ -117,6 +118,21 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub proxy_id: Option<String>,
+    pub group_id: Option<String>,
+    pub key_id: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    pub decision: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Events older than this id (ids are time-ordered); newest first.
+    pub before_id: Option<String>,
+    pub limit: u32,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -198,6 +214,28 @@ pub trait Store: Send + Sync + 'static {
         master_key_id: &str,
         now: Timestamp,
     ) -> Result<()>;
+
+    async fn create_proxy(
+        &self,
+        spec: &ProxySpec,
+        managed_by: ManagedBy,
+        now: Timestamp,
+    ) -> Result<Proxy>;
+    async fn proxy(&self, id: &str) -> Result<Option<Proxy>>;
+    async fn proxy_by_name(&self, name: &str) -> Result<Option<Proxy>>;
+    async fn list_proxies(&self) -> Result<Vec<Proxy>>;
+    async fn update_proxy(
+        &self,
+        id: &str,
+        spec: &ProxySpec,
+        now: Timestamp,
+    ) -> Result<Option<Proxy>>;
+    async fn delete_proxy(&self, id: &str) -> Result<bool>;
+
+    /// Writes a batch of events in one transaction.
+    async fn insert_events(&self, events: &[ProxyEvent]) -> Result<()>;
+    /// Newest first.
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<ProxyEvent>>;
 
     /// Appends to the hash chain; appends are serialised so the chain never forks.
     async fn append_audit(&self, draft: AuditDraft, now: Timestamp) -> Result<AuditEntry>;

@@ -1,7 +1,9 @@
 //! PostgreSQL, for several replicas sharing one state.
 
 use crate::records::*;
-use crate::sql::{audit_cols, cred_cols, group_cols, impl_store, key_cols, user_cols};
+use crate::sql::{
+    audit_cols, cred_cols, event_cols, group_cols, impl_store, key_cols, proxy_cols, user_cols,
+};
 use crate::Result;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};

@@ -5,6 +5,9 @@ use crate::{Result, StoreError};
 use jiff::Timestamp;
 use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
 use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, User};
+use portcullis_core::proxy::{
+    AuthMode, Decision, ManagedBy, Proxy, ProxyEvent, ProxyKind, ProxySpec,
+};
 
 pub(crate) fn ms(ts: Timestamp) -> i64 {
     ts.as_millisecond()
@@ -215,4 +218,135 @@ pub(crate) fn conflict(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
         ),
         _ => StoreError::Database(e),
     }
+}
+
+fn enum_from<T: serde::de::DeserializeOwned>(what: &str, id: &str, text: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("{what} {id}: unknown value {text:?}")))
+}
+
+pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProxyRow {
+    id: String,
+    name: String,
+    kind: String,
+    provider: String,
+    upstream_url: String,
+    credential_id: Option<String>,
+    listen_port: Option<i64>,
+    auth_mode: String,
+    auto_start: bool,
+    connect_timeout_ms: i64,
+    first_byte_timeout_ms: i64,
+    idle_timeout_ms: i64,
+    max_body_bytes: i64,
+    policies: String,
+    managed_by: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ProxyRow> for Proxy {
+    type Error = StoreError;
+    fn try_from(r: ProxyRow) -> Result<Self> {
+        let id = r.id.clone();
+        let spec = ProxySpec {
+            name: r.name,
+            kind: enum_from::<ProxyKind>("proxy", &id, &r.kind)?,
+            provider: r
+                .provider
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("proxy {id}: {e}")))?,
+            upstream_url: r.upstream_url,
+            credential_id: r.credential_id,
+            listen_port: r.listen_port.and_then(|p| u16::try_from(p).ok()),
+            auth_mode: enum_from::<AuthMode>("proxy", &id, &r.auth_mode)?,
+            auto_start: r.auto_start,
+            connect_timeout_ms: r.connect_timeout_ms.max(0) as u64,
+            first_byte_timeout_ms: r.first_byte_timeout_ms.max(0) as u64,
+            idle_timeout_ms: r.idle_timeout_ms.max(0) as u64,
+            max_body_bytes: r.max_body_bytes.max(0) as u64,
+            policies: serde_json::from_str(&r.policies)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: policies")))?,
+        };
+        Ok(Proxy {
+            id: r.id,
+            spec,
+            managed_by: enum_from::<ManagedBy>("proxy", &id, &r.managed_by)?,
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: String,
+    at: i64,
+    proxy_id: String,
+    proxy_name: String,
+    endpoint: String,
+    key_id: Option<String>,
+    group_id: Option<String>,
+    end_user: Option<String>,
+    model: Option<String>,
+    status: i64,
+    decision: String,
+    error: Option<String>,
+    stream: bool,
+    latency_us: i64,
+    ttft_us: Option<i64>,
+    overhead_us: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cached_tokens: i64,
+    request_bytes: i64,
+    response_bytes: i64,
+    findings: String,
+}
+
+fn unsigned(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+impl TryFrom<EventRow> for ProxyEvent {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self> {
+        let decision = enum_from::<Decision>("event", &r.id, &r.decision)?;
+        Ok(ProxyEvent {
+            at: ts(r.at),
+            proxy_id: r.proxy_id,
+            proxy_name: r.proxy_name,
+            endpoint: r.endpoint,
+            key_id: r.key_id,
+            group_id: r.group_id,
+            end_user: r.end_user,
+            model: r.model,
+            status: u16::try_from(r.status).unwrap_or(0),
+            decision,
+            error: r.error,
+            stream: r.stream,
+            latency_us: unsigned(r.latency_us),
+            ttft_us: r.ttft_us.map(unsigned),
+            overhead_us: unsigned(r.overhead_us),
+            input_tokens: unsigned(r.input_tokens),
+            output_tokens: unsigned(r.output_tokens),
+            cached_tokens: unsigned(r.cached_tokens),
+            request_bytes: unsigned(r.request_bytes),
+            response_bytes: unsigned(r.response_bytes),
+            findings: serde_json::from_str(&r.findings).unwrap_or(serde_json::Value::Array(vec![])),
+            id: r.id,
+        })
+    }
+}
+
+pub(crate) fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

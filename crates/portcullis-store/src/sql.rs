@@ -18,6 +18,8 @@ macro_rules! cred_cols {
         "id, name, provider, hint, master_key_id, created_at, updated_at"
     };
 }
+macro_rules! proxy_cols { () => { "id, name, kind, provider, upstream_url, credential_id, listen_port, auth_mode, auto_start, connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, max_body_bytes, policies, managed_by, created_at, updated_at" }; }
+macro_rules! event_cols { () => { "id, at, proxy_id, proxy_name, endpoint, key_id, group_id, end_user, model, status, decision, error, stream, latency_us, ttft_us, overhead_us, input_tokens, output_tokens, cached_tokens, request_bytes, response_bytes, findings" }; }
 macro_rules! audit_cols {
     () => {
         "id, at, actor, action, target, details, client_addr, prev_hash, hash"
@@ -315,6 +317,129 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn create_proxy(&self, spec: &portcullis_core::proxy::ProxySpec, managed_by: portcullis_core::proxy::ManagedBy, now: jiff::Timestamp) -> $crate::Result<portcullis_core::proxy::Proxy> {
+                let id = portcullis_core::id::new_id();
+                sqlx::query(concat!("INSERT INTO proxies (", proxy_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"))
+                    .bind(&id)
+                    .bind(&spec.name)
+                    .bind(enum_text(&spec.kind))
+                    .bind(spec.provider.as_str())
+                    .bind(&spec.upstream_url)
+                    .bind(spec.credential_id.as_deref())
+                    .bind(spec.listen_port.map(i64::from))
+                    .bind(enum_text(&spec.auth_mode))
+                    .bind(spec.auto_start)
+                    .bind(signed(spec.connect_timeout_ms))
+                    .bind(signed(spec.first_byte_timeout_ms))
+                    .bind(signed(spec.idle_timeout_ms))
+                    .bind(signed(spec.max_body_bytes))
+                    .bind(serde_json::to_string(&spec.policies).unwrap_or_else(|_| "[]".into()))
+                    .bind(enum_text(&managed_by))
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("proxy {:?} (or its port, or its credential)", spec.name)))?;
+                self.proxy(&id).await?.ok_or_else(|| $crate::StoreError::Corrupt("proxy vanished after insert".into()))
+            }
+
+            async fn proxy(&self, id: &str) -> $crate::Result<Option<portcullis_core::proxy::Proxy>> {
+                sqlx::query_as::<_, ProxyRow>(concat!("SELECT ", proxy_cols!(), " FROM proxies WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
+            }
+
+            async fn proxy_by_name(&self, name: &str) -> $crate::Result<Option<portcullis_core::proxy::Proxy>> {
+                sqlx::query_as::<_, ProxyRow>(concat!("SELECT ", proxy_cols!(), " FROM proxies WHERE name = $1")).bind(name).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_proxies(&self) -> $crate::Result<Vec<portcullis_core::proxy::Proxy>> {
+                sqlx::query_as::<_, ProxyRow>(concat!("SELECT ", proxy_cols!(), " FROM proxies ORDER BY name")).fetch_all(&self.pool).await?.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn update_proxy(&self, id: &str, spec: &portcullis_core::proxy::ProxySpec, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::proxy::Proxy>> {
+                sqlx::query("UPDATE proxies SET name = $2, kind = $3, provider = $4, upstream_url = $5, credential_id = $6, listen_port = $7, auth_mode = $8, auto_start = $9, connect_timeout_ms = $10, first_byte_timeout_ms = $11, idle_timeout_ms = $12, max_body_bytes = $13, policies = $14, updated_at = $15 WHERE id = $1")
+                    .bind(id)
+                    .bind(&spec.name)
+                    .bind(enum_text(&spec.kind))
+                    .bind(spec.provider.as_str())
+                    .bind(&spec.upstream_url)
+                    .bind(spec.credential_id.as_deref())
+                    .bind(spec.listen_port.map(i64::from))
+                    .bind(enum_text(&spec.auth_mode))
+                    .bind(spec.auto_start)
+                    .bind(signed(spec.connect_timeout_ms))
+                    .bind(signed(spec.first_byte_timeout_ms))
+                    .bind(signed(spec.idle_timeout_ms))
+                    .bind(signed(spec.max_body_bytes))
+                    .bind(serde_json::to_string(&spec.policies).unwrap_or_else(|_| "[]".into()))
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("proxy {:?} (or its port, or its credential)", spec.name)))?;
+                self.proxy(id).await
+            }
+
+            async fn delete_proxy(&self, id: &str) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM proxies WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_events(&self, events: &[portcullis_core::proxy::ProxyEvent]) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for e in events {
+                    sqlx::query(concat!("INSERT INTO events (", event_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (id) DO NOTHING"))
+                        .bind(&e.id)
+                        .bind(ms(e.at))
+                        .bind(&e.proxy_id)
+                        .bind(&e.proxy_name)
+                        .bind(&e.endpoint)
+                        .bind(e.key_id.as_deref())
+                        .bind(e.group_id.as_deref())
+                        .bind(e.end_user.as_deref())
+                        .bind(e.model.as_deref())
+                        .bind(i64::from(e.status))
+                        .bind(e.decision.as_str())
+                        .bind(e.error.as_deref())
+                        .bind(e.stream)
+                        .bind(signed(e.latency_us))
+                        .bind(e.ttft_us.map(signed))
+                        .bind(signed(e.overhead_us))
+                        .bind(signed(e.input_tokens))
+                        .bind(signed(e.output_tokens))
+                        .bind(signed(e.cached_tokens))
+                        .bind(signed(e.request_bytes))
+                        .bind(signed(e.response_bytes))
+                        .bind(e.findings.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_events(&self, f: &$crate::EventFilter) -> $crate::Result<Vec<portcullis_core::proxy::ProxyEvent>> {
+                let q = concat!(
+                    "SELECT ", event_cols!(), " FROM events WHERE ($1 IS NULL OR proxy_id = $1) AND ($2 IS NULL OR group_id = $2) \
+                     AND ($3 IS NULL OR key_id = $3) AND ($4 IS NULL OR model = $4) AND ($5 IS NULL OR status = $5) \
+                     AND ($6 IS NULL OR decision = $6) AND ($7 IS NULL OR at >= $7) AND ($8 IS NULL OR at < $8) \
+                     AND ($9 IS NULL OR id < $9) ORDER BY id DESC LIMIT $10"
+                );
+                sqlx::query_as::<_, EventRow>(q)
+                    .bind(f.proxy_id.as_deref())
+                    .bind(f.group_id.as_deref())
+                    .bind(f.key_id.as_deref())
+                    .bind(f.model.as_deref())
+                    .bind(f.status.map(i64::from))
+                    .bind(f.decision.as_deref())
+                    .bind(f.since.map(ms))
+                    .bind(f.until.map(ms))
+                    .bind(f.before_id.as_deref())
+                    .bind(i64::from(f.limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(TryInto::try_into)
+                    .collect()
+            }
+
             async fn append_audit(&self, draft: portcullis_core::audit::AuditDraft, now: jiff::Timestamp) -> $crate::Result<portcullis_core::audit::AuditEntry> {
                 // One writer at a time in this process; the back end's own lock
                 // covers other processes sharing the database.
@@ -376,4 +501,4 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
-pub(crate) use {audit_cols, cred_cols, group_cols, key_cols, user_cols};
+pub(crate) use {audit_cols, cred_cols, event_cols, group_cols, key_cols, proxy_cols, user_cols};

@@ -1,7 +1,9 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 use crate::records::*;
-use crate::sql::{audit_cols, cred_cols, group_cols, impl_store, key_cols, user_cols};
+use crate::sql::{
+    audit_cols, cred_cols, event_cols, group_cols, impl_store, key_cols, proxy_cols, user_cols,
+};
 use crate::Result;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};

@@ -389,3 +389,148 @@ async fn audit_chain_appends_filters_and_verifies() {
     })
     .await;
 }
+
+fn spec(name: &str, port: Option<u16>) -> portcullis_core::proxy::ProxySpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "provider": "openai", "upstream_url": "http://127.0.0.1:9", "listen_port": port, "policies": ["llm-standard-security"]
+    }))
+    .unwrap()
+}
+
+fn event(i: u16, proxy: &str, group: &str, model: &str) -> portcullis_core::proxy::ProxyEvent {
+    portcullis_core::proxy::ProxyEvent {
+        id: portcullis_core::id::new_id(),
+        at: t(i64::from(i)),
+        proxy_id: proxy.into(),
+        proxy_name: "p".into(),
+        endpoint: "chat_completions".into(),
+        key_id: Some("k".into()),
+        group_id: Some(group.into()),
+        end_user: None,
+        model: Some(model.into()),
+        status: if i.is_multiple_of(5) { 502 } else { 200 },
+        decision: portcullis_core::proxy::Decision::Allowed,
+        error: None,
+        stream: i.is_multiple_of(2),
+        latency_us: 1000 + u64::from(i),
+        ttft_us: Some(500),
+        overhead_us: 80,
+        input_tokens: 10,
+        output_tokens: 5,
+        cached_tokens: 0,
+        request_bytes: 100,
+        response_bytes: 200,
+        findings: serde_json::json!([]),
+    }
+}
+
+#[tokio::test]
+async fn proxies_and_events() {
+    use portcullis_core::proxy::ManagedBy;
+    on_both(|store| async move {
+        let p = store
+            .create_proxy(&spec("alpha", Some(18123)), ManagedBy::Api, t(0))
+            .await
+            .unwrap();
+        assert_eq!(p.spec.policies, vec!["llm-standard-security".to_owned()]);
+        assert_eq!(p.spec.listen_port, Some(18123));
+        assert!(matches!(
+            store
+                .create_proxy(&spec("alpha", None), ManagedBy::Api, t(1))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(
+            matches!(
+                store
+                    .create_proxy(&spec("beta", Some(18123)), ManagedBy::Api, t(1))
+                    .await,
+                Err(StoreError::Conflict(_))
+            ),
+            "ports are unique"
+        );
+        let mut changed = p.spec.clone();
+        changed.auto_start = true;
+        changed.listen_port = None;
+        let updated = store
+            .update_proxy(&p.id, &changed, t(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(updated.spec.auto_start && updated.spec.listen_port.is_none());
+        assert_eq!(
+            store.proxy_by_name("alpha").await.unwrap().unwrap().id,
+            p.id
+        );
+
+        let batch: Vec<_> = (0..30)
+            .map(|i| {
+                event(
+                    i,
+                    &p.id,
+                    if i < 10 { "g1" } else { "g2" },
+                    if i % 3 == 0 { "gpt-4o" } else { "gpt-4o-mini" },
+                )
+            })
+            .collect();
+        store.insert_events(&batch).await.unwrap();
+        store.insert_events(&batch[..2]).await.unwrap(); // replays are ignored
+        let all = store
+            .list_events(&EventFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 30);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+        let g1 = store
+            .list_events(&EventFilter {
+                group_id: Some("g1".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(g1.len(), 10);
+        let errors = store
+            .list_events(&EventFilter {
+                status: Some(502),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(errors.len(), 6);
+        let gpt4o = store
+            .list_events(&EventFilter {
+                model: Some("gpt-4o".into()),
+                since: Some(t(10)),
+                until: Some(t(20)),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(gpt4o.len(), 3, "12, 15 and 18");
+        let page = store
+            .list_events(&EventFilter {
+                limit: 7,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let next = store
+            .list_events(&EventFilter {
+                limit: 100,
+                before_id: Some(page[6].id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len() + next.len(), 30);
+        assert_eq!(all[0].findings, serde_json::json!([]));
+        assert!(store.delete_proxy(&p.id).await.unwrap());
+    })
+    .await;
+}

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Control-plane address, e.g. 127.0.0.1:8080. Overrides `listen` / PORTCULLIS_LISTEN.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Try it without a provider key: add a `demo` group, a fresh key and a `demo`
+    /// LLM proxy backed by a built-in mock provider, and print a curl that works.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]

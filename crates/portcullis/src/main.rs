@@ -4,6 +4,7 @@
 mod bootstrap;
 mod cli;
 mod commands;
+mod demo;
 
 use clap::Parser;
 use std::process::ExitCode;

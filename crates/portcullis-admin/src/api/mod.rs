@@ -3,8 +3,10 @@
 pub mod audit;
 pub mod auth;
 pub mod credentials;
+pub mod events;
 pub mod groups;
 pub mod keys;
+pub mod proxies;
 pub mod system;
 pub mod users;
 

@@ -195,17 +195,21 @@ async fn declared_access_is_as_reviewed() {
     let expected = "\
 DELETE /api/v1/credentials/{id} admin
 DELETE /api/v1/groups/{id} developer
+DELETE /api/v1/proxies/{id} developer
 DELETE /api/v1/users/{id} admin
 GET    /api/v1/audit read_only
 GET    /api/v1/audit/verify read_only
 GET    /api/v1/auth/me read_only
 GET    /api/v1/credentials read_only
 GET    /api/v1/credentials/{id} read_only
+GET    /api/v1/events read_only
 GET    /api/v1/groups read_only
 GET    /api/v1/groups/{id} read_only
 GET    /api/v1/keys read_only
 GET    /api/v1/keys/{id} read_only
 GET    /api/v1/openapi.json public
+GET    /api/v1/proxies read_only
+GET    /api/v1/proxies/{id} read_only
 GET    /api/v1/users admin
 GET    /api/v1/users/{id} admin
 GET    /healthz public
@@ -213,6 +217,7 @@ GET    /metrics public
 GET    /readyz public
 PATCH  /api/v1/credentials/{id} admin
 PATCH  /api/v1/groups/{id} developer
+PATCH  /api/v1/proxies/{id} developer
 PATCH  /api/v1/users/{id} admin
 POST   /api/v1/auth/change-password read_only
 POST   /api/v1/auth/login public
@@ -221,6 +226,10 @@ POST   /api/v1/credentials admin
 POST   /api/v1/groups developer
 POST   /api/v1/keys developer
 POST   /api/v1/keys/{id}/revoke developer
+POST   /api/v1/proxies developer
+POST   /api/v1/proxies/{id}/restart developer
+POST   /api/v1/proxies/{id}/start developer
+POST   /api/v1/proxies/{id}/stop developer
 POST   /api/v1/users admin
 POST   /api/v1/users/{id}/password admin";
     assert_eq!(table.join("\n"), expected);

@@ -7,6 +7,10 @@ use portcullis_admin::{metrics::Metrics, AdminParts, AppState};
 use portcullis_config::{AuthConfig, LimitsConfig};
 use portcullis_core::drain::Shutdown;
 use portcullis_core::{password, Clock, MasterKey, Role, SystemClock};
+use portcullis_proxy::keys::KeyAuthenticator;
+use portcullis_proxy::metrics::ProxyMetrics;
+use portcullis_proxy::relay::Relay;
+use portcullis_proxy::DataPlane;
 use portcullis_store::{NewSession, NewUser, SqliteStore};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -41,11 +45,36 @@ impl Harness {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("admin.db");
-        let store = Arc::new(SqliteStore::open(&db_path).await.unwrap());
+        let store: portcullis_store::DynStore =
+            Arc::new(SqliteStore::open(&db_path).await.unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let master_key = Arc::new(MasterKey::generate());
+        let mut registry = prometheus_client::registry::Registry::default();
+        let proxy_metrics = ProxyMetrics::register(&mut registry);
+        let (events, _writer) = portcullis_proxy::events::start(
+            store.clone(),
+            proxy_metrics.events_dropped.clone(),
+            proxy_metrics.events_write_failures.clone(),
+            Shutdown::new(),
+        );
+        let relay = Arc::new(Relay {
+            keys: Arc::new(KeyAuthenticator::new(store.clone(), clock.clone())),
+            events,
+            clock: clock.clone(),
+        });
+        let data_plane = DataPlane::new(
+            relay,
+            store.clone(),
+            clock.clone(),
+            master_key.clone(),
+            proxy_metrics,
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            Duration::from_secs(5),
+        );
         let (router, state) = portcullis_admin::build(AdminParts {
             store,
-            clock: Arc::new(SystemClock),
-            master_key: Arc::new(MasterKey::generate()),
+            clock,
+            master_key,
             jwt_secret: vec![9u8; 32],
             auth: AuthConfig {
                 token_ttl: Duration::from_secs(3600),
@@ -57,7 +86,8 @@ impl Harness {
                 admin_body_bytes: BODY_LIMIT,
             },
             shutdown: Shutdown::new(),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::with_registry(registry)),
+            data_plane,
         })
         .unwrap();
         Self {

@@ -7,6 +7,10 @@ use anyhow::{Context, Result};
 use portcullis_admin::{metrics::Metrics, AdminParts};
 use portcullis_core::drain::Shutdown;
 use portcullis_core::{Clock, SystemClock};
+use portcullis_proxy::keys::KeyAuthenticator;
+use portcullis_proxy::metrics::ProxyMetrics;
+use portcullis_proxy::relay::Relay;
+use portcullis_proxy::DataPlane;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -27,18 +31,55 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let pid_file = PidFile::create(&opened.config.data_dir)?;
 
     let shutdown = Shutdown::new();
-    let (router, _state) = portcullis_admin::build(AdminParts {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let proxy_metrics = ProxyMetrics::register(&mut registry);
+    let metrics = Arc::new(Metrics::with_registry(registry));
+    // Events outlive the drain: their writer stops only after the proxies have.
+    let events_shutdown = Shutdown::new();
+    let (events, event_writer) = portcullis_proxy::events::start(
+        opened.store.clone(),
+        proxy_metrics.events_dropped.clone(),
+        proxy_metrics.events_write_failures.clone(),
+        events_shutdown.clone(),
+    );
+    let relay = Arc::new(Relay {
+        keys: Arc::new(KeyAuthenticator::new(opened.store.clone(), clock.clone())),
+        events,
+        clock: clock.clone(),
+    });
+    let master_key = Arc::new(opened.master_key);
+    let data_plane = DataPlane::new(
+        relay,
+        opened.store.clone(),
+        clock.clone(),
+        master_key.clone(),
+        proxy_metrics,
+        listen.ip(),
+        drain_timeout,
+    );
+    let (admin_router, _state) = portcullis_admin::build(AdminParts {
         store: opened.store.clone(),
         clock,
-        master_key: Arc::new(opened.master_key),
+        master_key,
         jwt_secret: opened.jwt_secret,
         auth: opened.config.auth.clone(),
         limits: opened.config.limits.clone(),
         shutdown: shutdown.clone(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
+        data_plane: data_plane.clone(),
     })?;
+    let router = admin_router.merge(data_plane.gateway_router());
+    let demo = match args.demo {
+        true => Some(crate::demo::prepare(&opened.store, &SystemClock).await?),
+        false => None,
+    };
+    data_plane.start_auto().await?;
 
-    print_banner(bound, first_password.as_deref());
+    print_banner(
+        bound,
+        first_password.as_deref(),
+        demo.as_ref().map(|d| d.key.as_str()),
+    );
     tracing::info!(address = %bound, "portcullis listening");
 
     tokio::spawn(watch_signals(shutdown.clone()));
@@ -57,11 +98,19 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         deadline_secs = drain_timeout.as_secs(),
         "shutting down: draining in-flight requests"
     );
-    match tokio::time::timeout(drain_timeout, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("drained"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error while draining"),
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-        Err(_) => tracing::warn!("drain deadline passed; closing remaining connections"),
+    let gateway = async {
+        match tokio::time::timeout(drain_timeout, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error while draining"),
+            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Err(_) => tracing::warn!("drain deadline passed; closing remaining connections"),
+        }
+    };
+    tokio::join!(gateway, data_plane.stop_all());
+    tracing::info!("drained");
+    events_shutdown.trigger();
+    if let Err(e) = event_writer.await {
+        tracing::error!(error = %e, "event writer failed");
     }
     opened.store.close().await;
     drop(pid_file);
@@ -92,7 +141,7 @@ async fn watch_signals(shutdown: Shutdown) {
     std::process::exit(130);
 }
 
-fn print_banner(addr: SocketAddr, first_password: Option<&str>) {
+fn print_banner(addr: SocketAddr, first_password: Option<&str>, demo_key: Option<&str>) {
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
@@ -112,6 +161,20 @@ fn print_banner(addr: SocketAddr, first_password: Option<&str>) {
         println!("  This password is shown only once. Log in and change it:");
         println!("    curl -s {url}/api/v1/auth/login -H 'content-type: application/json' \\");
         println!("      -d '{{\"username\":\"admin\",\"password\":\"<password above>\"}}'");
+    }
+    if let Some(key) = demo_key {
+        println!();
+        println!("  Demo: an LLM proxy backed by a built-in mock provider. Try it:");
+        println!(
+            "    curl -s {url}/p/{}/v1/chat/completions \\",
+            crate::demo::PROXY
+        );
+        println!("      -H 'authorization: Bearer {key}' -H 'content-type: application/json' \\");
+        println!("      -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'");
+        println!(
+            "  Or point the OpenAI SDK at base_url={url}/p/{}/v1 with that key.",
+            crate::demo::PROXY
+        );
     }
     println!("{rule}");
 }

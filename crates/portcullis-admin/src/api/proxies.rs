@@ -1,0 +1,207 @@
+//! Proxy instances: define, change, start, stop, and see their status.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_core::proxy::{ManagedBy, Proxy, ProxySpec, ProxyStatus};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProxyView {
+    #[serde(flatten)]
+    pub proxy: Proxy,
+    pub status: ProxyStatus,
+}
+
+fn view(state: &AppState, proxy: Proxy) -> ProxyView {
+    let status = state.data_plane.status(&proxy);
+    ProxyView { proxy, status }
+}
+
+async fn load(state: &AppState, id: &str) -> ApiResult<Proxy> {
+    state
+        .store
+        .proxy(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("proxy"))
+}
+
+async fn check(state: &AppState, spec: &ProxySpec) -> ApiResult<()> {
+    let mut problems = spec.problems();
+    if let Some(id) = &spec.credential_id {
+        if state.store.credential(id).await?.is_none() {
+            problems.push("credential_id: no such credential".into());
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(problems.join("; ")))
+    }
+}
+
+fn file_managed(proxy: &Proxy) -> ApiResult<()> {
+    match proxy.managed_by {
+        ManagedBy::Api => Ok(()),
+        ManagedBy::File => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this proxy is declared in the configuration file; change it there and reload",
+        )),
+    }
+}
+
+fn start_failed(e: portcullis_proxy::StartError) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!("the proxy could not start: {e}"),
+    )
+}
+
+/// Every proxy with its status.
+#[utoipa::path(get, path = "/api/v1/proxies", tag = "proxies", responses((status = 200, body = [ProxyView])))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ProxyView>>> {
+    let proxies = state.store.list_proxies().await?;
+    Ok(Json(proxies.into_iter().map(|p| view(&state, p)).collect()))
+}
+
+/// Defines a proxy; starts it at once when `auto_start` is set.
+#[utoipa::path(post, path = "/api/v1/proxies", tag = "proxies", request_body = ProxySpec,
+    responses((status = 201, body = ProxyView), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(spec): ApiJson<ProxySpec>,
+) -> ApiResult<(StatusCode, Json<ProxyView>)> {
+    check(&state, &spec).await?;
+    let proxy = state
+        .store
+        .create_proxy(&spec, ManagedBy::Api, state.clock.now())
+        .await?;
+    state.audit(caller.draft("proxy.create", format!("proxy:{}", proxy.spec.name)).details(json!({"id": proxy.id, "upstream_url": proxy.spec.upstream_url, "provider": proxy.spec.provider}))).await;
+    if proxy.spec.auto_start {
+        // A failure to start is visible in the status; the definition stands.
+        let _ = state.data_plane.start(&proxy).await;
+    }
+    Ok((StatusCode::CREATED, Json(view(&state, proxy))))
+}
+
+/// One proxy with its status.
+#[utoipa::path(get, path = "/api/v1/proxies/{id}", tag = "proxies", params(("id" = String, Path)), responses((status = 200, body = ProxyView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProxyView>> {
+    let proxy = load(&state, &id).await?;
+    Ok(Json(view(&state, proxy)))
+}
+
+/// Changes some fields of a proxy; a running proxy restarts with them.
+#[utoipa::path(patch, path = "/api/v1/proxies/{id}", tag = "proxies", params(("id" = String, Path)), request_body = Object,
+    responses((status = 200, body = ProxyView), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<ProxyView>> {
+    let current = load(&state, &id).await?;
+    file_managed(&current)?;
+    let mut merged = serde_json::to_value(&current.spec).map_err(|_| ApiError::internal())?;
+    if let Some(fields) = merged.as_object_mut() {
+        for (k, v) in &patch {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+    let spec: ProxySpec = serde_path_to_error::deserialize(merged)
+        .map_err(|e| ApiError::bad_request(format!("{}: {}", e.path(), e.inner())))?;
+    check(&state, &spec).await?;
+    let was_running = state.data_plane.lookup(&current.spec.name).is_some();
+    let proxy = state
+        .store
+        .update_proxy(&id, &spec, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("proxy"))?;
+    state
+        .audit(
+            caller
+                .draft("proxy.update", format!("proxy:{}", proxy.spec.name))
+                .details(json!({"changed": patch.keys().collect::<Vec<_>>()})),
+        )
+        .await;
+    if was_running {
+        state.data_plane.stop(&current).await;
+        let _ = state.data_plane.start(&proxy).await;
+    }
+    Ok(Json(view(&state, proxy)))
+}
+
+/// Stops and deletes a proxy.
+#[utoipa::path(delete, path = "/api/v1/proxies/{id}", tag = "proxies", params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let proxy = load(&state, &id).await?;
+    file_managed(&proxy)?;
+    state.data_plane.forget(&proxy).await;
+    state.store.delete_proxy(&id).await?;
+    state
+        .audit(caller.draft("proxy.delete", format!("proxy:{}", proxy.spec.name)))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a proxy. A port in use or an unusable credential is a 409 naming it.
+#[utoipa::path(post, path = "/api/v1/proxies/{id}/start", tag = "proxies", params(("id" = String, Path)), responses((status = 200, body = ProxyStatus), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProxyStatus>> {
+    let proxy = load(&state, &id).await?;
+    let status = state.data_plane.start(&proxy).await.map_err(start_failed)?;
+    state
+        .audit(caller.draft("proxy.start", format!("proxy:{}", proxy.spec.name)))
+        .await;
+    Ok(Json(status))
+}
+
+/// Stops a proxy; in-flight exchanges may finish.
+#[utoipa::path(post, path = "/api/v1/proxies/{id}/stop", tag = "proxies", params(("id" = String, Path)), responses((status = 200, body = ProxyStatus)))]
+pub async fn stop(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProxyStatus>> {
+    let proxy = load(&state, &id).await?;
+    let status = state.data_plane.stop(&proxy).await;
+    state
+        .audit(caller.draft("proxy.stop", format!("proxy:{}", proxy.spec.name)))
+        .await;
+    Ok(Json(status))
+}
+
+/// Stops and starts a proxy (to pick up a changed credential, for instance).
+#[utoipa::path(post, path = "/api/v1/proxies/{id}/restart", tag = "proxies", params(("id" = String, Path)), responses((status = 200, body = ProxyStatus), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn restart(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ProxyStatus>> {
+    let proxy = load(&state, &id).await?;
+    let status = state
+        .data_plane
+        .restart(&proxy)
+        .await
+        .map_err(start_failed)?;
+    state
+        .audit(caller.draft("proxy.restart", format!("proxy:{}", proxy.spec.name)))
+        .await;
+    Ok(Json(status))
+}

@@ -1,0 +1,225 @@
+//! Proxies and the events of the exchanges they relay.
+
+use crate::model::ProviderKind;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyKind {
+    Llm,
+}
+
+/// How callers of a proxy authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// A Portcullis API key with the proxy's scope (the default).
+    ApiKey,
+    /// No caller authentication; for local experiments only.
+    None,
+}
+
+/// Who owns a proxy's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagedBy {
+    Api,
+    /// Declared in the configuration file; changed only there.
+    File,
+}
+
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u64 = 120_000;
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The settable part of a proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySpec {
+    /// Unique; the proxy is also served at `/p/{name}/` on the gateway port.
+    pub name: String,
+    #[serde(default = "default_kind")]
+    pub kind: ProxyKind,
+    pub provider: ProviderKind,
+    /// Base URL of the provider, without `/v1` (`https://api.openai.com`).
+    pub upstream_url: String,
+    /// Provider credential injected upstream; none for upstreams without auth.
+    #[serde(default)]
+    pub credential_id: Option<String>,
+    /// Own port on the gateway's address; none to serve only under `/p/{name}/`.
+    #[serde(default)]
+    pub listen_port: Option<u16>,
+    #[serde(default = "default_auth")]
+    pub auth_mode: AuthMode,
+    /// Start with the server.
+    #[serde(default)]
+    pub auto_start: bool,
+    #[serde(default = "default_connect")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for the upstream's response head.
+    #[serde(default = "default_first_byte")]
+    pub first_byte_timeout_ms: u64,
+    /// Longest silence inside a response body.
+    #[serde(default = "default_idle")]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "default_body")]
+    pub max_body_bytes: u64,
+    /// Policy names applied to the traffic (detection engine).
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+fn default_kind() -> ProxyKind {
+    ProxyKind::Llm
+}
+fn default_auth() -> AuthMode {
+    AuthMode::ApiKey
+}
+fn default_connect() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+fn default_first_byte() -> u64 {
+    DEFAULT_FIRST_BYTE_TIMEOUT_MS
+}
+fn default_idle() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_MS
+}
+fn default_body() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+impl ProxySpec {
+    /// Every problem with the spec, each naming its field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            out.push(
+                "name: 1-64 characters of letters, digits, - and _ (it appears in URLs)".into(),
+            );
+        }
+        let url = self.upstream_url.as_str();
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.len() < 10
+            || url.contains(char::is_whitespace)
+        {
+            out.push("upstream_url: must be an http:// or https:// URL".into());
+        }
+        if url.contains('?') || url.contains('#') {
+            out.push("upstream_url: must not contain a query or fragment".into());
+        }
+        if self.listen_port == Some(0) {
+            out.push("listen_port: must be 1-65535, or absent".into());
+        }
+        for (field, value, max) in [
+            ("connect_timeout_ms", self.connect_timeout_ms, 600_000),
+            (
+                "first_byte_timeout_ms",
+                self.first_byte_timeout_ms,
+                3_600_000,
+            ),
+            ("idle_timeout_ms", self.idle_timeout_ms, 3_600_000),
+            ("max_body_bytes", self.max_body_bytes, 256 * 1024 * 1024),
+        ] {
+            if value == 0 || value > max {
+                out.push(format!("{field}: must be between 1 and {max}"));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Proxy {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: ProxySpec,
+    pub managed_by: ManagedBy,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// What the gateway did with an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Relayed to the upstream.
+    Allowed,
+    /// Refused by the gateway (auth, limits, policy).
+    Blocked,
+    /// Relaying failed (upstream down, timeout, client gone).
+    Error,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Blocked => "blocked",
+            Decision::Error => "error",
+        }
+    }
+}
+
+/// One proxied exchange.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProxyEvent {
+    pub id: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub proxy_id: String,
+    pub proxy_name: String,
+    pub endpoint: String,
+    pub key_id: Option<String>,
+    pub group_id: Option<String>,
+    /// The end user named by the caller (`x-portcullis-user` or the body's `user`).
+    pub end_user: Option<String>,
+    pub model: Option<String>,
+    pub status: u16,
+    pub decision: Decision,
+    pub error: Option<String>,
+    pub stream: bool,
+    pub latency_us: u64,
+    /// Time to the first streamed content.
+    pub ttft_us: Option<u64>,
+    /// Time spent in the gateway itself, upstream time excluded.
+    pub overhead_us: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    #[schema(value_type = Vec<Object>)]
+    pub findings: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyState {
+    Running,
+    Stopped,
+    Error,
+}
+
+/// Where a proxy is now, as the data plane sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProxyStatus {
+    pub state: ProxyState,
+    /// Why it is in `error`.
+    pub reason: Option<String>,
+    /// Its own address, when it has a port.
+    pub listen_addr: Option<String>,
+    /// The path prefix on the gateway port.
+    pub gateway_path: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub since: Timestamp,
+}

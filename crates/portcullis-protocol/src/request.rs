@@ -1,0 +1,113 @@
+//! What the gateway needs to know about a request body before forwarding it.
+
+use crate::Endpoint;
+use bytes::Bytes;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub model: Option<String>,
+    pub stream: bool,
+    /// The client asked for a usage chunk at the end of the stream itself.
+    pub client_wants_stream_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("request body is not valid JSON: {0}")]
+pub struct BadBody(String);
+
+/// Reads model and streaming flags; the body must be a JSON object.
+pub fn inspect(body: &[u8]) -> Result<RequestInfo, BadBody> {
+    let peek: Peek<'_> = serde_json::from_slice(body).map_err(|e| BadBody(e.to_string()))?;
+    Ok(RequestInfo {
+        model: peek.model.map(|m| m.into_owned()),
+        stream: peek.stream.unwrap_or(false),
+        client_wants_stream_usage: peek
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+    })
+}
+
+/// For OpenAI streams that did not ask for usage, a body that does: the gateway
+/// needs the counts, and strips the extra chunk before the client sees it.
+/// `None` when the body can be forwarded as it is.
+pub fn with_stream_usage(endpoint: Endpoint, info: &RequestInfo, body: &[u8]) -> Option<Bytes> {
+    let applies = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions);
+    if !applies || !info.stream || info.client_wants_stream_usage {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object_mut()?;
+    let options = object
+        .entry("stream_options")
+        .or_insert_with(|| serde_json::json!({}));
+    options
+        .as_object_mut()?
+        .insert("include_usage".into(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&value).ok().map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_model_and_stream_flags() {
+        let info =
+            inspect(br#"{"model":"gpt-4o","stream":true,"messages":[]}"#).unwrap_or_default();
+        assert_eq!(info.model.as_deref(), Some("gpt-4o"));
+        assert!(info.stream && !info.client_wants_stream_usage);
+        assert!(inspect(b"not json").is_err());
+        assert!(inspect(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn adds_stream_usage_only_when_missing() {
+        let body = br#"{"model":"m","stream":true,"stream_options":{"foo":1}}"#;
+        let info = inspect(body).unwrap_or_default();
+        let rewritten =
+            with_stream_usage(Endpoint::ChatCompletions, &info, body).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&rewritten).unwrap_or_default();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["foo"], 1);
+
+        let asked = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#;
+        assert!(with_stream_usage(
+            Endpoint::ChatCompletions,
+            &inspect(asked).unwrap_or_default(),
+            asked
+        )
+        .is_none());
+        let plain = br#"{"model":"m"}"#;
+        assert!(with_stream_usage(
+            Endpoint::ChatCompletions,
+            &inspect(plain).unwrap_or_default(),
+            plain
+        )
+        .is_none());
+        let anthropic = br#"{"model":"m","stream":true}"#;
+        assert!(with_stream_usage(
+            Endpoint::Messages,
+            &inspect(anthropic).unwrap_or_default(),
+            anthropic
+        )
+        .is_none());
+    }
+}

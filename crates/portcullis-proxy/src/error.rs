@@ -1,0 +1,94 @@
+//! Why a proxied request failed, where the fault lies, and how the caller sees it.
+
+use portcullis_protocol::ErrorKind;
+
+/// Low-cardinality reason, used as a metric label and in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Unauthenticated,
+    Forbidden,
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    BodyTooLarge,
+    ProxyStopped,
+    UpstreamConnect,
+    UpstreamTimeout,
+    UpstreamIdle,
+    UpstreamBroken,
+    ClientClosed,
+    Internal,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unauthenticated => "unauthenticated",
+            Reason::Forbidden => "forbidden",
+            Reason::BadRequest => "bad_request",
+            Reason::NotFound => "not_found",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::ProxyStopped => "proxy_stopped",
+            Reason::UpstreamConnect => "upstream_connect",
+            Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::UpstreamIdle => "upstream_idle",
+            Reason::UpstreamBroken => "upstream_broken",
+            Reason::ClientClosed => "client_closed",
+            Reason::Internal => "internal",
+        }
+    }
+
+    /// The caller's protocol error for this reason. Exhaustive on purpose: a new
+    /// reason must decide how it looks to clients.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Reason::Unauthenticated => ErrorKind::Authentication,
+            Reason::Forbidden => ErrorKind::PolicyViolation,
+            Reason::BadRequest | Reason::MethodNotAllowed => ErrorKind::InvalidRequest,
+            Reason::NotFound => ErrorKind::NotFound,
+            Reason::BodyTooLarge => ErrorKind::PayloadTooLarge,
+            Reason::ProxyStopped | Reason::UpstreamConnect | Reason::UpstreamBroken => {
+                ErrorKind::UpstreamUnavailable
+            }
+            Reason::UpstreamTimeout | Reason::UpstreamIdle => ErrorKind::UpstreamTimeout,
+            Reason::ClientClosed | Reason::Internal => ErrorKind::Internal,
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::MethodNotAllowed => 405,
+            Reason::ProxyStopped => 503,
+            Reason::ClientClosed => 499,
+            other => other.kind().status(),
+        }
+    }
+
+    /// Whether the fault is the upstream's (counted as upstream errors).
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            Reason::UpstreamConnect
+                | Reason::UpstreamTimeout
+                | Reason::UpstreamIdle
+                | Reason::UpstreamBroken
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyError {
+    pub reason: Reason,
+    /// Safe to show the caller: never echoes upstream payloads or credentials.
+    pub message: String,
+}
+
+impl ProxyError {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Events leave the request path through a bounded queue; a writer stores them in
+//! batches. A full queue drops the event and counts it: it never blocks a request.
+
+use portcullis_core::drain::Shutdown;
+use portcullis_core::proxy::ProxyEvent;
+use portcullis_store::DynStore;
+use prometheus_client::metrics::counter::Counter;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub const QUEUE_CAPACITY: usize = 10_000;
+const BATCH: usize = 256;
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<ProxyEvent>,
+    dropped: Counter,
+    /// Live subscribers (the console's WebSocket); lossy by design.
+    live: tokio::sync::broadcast::Sender<ProxyEvent>,
+}
+
+impl EventSink {
+    pub fn emit(&self, event: ProxyEvent) {
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(event.clone());
+        }
+        if self.tx.try_send(event).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ProxyEvent> {
+        self.live.subscribe()
+    }
+}
+
+/// Starts the writer; it flushes what is queued when `shutdown` triggers.
+pub fn start(
+    store: DynStore,
+    dropped: Counter,
+    write_failures: Counter,
+    shutdown: Shutdown,
+) -> (EventSink, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<ProxyEvent>(QUEUE_CAPACITY);
+    let (live, _) = tokio::sync::broadcast::channel(1024);
+    let task = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let stopping = tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => n == 0,
+                _ = shutdown.triggered() => true,
+            };
+            if stopping {
+                // Take whatever is still queued, then stop.
+                while let Ok(event) = rx.try_recv() {
+                    batch.push(event);
+                    if batch.len() >= BATCH {
+                        write(&store, &mut batch, &write_failures).await;
+                    }
+                }
+                write(&store, &mut batch, &write_failures).await;
+                return;
+            }
+            // Gather a little more before writing, unless the batch is full.
+            if batch.len() < BATCH {
+                let room = BATCH - batch.len();
+                let _ = tokio::time::timeout(FLUSH_EVERY, rx.recv_many(&mut batch, room)).await;
+            }
+            write(&store, &mut batch, &write_failures).await;
+        }
+    });
+    (EventSink { tx, dropped, live }, task)
+}
+
+async fn write(store: &DynStore, batch: &mut Vec<ProxyEvent>, failures: &Counter) {
+    if batch.is_empty() {
+        return;
+    }
+    // One retry covers a busy SQLite or a PostgreSQL fail-over blip.
+    for attempt in 0..2 {
+        match store.insert_events(batch).await {
+            Ok(()) => break,
+            Err(e) if attempt == 0 => {
+                tracing::warn!(error = %e, events = batch.len(), "event write failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                failures.inc_by(batch.len() as u64);
+                tracing::error!(error = %e, events = batch.len(), "events lost: store unavailable");
+            }
+        }
+    }
+    batch.clear();
+}

@@ -1,0 +1,19 @@
+//! The data plane: proxies that relay LLM API traffic.
+//!
+//! A proxy is compiled once into a [`runtime::ProxyRuntime`] (upstream address,
+//! injected credential header, limits, metric handles) and published in an
+//! atomically swapped map, so the request path takes no lock and reads no database
+//! except for a caller key it has not seen in the last seconds.
+
+pub mod body;
+pub mod error;
+pub mod events;
+pub mod exchange;
+pub mod keys;
+pub mod manager;
+pub mod metrics;
+pub mod relay;
+pub mod runtime;
+pub mod upstream;
+
+pub use manager::{DataPlane, StartError};

@@ -1,0 +1,310 @@
+//! Proxies started and stopped at run time. Running proxies are published in an
+//! atomically swapped map read by the request path; start, stop and restart are
+//! serialised by one async lock that the request path never takes.
+
+use crate::error::Reason;
+use crate::metrics::ProxyMetrics;
+use crate::relay::{error_response, Relay};
+use crate::runtime::{BuildError, ProxyRuntime};
+use arc_swap::ArcSwap;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use axum::Router;
+use portcullis_core::drain::Shutdown;
+use portcullis_core::proxy::{Proxy, ProxyState, ProxyStatus};
+use portcullis_core::secret::SecretError;
+use portcullis_core::{Clock, MasterKey};
+use portcullis_protocol::Dialect;
+use portcullis_store::{DynStore, StoreError};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("credential {0} does not exist")]
+    CredentialMissing(String),
+    #[error("credential cannot be decrypted: {0}")]
+    Credential(#[from] SecretError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot listen on {addr}: {source} (is the port in use?)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Listener {
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+struct Running {
+    listener: Option<Listener>,
+}
+
+pub struct DataPlane {
+    relay: Arc<Relay>,
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    master_key: Arc<MasterKey>,
+    metrics: ProxyMetrics,
+    listen_ip: IpAddr,
+    drain_timeout: Duration,
+    routes: ArcSwap<HashMap<String, Arc<ProxyRuntime>>>,
+    running: tokio::sync::Mutex<HashMap<String, Running>>,
+    statuses: RwLock<HashMap<String, ProxyStatus>>,
+}
+
+impl DataPlane {
+    pub fn new(
+        relay: Arc<Relay>,
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+        master_key: Arc<MasterKey>,
+        metrics: ProxyMetrics,
+        listen_ip: IpAddr,
+        drain_timeout: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            relay,
+            store,
+            clock,
+            master_key,
+            metrics,
+            listen_ip,
+            drain_timeout,
+            routes: ArcSwap::from_pointee(HashMap::new()),
+            running: tokio::sync::Mutex::new(HashMap::new()),
+            statuses: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
+    }
+
+    /// A running proxy by name (the request path).
+    pub fn lookup(&self, name: &str) -> Option<Arc<ProxyRuntime>> {
+        self.routes.load().get(name).cloned()
+    }
+
+    pub fn status(&self, proxy: &Proxy) -> ProxyStatus {
+        self.statuses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&proxy.id)
+            .cloned()
+            .unwrap_or_else(|| ProxyStatus {
+                state: ProxyState::Stopped,
+                reason: None,
+                listen_addr: None,
+                gateway_path: gateway_path(&proxy.spec.name),
+                since: self.clock.now(),
+            })
+    }
+
+    fn set_status(
+        &self,
+        proxy: &Proxy,
+        state: ProxyState,
+        reason: Option<String>,
+        addr: Option<SocketAddr>,
+    ) -> ProxyStatus {
+        let status = ProxyStatus {
+            state,
+            reason,
+            listen_addr: addr.map(|a| a.to_string()),
+            gateway_path: gateway_path(&proxy.spec.name),
+            since: self.clock.now(),
+        };
+        self.statuses
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(proxy.id.clone(), status.clone());
+        status
+    }
+
+    /// Keys changed (revoked, expired): forget cached ones.
+    pub fn keys_changed(&self) {
+        self.relay.keys.invalidate();
+    }
+
+    /// Starts a proxy; a running one is left as it is. Failures are kept in the
+    /// status as well as returned.
+    pub async fn start(&self, proxy: &Proxy) -> Result<ProxyStatus, StartError> {
+        let mut running = self.running.lock().await;
+        if running.contains_key(&proxy.id) {
+            return Ok(self.status(proxy));
+        }
+        match self.launch(proxy).await {
+            Ok((runtime, listener)) => {
+                let addr = listener.as_ref().map(|l| l.addr);
+                running.insert(proxy.id.clone(), Running { listener });
+                self.routes.rcu(|routes| {
+                    let mut next = HashMap::clone(routes);
+                    next.insert(proxy.spec.name.clone(), runtime.clone());
+                    next
+                });
+                tracing::info!(proxy = %proxy.spec.name, addr = ?addr, "proxy started");
+                Ok(self.set_status(proxy, ProxyState::Running, None, addr))
+            }
+            Err(e) => {
+                tracing::warn!(proxy = %proxy.spec.name, error = %e, "proxy failed to start");
+                self.set_status(proxy, ProxyState::Error, Some(e.to_string()), None);
+                Err(e)
+            }
+        }
+    }
+
+    async fn launch(
+        &self,
+        proxy: &Proxy,
+    ) -> Result<(Arc<ProxyRuntime>, Option<Listener>), StartError> {
+        let credential = match &proxy.spec.credential_id {
+            None => None,
+            Some(id) => {
+                let sealed = self
+                    .store
+                    .sealed_credentials()
+                    .await?
+                    .into_iter()
+                    .find(|c| &c.id == id)
+                    .ok_or_else(|| StartError::CredentialMissing(id.clone()))?;
+                Some(self.master_key.open(&sealed.sealed, &sealed.id)?)
+            }
+        };
+        let runtime = Arc::new(ProxyRuntime::build(
+            proxy,
+            credential.as_ref(),
+            &self.metrics,
+        )?);
+        let listener = match proxy.spec.listen_port {
+            None => None,
+            Some(port) => {
+                let addr = SocketAddr::new(self.listen_ip, port);
+                let socket = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let addr = socket.local_addr().unwrap_or(addr);
+                let shutdown = Shutdown::new();
+                let router = own_port_router(self.relay.clone(), runtime.clone());
+                let stop = shutdown.clone();
+                let task = tokio::spawn(async move {
+                    let serve = axum::serve(socket, router)
+                        .with_graceful_shutdown(async move { stop.triggered().await });
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "proxy listener failed");
+                    }
+                });
+                Some(Listener {
+                    shutdown,
+                    task,
+                    addr,
+                })
+            }
+        };
+        Ok((runtime, listener))
+    }
+
+    /// Stops a proxy: it leaves the route map at once, its listener stops
+    /// accepting, and in-flight exchanges get the drain timeout to finish.
+    pub async fn stop(&self, proxy: &Proxy) -> ProxyStatus {
+        let mut running = self.running.lock().await;
+        self.routes.rcu(|routes| {
+            let mut next = HashMap::clone(routes);
+            next.remove(&proxy.spec.name);
+            next
+        });
+        if let Some(Running {
+            listener: Some(listener),
+        }) = running.remove(&proxy.id)
+        {
+            listener.shutdown.trigger();
+            let mut task = listener.task;
+            if tokio::time::timeout(self.drain_timeout, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+        tracing::info!(proxy = %proxy.spec.name, "proxy stopped");
+        self.set_status(proxy, ProxyState::Stopped, None, None)
+    }
+
+    pub async fn restart(&self, proxy: &Proxy) -> Result<ProxyStatus, StartError> {
+        self.stop(proxy).await;
+        self.start(proxy).await
+    }
+
+    /// Removes every trace of a deleted proxy.
+    pub async fn forget(&self, proxy: &Proxy) {
+        self.stop(proxy).await;
+        self.statuses
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&proxy.id);
+    }
+
+    /// Starts the proxies marked auto-start; failures stay visible in their status.
+    pub async fn start_auto(&self) -> Result<(), StoreError> {
+        for proxy in self.store.list_proxies().await? {
+            if proxy.spec.auto_start {
+                let _ = self.start(&proxy).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every proxy (server shutdown).
+    pub async fn stop_all(&self) {
+        let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        for proxy in self.store.list_proxies().await.unwrap_or_default() {
+            if ids.contains(&proxy.id) {
+                self.stop(&proxy).await;
+            }
+        }
+    }
+
+    /// `/p/{name}/...` on the gateway port.
+    pub fn gateway_router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/p/{name}/{*rest}", axum::routing::any(by_name))
+            .with_state(self.clone())
+    }
+}
+
+pub fn gateway_path(name: &str) -> String {
+    format!("/p/{name}/")
+}
+
+async fn by_name(
+    State(dp): State<Arc<DataPlane>>,
+    Path((name, rest)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    match dp.lookup(&name) {
+        Some(runtime) => dp.relay.handle(runtime, req, &format!("/{rest}")).await,
+        None => error_response(
+            Dialect::OpenAi,
+            Reason::NotFound,
+            &format!("no running proxy named {name:?}"),
+        ),
+    }
+}
+
+fn own_port_router(relay: Arc<Relay>, runtime: Arc<ProxyRuntime>) -> Router {
+    Router::new().fallback(move |req: Request| {
+        let (relay, runtime) = (relay.clone(), runtime.clone());
+        async move {
+            let path = req.uri().path().to_owned();
+            relay.handle(runtime, req, &path).await
+        }
+    })
+}

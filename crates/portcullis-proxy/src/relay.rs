@@ -1,0 +1,345 @@
+//! The request path of an LLM proxy: authenticate, read the body (bounded), ask for
+//! stream usage if needed, forward with the provider credential, relay the answer.
+
+use crate::body::ObservedBody;
+use crate::error::{ProxyError, Reason};
+use crate::events::EventSink;
+use crate::exchange::{Exchange, Outcome};
+use crate::keys::{presented_key, KeyAuthenticator, KeyRejection};
+use crate::runtime::ProxyRuntime;
+use axum::body::Body;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use portcullis_core::model::KeyScope;
+use portcullis_core::proxy::{AuthMode, Decision};
+use portcullis_core::Clock;
+use portcullis_protocol::stream::StreamObserver;
+use portcullis_protocol::{error, request, Dialect, Endpoint};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// End users are named by this header (or the body's `user` field).
+pub const END_USER_HEADER: &str = "x-portcullis-user";
+pub const OVERHEAD_HEADER: &str = "x-portcullis-overhead-ms";
+
+/// What every proxy shares.
+pub struct Relay {
+    pub keys: Arc<KeyAuthenticator>,
+    pub events: EventSink,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway owns.
+fn dropped_request_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "authorization"
+            | "x-api-key"
+            | "proxy-authorization"
+            | "cookie"
+            | "accept-encoding"
+            | "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+    ) || name.as_str().starts_with("x-portcullis-")
+}
+
+fn dropped_response_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "set-cookie"
+    )
+}
+
+/// Header names listed in `Connection` are hop-by-hop too.
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect()
+}
+
+pub fn error_response(dialect: Dialect, reason: Reason, message: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(error::body(dialect, reason.kind(), message)));
+    *response.status_mut() =
+        StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if reason == Reason::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"portcullis\""),
+        );
+    }
+    response
+}
+
+fn overhead_value(d: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0))
+        .unwrap_or(HeaderValue::from_static("0"))
+}
+
+impl Relay {
+    /// Handles one request for `proxy`; `path` is relative to the proxy root.
+    pub async fn handle(
+        &self,
+        proxy: Arc<ProxyRuntime>,
+        req: Request<Body>,
+        path: &str,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let mut exchange = Exchange::new(
+            proxy.clone(),
+            self.events.clone(),
+            started,
+            self.clock.now(),
+        );
+        match self.forward(&proxy, req, path, &mut exchange).await {
+            Ok(response) => response,
+            Err(e) => {
+                let dialect = exchange
+                    .endpoint
+                    .map(Endpoint::dialect)
+                    .unwrap_or(Dialect::OpenAi);
+                let decision = if e.reason.is_upstream() || e.reason == Reason::Internal {
+                    Decision::Error
+                } else {
+                    Decision::Blocked
+                };
+                // Before the upstream was called, all the time was the gateway's;
+                // after, the wait was the upstream's.
+                if !e.reason.is_upstream() {
+                    exchange.overhead = started.elapsed();
+                }
+                exchange.finish(
+                    Outcome {
+                        status: e.reason.status(),
+                        decision,
+                        reason: Some(e.reason),
+                        usage: None,
+                    },
+                    Some(&e.message),
+                );
+                let mut response = error_response(dialect, e.reason, &e.message);
+                response
+                    .headers_mut()
+                    .insert(OVERHEAD_HEADER, overhead_value(exchange.overhead));
+                response
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        proxy: &Arc<ProxyRuntime>,
+        req: Request<Body>,
+        path: &str,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        let started = exchange.started;
+        let endpoint = Endpoint::from_path(path).ok_or_else(|| {
+            ProxyError::new(Reason::NotFound, format!("no such endpoint: {path}"))
+        })?;
+        exchange.endpoint = Some(endpoint);
+        let expected = if endpoint.is_get() {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        if req.method() != expected {
+            return Err(ProxyError::new(
+                Reason::MethodNotAllowed,
+                format!("use {expected} for this endpoint"),
+            ));
+        }
+
+        if proxy.auth_mode == AuthMode::ApiKey {
+            let presented = presented_key(req.headers()).ok_or_else(|| {
+                ProxyError::new(Reason::Unauthenticated, KeyRejection::Missing.message())
+            })?;
+            // A cache miss reads the store: that is gateway time too.
+            let identity = self
+                .keys
+                .authenticate(presented, KeyScope::Llm)
+                .await
+                .map_err(|r| {
+                    let reason = match r {
+                        KeyRejection::WrongScope => Reason::Forbidden,
+                        KeyRejection::StoreUnavailable => Reason::Internal,
+                        KeyRejection::Missing | KeyRejection::Invalid => Reason::Unauthenticated,
+                    };
+                    ProxyError::new(reason, r.message())
+                })?;
+            exchange.identity = Some(identity);
+        }
+        exchange.end_user = req
+            .headers()
+            .get(END_USER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > proxy.max_body_bytes) {
+            return Err(ProxyError::new(
+                Reason::BodyTooLarge,
+                format!(
+                    "request body is larger than this proxy's limit of {} bytes",
+                    proxy.max_body_bytes
+                ),
+            ));
+        }
+        let body = Limited::new(body, proxy.max_body_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    ProxyError::new(
+                        Reason::BodyTooLarge,
+                        format!(
+                            "request body is larger than this proxy's limit of {} bytes",
+                            proxy.max_body_bytes
+                        ),
+                    )
+                } else {
+                    ProxyError::new(Reason::BadRequest, "could not read the request body")
+                }
+            })?;
+        let mut body = body.to_bytes();
+        exchange.request_bytes = body.len() as u64;
+
+        let mut strip_usage = false;
+        if !endpoint.is_get() {
+            let info = request::inspect(&body)
+                .map_err(|e| ProxyError::new(Reason::BadRequest, e.to_string()))?;
+            if let Some(rewritten) = request::with_stream_usage(endpoint, &info, &body) {
+                body = rewritten;
+                strip_usage = true;
+            }
+            exchange.model = info.model;
+            exchange.stream = info.stream;
+        }
+
+        let uri = proxy
+            .upstream_uri(endpoint, parts.uri.query())
+            .ok_or_else(|| ProxyError::new(Reason::Internal, "upstream URL unusable"))?;
+        let listed = connection_listed(&parts.headers);
+        let mut upstream = Request::builder().method(parts.method.clone()).uri(uri);
+        if let Some(headers) = upstream.headers_mut() {
+            for (name, value) in &parts.headers {
+                if !dropped_request_header(name) && !listed.contains(name) {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+            // Bodies are observed for usage, so they must arrive uncompressed.
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+            if let Some((name, value)) = &proxy.credential_header {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        let upstream = upstream
+            .body(Full::new(body))
+            .map_err(|_| ProxyError::new(Reason::BadRequest, "request cannot be forwarded"))?;
+
+        let sent = Instant::now();
+        exchange.overhead = sent - started;
+        let response =
+            match tokio::time::timeout(proxy.first_byte_timeout, proxy.client.request(upstream))
+                .await
+            {
+                Err(_) => {
+                    return Err(ProxyError::new(
+                        Reason::UpstreamTimeout,
+                        format!(
+                            "the upstream did not answer within {} ms",
+                            proxy.first_byte_timeout.as_millis()
+                        ),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(proxy = %proxy.name, error = %e, "upstream request failed");
+                    return Err(ProxyError::new(
+                        Reason::UpstreamConnect,
+                        "the upstream is unreachable",
+                    ));
+                }
+                Ok(Ok(response)) => response,
+            };
+        let head_at = Instant::now();
+
+        let (mut parts, incoming) = response.into_parts();
+        let is_sse = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let listed = connection_listed(&parts.headers);
+        parts
+            .headers
+            .retain_names(|name| !dropped_response_header(name) && !listed.contains(name));
+        let observer = is_sse.then(|| StreamObserver::new(endpoint, strip_usage));
+        if is_sse {
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
+        exchange.overhead += head_at.elapsed();
+        parts
+            .headers
+            .insert(OVERHEAD_HEADER, overhead_value(exchange.overhead));
+        let status = parts.status.as_u16();
+        // The exchange moves into the body, which ends it; the placeholder left
+        // behind must not report a second exchange.
+        let mut placeholder = Exchange::new(
+            proxy.clone(),
+            self.events.clone(),
+            started,
+            self.clock.now(),
+        );
+        placeholder.disarm();
+        let owned = std::mem::replace(exchange, placeholder);
+        let body = ObservedBody::new(incoming, status, endpoint.dialect(), observer, owned);
+        Ok(Response::from_parts(parts, Body::new(body)))
+    }
+}
+
+trait RetainNames {
+    fn retain_names(&mut self, keep: impl Fn(&HeaderName) -> bool);
+}
+
+impl RetainNames for HeaderMap {
+    fn retain_names(&mut self, keep: impl Fn(&HeaderName) -> bool) {
+        let drop: Vec<HeaderName> = self.keys().filter(|n| !keep(n)).cloned().collect();
+        for name in drop {
+            self.remove(name);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! A proxy compiled for the request path: everything that can be worked out once
+//! per start is worked out here.
+
+use crate::metrics::{ProxyHandles, ProxyMetrics};
+use crate::upstream::{self, UpstreamClient};
+use http::{HeaderName, HeaderValue, Uri};
+use portcullis_core::model::ProviderKind;
+use portcullis_core::proxy::{AuthMode, Proxy};
+use portcullis_core::SecretString;
+use portcullis_protocol::Endpoint;
+use std::sync::Arc;
+use std::time::Duration;
+
+const ENDPOINTS: [Endpoint; 6] = [
+    Endpoint::ChatCompletions,
+    Endpoint::Completions,
+    Endpoint::Embeddings,
+    Endpoint::Responses,
+    Endpoint::Models,
+    Endpoint::Messages,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("upstream_url {0:?} is not a usable URL")]
+    BadUpstream(String),
+    #[error("the credential cannot be sent as a header")]
+    BadCredential,
+    #[error(transparent)]
+    Tls(#[from] upstream::TlsError),
+}
+
+pub struct ProxyRuntime {
+    pub id: String,
+    pub name: Arc<str>,
+    pub provider: ProviderKind,
+    pub auth_mode: AuthMode,
+    /// Upstream URI per endpoint, without query.
+    uris: [(Endpoint, Uri); 6],
+    base: String,
+    /// The provider credential as the provider wants it; marked sensitive so it
+    /// never appears in debug output.
+    pub credential_header: Option<(HeaderName, HeaderValue)>,
+    pub first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub client: UpstreamClient,
+    pub metrics: ProxyHandles,
+}
+
+impl std::fmt::Debug for ProxyRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProxyRuntime({}, {})", self.name, self.base)
+    }
+}
+
+impl ProxyRuntime {
+    pub fn build(
+        proxy: &Proxy,
+        credential: Option<&SecretString>,
+        metrics: &ProxyMetrics,
+    ) -> Result<Self, BuildError> {
+        let spec = &proxy.spec;
+        let mut base = spec.upstream_url.trim_end_matches('/').to_owned();
+        // Accept the provider's documented base URL with or without `/v1`.
+        if let Some(stripped) = base.strip_suffix("/v1") {
+            base = stripped.to_owned();
+        }
+        let uri_for = |endpoint: Endpoint| -> Result<(Endpoint, Uri), BuildError> {
+            let uri: Uri = format!("{base}{}", endpoint.upstream_path())
+                .parse()
+                .map_err(|_| BuildError::BadUpstream(spec.upstream_url.clone()))?;
+            if uri.scheme().is_none() || uri.authority().is_none() {
+                return Err(BuildError::BadUpstream(spec.upstream_url.clone()));
+            }
+            Ok((endpoint, uri))
+        };
+        let uris = [
+            uri_for(ENDPOINTS[0])?,
+            uri_for(ENDPOINTS[1])?,
+            uri_for(ENDPOINTS[2])?,
+            uri_for(ENDPOINTS[3])?,
+            uri_for(ENDPOINTS[4])?,
+            uri_for(ENDPOINTS[5])?,
+        ];
+        let credential_header = match credential {
+            None => None,
+            Some(secret) => {
+                let (name, value) = match spec.provider {
+                    ProviderKind::Anthropic => (
+                        HeaderName::from_static("x-api-key"),
+                        secret.expose().to_owned(),
+                    ),
+                    ProviderKind::Openai | ProviderKind::OpenaiCompatible => (
+                        http::header::AUTHORIZATION,
+                        format!("Bearer {}", secret.expose()),
+                    ),
+                };
+                let mut value =
+                    HeaderValue::from_str(&value).map_err(|_| BuildError::BadCredential)?;
+                value.set_sensitive(true);
+                Some((name, value))
+            }
+        };
+        Ok(Self {
+            id: proxy.id.clone(),
+            name: Arc::from(spec.name.as_str()),
+            provider: spec.provider,
+            auth_mode: spec.auth_mode,
+            uris,
+            base,
+            credential_header,
+            first_byte_timeout: Duration::from_millis(spec.first_byte_timeout_ms),
+            idle_timeout: Duration::from_millis(spec.idle_timeout_ms),
+            max_body_bytes: usize::try_from(spec.max_body_bytes).unwrap_or(usize::MAX),
+            client: upstream::client(Duration::from_millis(spec.connect_timeout_ms))?,
+            metrics: metrics.for_proxy(&spec.name),
+        })
+    }
+
+    /// Where to send a request for `endpoint`, with the caller's query string.
+    pub fn upstream_uri(&self, endpoint: Endpoint, query: Option<&str>) -> Option<Uri> {
+        let (_, uri) = self.uris.iter().find(|(e, _)| *e == endpoint)?;
+        match query {
+            None | Some("") => Some(uri.clone()),
+            Some(q) => format!("{}{}?{q}", self.base, endpoint.upstream_path())
+                .parse()
+                .ok(),
+        }
+    }
+}
