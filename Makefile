@@ -7,7 +7,7 @@ BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/portcullis
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/portcullis
 RUN_ARGS ?=
 
-.PHONY: help run build release test lint fmt unit e2e services pyenv clean
+.PHONY: help run build release test lint fmt unit e2e services pyenv clean bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -46,3 +46,6 @@ pyenv: ## Python venv with the pinned test clients
 clean: ## Remove build output and the venv (not ./data)
 	rm -rf .venv test-output
 	$(CARGO) clean
+
+bench: ## Benchmarks: direct vs through the gateway (release builds, loopback)
+	scripts/bench.sh

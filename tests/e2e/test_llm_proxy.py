@@ -277,3 +277,37 @@ def test_demo_mode_works_out_of_the_box(gateway):
     key2 = re.search(r"Bearer (pcx_\w+)", gw2.output()).group(1)
     assert key2 != key
     assert client(f"{gw2.base}/p/demo", key2).chat.completions.create(model="m", messages=[{"role": "user", "content": "again"}]).choices[0].message.content == "You said: again"
+
+
+def test_streams_are_relayed_as_they_arrive(setup):
+    """With 5 chunks 150 ms apart, the first reaches the client long before the last:
+    the gateway forwards chunk by chunk instead of buffering the stream."""
+    p = setup.proxy("live")
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slowly please"}]}
+    headers = {"authorization": f"Bearer {setup.key}", "x-mock-chunk-delay-ms": "150", "x-mock-chunks": "5"}
+    arrivals = []
+    started = time.monotonic()
+    with httpx.stream("POST", p["base"] + "/v1/chat/completions", json=body, headers=headers, timeout=10) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append(time.monotonic() - started)
+    assert len(arrivals) >= 7
+    assert arrivals[0] < 0.4, arrivals
+    assert arrivals[-1] > 0.9, arrivals
+    gaps = [b - a for a, b in zip(arrivals[1:6], arrivals[2:7])]
+    assert all(g > 0.08 for g in gaps), f"chunks arrive spaced like the upstream sends them: {arrivals}"
+
+
+def test_client_disconnect_ends_the_exchange(setup):
+    p = setup.proxy("hangup")
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "a long answer"}]}
+    headers = {"authorization": f"Bearer {setup.key}", "x-mock-chunk-delay-ms": "200", "x-mock-chunks": "50"}
+    with httpx.stream("POST", p["base"] + "/v1/chat/completions", json=body, headers=headers, timeout=10) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                break  # leave after the first event
+    event = setup.wait_events(1, proxy=p["id"])[0]
+    assert event["error"] == "client_closed" and event["decision"] == "error"
+    assert event["latency_us"] < 5_000_000, "ended when the client left, not when the upstream finished (10 s)"
+    text = setup.gw.request("GET", "/metrics").text
+    assert 'portcullis_proxy_active_streams{proxy="hangup"} 0' in text

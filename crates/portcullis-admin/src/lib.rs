@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod declared;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -35,6 +36,8 @@ pub struct AdminParts {
     pub shutdown: Shutdown,
     pub metrics: Arc<metrics::Metrics>,
     pub data_plane: Arc<portcullis_proxy::DataPlane>,
+    /// Re-reads the configuration file; none when the server runs without one.
+    pub reload: Option<state::Reloader>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,7 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
         access,
         shutdown: parts.shutdown,
         data_plane: parts.data_plane,
+        reload: parts.reload,
     };
     let router = routes::router(specs)
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))

@@ -32,6 +32,7 @@ impl Modify for BearerAuth {
         api::proxies::list, api::proxies::create, api::proxies::get_one, api::proxies::update, api::proxies::remove,
         api::proxies::start, api::proxies::stop, api::proxies::restart,
         api::events::list,
+        api::config::reload,
         api::audit::list, api::audit::verify,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode)),
@@ -45,6 +46,7 @@ impl Modify for BearerAuth {
         (name = "credentials", description = "Provider credentials, encrypted at rest"),
         (name = "proxies", description = "Proxy instances: definition, start, stop, status"),
         (name = "events", description = "Proxied exchanges"),
+        (name = "config", description = "Configuration file reload"),
         (name = "audit", description = "Tamper-evident audit log"),
     )
 )]

@@ -219,6 +219,12 @@ pub fn specs() -> Vec<RouteSpec> {
             api::proxies::restart,
         ),
         route(Method::GET, "/api/v1/events", R(RO), api::events::list),
+        route(
+            Method::POST,
+            "/api/v1/config/reload",
+            R(ADMIN),
+            api::config::reload,
+        ),
         route(Method::GET, "/api/v1/audit", R(RO), api::audit::list),
         route(
             Method::GET,

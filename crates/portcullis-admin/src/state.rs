@@ -10,6 +10,9 @@ use portcullis_proxy::DataPlane;
 use portcullis_store::DynStore;
 use std::sync::Arc;
 
+/// Reads the configuration file again: the declared resources, or every problem.
+pub type Reloader = Arc<dyn Fn() -> Result<portcullis_config::Declared, Vec<String>> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
@@ -21,6 +24,7 @@ pub struct AppState {
     pub access: Arc<AccessTable>,
     pub shutdown: Shutdown,
     pub data_plane: Arc<DataPlane>,
+    pub reload: Option<Reloader>,
 }
 
 impl AppState {

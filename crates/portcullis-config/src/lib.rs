@@ -7,10 +7,12 @@
 //! key. The environment is read through [`EnvSource`] so tests never touch the
 //! process environment.
 
+mod declared;
 mod env;
 mod raw;
 mod validated;
 
+pub use declared::{Declared, DeclaredCredential, DeclaredKey, DeclaredProxy, RawGroup};
 pub use env::{all_variables, EnvSource, ProcessEnv, VarList};
 pub use raw::RawConfig;
 pub use validated::{AuthConfig, Config, Database, LimitsConfig};
@@ -69,7 +71,7 @@ pub fn load(
             format!("{path}: {message}")
         }])
     })?;
-    validated::validate(raw).map_err(|mut e| {
+    validated::validate(raw, env).map_err(|mut e| {
         errors.append(&mut e);
         ConfigError::Invalid(errors)
     })

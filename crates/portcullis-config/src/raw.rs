@@ -27,6 +27,11 @@ pub struct RawConfig {
     pub auth: RawAuth,
     pub limits: RawLimits,
     pub shutdown: RawShutdown,
+    /// Declared resources (applied at start and on reload; file-managed).
+    pub groups: Vec<crate::declared::RawGroup>,
+    pub credentials: Vec<crate::declared::RawCredential>,
+    pub keys: Vec<crate::declared::RawKey>,
+    pub proxies: Vec<crate::declared::RawProxy>,
 }
 
 impl Default for RawConfig {
@@ -44,6 +49,10 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             limits: RawLimits::default(),
             shutdown: RawShutdown::default(),
+            groups: Vec::new(),
+            credentials: Vec::new(),
+            keys: Vec::new(),
+            proxies: Vec::new(),
         }
     }
 }

@@ -174,3 +174,66 @@ fn every_variable_is_documented() {
         );
     }
 }
+
+const DECLARED: &str = r#"
+groups:
+  - name: research
+credentials:
+  - name: openai
+    provider: openai
+    secret: ${OPENAI_KEY}
+keys:
+  - name: ci
+    group: research
+    key: ${CI_KEY}
+    scopes: [llm]
+proxies:
+  - name: main
+    provider: openai
+    upstream_url: https://api.openai.com
+    credential: openai
+    listen_port: 9001
+"#;
+
+const CI_KEY: &str = "pcx_abcdefgh0123456789abcdefghij0123456789ab";
+
+#[test]
+fn declared_resources_resolve_their_secrets() {
+    let config = load_yaml(DECLARED, &[("OPENAI_KEY", "sk-live-1"), ("CI_KEY", CI_KEY)]);
+    let Ok(config) = config else {
+        panic!("{}", message(config))
+    };
+    let d = &config.declared;
+    assert_eq!(d.credentials[0].secret.expose(), "sk-live-1");
+    assert_eq!(d.keys[0].key.expose(), CI_KEY);
+    assert_eq!(d.proxies[0].spec.listen_port, Some(9001));
+    assert_eq!(d.proxies[0].credential.as_deref(), Some("openai"));
+    assert!(!format!("{config:?}").contains("sk-live-1"));
+}
+
+#[test]
+fn declared_resources_report_every_problem() {
+    let bad = r#"
+groups: [{name: a}, {name: a}]
+credentials:
+  - {name: c, provider: openai, secret: sk-literal}
+  - {name: d, provider: openai, secret: "${MISSING_VAR}"}
+keys:
+  - {name: k, group: nobody, key: "${NOT_A_KEY}"}
+proxies:
+  - {name: p, provider: openai, upstream_url: "ftp://x", credential: zzz, bogus: 1}
+  - {name: q, provider: openai, upstream_url: "http://127.0.0.1:1", listen_port: 0}
+"#;
+    let msg = message(load_yaml(bad, &[("NOT_A_KEY", "hello")]));
+    for expected in [
+        "declared twice",
+        "credentials[0].secret",
+        "MISSING_VAR",
+        "keys[0].group",
+        "keys[0].key",
+        "proxies[0].bogus",
+        "proxies[1].listen_port",
+    ] {
+        assert!(msg.contains(expected), "{expected} missing in: {msg}");
+    }
+}

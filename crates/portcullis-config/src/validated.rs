@@ -21,6 +21,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub drain_timeout: Duration,
+    /// Resources declared in the file.
+    pub declared: crate::declared::Declared,
 }
 
 #[derive(Debug, Clone)]
@@ -51,8 +53,14 @@ fn positive(errors: &mut Vec<String>, key: &str, value: u64, max: u64) -> u64 {
     value
 }
 
-pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<String>> {
+pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Config, Vec<String>> {
     let mut errors = Vec::new();
+    let declared =
+        crate::declared::resolve(&raw.groups, &raw.credentials, &raw.keys, &raw.proxies, env)
+            .unwrap_or_else(|mut e| {
+                errors.append(&mut e);
+                Default::default()
+            });
 
     let listen = raw.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
         errors.push(format!(
@@ -167,5 +175,6 @@ pub(crate) fn validate(raw: RawConfig) -> Result<Config, Vec<String>> {
         auth,
         limits,
         drain_timeout,
+        declared,
     })
 }

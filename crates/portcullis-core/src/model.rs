@@ -22,11 +22,30 @@ pub struct User {
     pub last_login_at: Option<Timestamp>,
 }
 
+/// Who owns a record's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagedBy {
+    Api,
+    /// Declared in the configuration file; changed only there.
+    File,
+}
+
+impl ManagedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagedBy::Api => "api",
+            ManagedBy::File => "file",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub id: String,
     pub name: String,
     pub description: String,
+    pub managed_by: ManagedBy,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -113,6 +132,7 @@ pub struct ApiKey {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     pub created_by: String,
+    pub managed_by: ManagedBy,
 }
 
 impl ApiKey {
@@ -165,6 +185,7 @@ pub struct Credential {
     pub hint: String,
     /// Fingerprint of the master key that sealed it.
     pub master_key_id: String,
+    pub managed_by: ManagedBy,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -202,6 +223,7 @@ mod tests {
             last_used_at: None,
             created_at: now,
             created_by: "admin".into(),
+            managed_by: ManagedBy::Api,
         };
         assert!(key.is_usable_at(now));
         key.expires_at = Some(now);

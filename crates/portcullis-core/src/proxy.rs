@@ -1,5 +1,6 @@
 //! Proxies and the events of the exchanges they relay.
 
+pub use crate::model::ManagedBy;
 use crate::model::ProviderKind;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -18,15 +19,6 @@ pub enum AuthMode {
     ApiKey,
     /// No caller authentication; for local experiments only.
     None,
-}
-
-/// Who owns a proxy's definition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ManagedBy {
-    Api,
-    /// Declared in the configuration file; changed only there.
-    File,
 }
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub const QUEUE_CAPACITY: usize = 10_000;
-const BATCH: usize = 256;
+const BATCH: usize = 1000;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Clone)]

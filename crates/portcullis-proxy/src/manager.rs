@@ -9,6 +9,7 @@ use crate::runtime::{BuildError, ProxyRuntime};
 use arc_swap::ArcSwap;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use axum::Router;
 use portcullis_core::drain::Shutdown;
 use portcullis_core::proxy::{Proxy, ProxyState, ProxyStatus};
@@ -194,6 +195,11 @@ impl DataPlane {
                 let addr = socket.local_addr().unwrap_or(addr);
                 let shutdown = Shutdown::new();
                 let router = own_port_router(self.relay.clone(), runtime.clone());
+                // Streams are many small writes: without TCP_NODELAY each waits on
+                // the client's delayed ACK (~40 ms).
+                let socket = socket.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let stop = shutdown.clone();
                 let task = tokio::spawn(async move {
                     let serve = axum::serve(socket, router)

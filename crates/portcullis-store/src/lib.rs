@@ -118,6 +118,14 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// Records whose owner can be the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Group,
+    Credential,
+    ApiKey,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub proxy_id: Option<String>,
@@ -236,6 +244,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_events(&self, events: &[ProxyEvent]) -> Result<()>;
     /// Newest first.
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<ProxyEvent>>;
+
+    async fn set_managed_by(
+        &self,
+        resource: Resource,
+        id: &str,
+        by: portcullis_core::model::ManagedBy,
+    ) -> Result<()>;
 
     /// Appends to the hash chain; appends are serialised so the chain never forks.
     async fn append_audit(&self, draft: AuditDraft, now: Timestamp) -> Result<AuditEntry>;

@@ -82,4 +82,4 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, crate::Backend::Postgres);
+impl_store!(PgStore, sqlx::Postgres, crate::Backend::Postgres);

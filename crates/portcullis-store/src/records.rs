@@ -4,10 +4,8 @@
 use crate::{Result, StoreError};
 use jiff::Timestamp;
 use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
-use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, User};
-use portcullis_core::proxy::{
-    AuthMode, Decision, ManagedBy, Proxy, ProxyEvent, ProxyKind, ProxySpec,
-};
+use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ManagedBy, User};
+use portcullis_core::proxy::{AuthMode, Decision, Proxy, ProxyEvent, ProxyKind, ProxySpec};
 
 pub(crate) fn ms(ts: Timestamp) -> i64 {
     ts.as_millisecond()
@@ -68,6 +66,7 @@ pub(crate) struct GroupRow {
     id: String,
     name: String,
     description: String,
+    managed_by: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -78,6 +77,7 @@ impl From<GroupRow> for Group {
             id: r.id,
             name: r.name,
             description: r.description,
+            managed_by: managed(&r.managed_by),
             created_at: ts(r.created_at),
             updated_at: ts(r.updated_at),
         }
@@ -96,6 +96,7 @@ pub(crate) struct ApiKeyRow {
     last_used_at: Option<i64>,
     created_at: i64,
     created_by: String,
+    managed_by: String,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -119,6 +120,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             last_used_at: r.last_used_at.map(ts),
             created_at: ts(r.created_at),
             created_by: r.created_by,
+            managed_by: managed(&r.managed_by),
         })
     }
 }
@@ -137,6 +139,7 @@ pub(crate) struct CredentialRow {
     provider: String,
     hint: String,
     master_key_id: String,
+    managed_by: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -153,6 +156,7 @@ impl TryFrom<CredentialRow> for Credential {
             name: r.name,
             hint: r.hint,
             master_key_id: r.master_key_id,
+            managed_by: managed(&r.managed_by),
             created_at: ts(r.created_at),
             updated_at: ts(r.updated_at),
         })
@@ -349,4 +353,12 @@ impl TryFrom<EventRow> for ProxyEvent {
 
 pub(crate) fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Unknown owners read as the API's, which keeps them editable rather than stuck.
+pub(crate) fn managed(text: &str) -> ManagedBy {
+    match text {
+        "file" => ManagedBy::File,
+        _ => ManagedBy::Api,
+    }
 }

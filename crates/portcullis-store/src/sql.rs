@@ -9,13 +9,13 @@ macro_rules! user_cols {
 }
 macro_rules! group_cols {
     () => {
-        "id, name, description, created_at, updated_at"
+        "id, name, description, managed_by, created_at, updated_at"
     };
 }
-macro_rules! key_cols { () => { "id, name, group_id, prefix, scopes, expires_at, revoked_at, last_used_at, created_at, created_by" }; }
+macro_rules! key_cols { () => { "id, name, group_id, prefix, scopes, expires_at, revoked_at, last_used_at, created_at, created_by, managed_by" }; }
 macro_rules! cred_cols {
     () => {
-        "id, name, provider, hint, master_key_id, created_at, updated_at"
+        "id, name, provider, hint, master_key_id, managed_by, created_at, updated_at"
     };
 }
 macro_rules! proxy_cols { () => { "id, name, kind, provider, upstream_url, credential_id, listen_port, auth_mode, auto_start, connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, max_body_bytes, policies, managed_by, created_at, updated_at" }; }
@@ -27,7 +27,7 @@ macro_rules! audit_cols {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $backend:expr) => {
+    ($store:ty, $db:ty, $backend:expr) => {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             fn backend(&self) -> $crate::Backend {
@@ -383,35 +383,37 @@ macro_rules! impl_store {
             }
 
             async fn insert_events(&self, events: &[portcullis_core::proxy::ProxyEvent]) -> $crate::Result<()> {
-                let mut tx = self.pool.begin().await?;
-                for e in events {
-                    sqlx::query(concat!("INSERT INTO events (", event_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (id) DO NOTHING"))
-                        .bind(&e.id)
-                        .bind(ms(e.at))
-                        .bind(&e.proxy_id)
-                        .bind(&e.proxy_name)
-                        .bind(&e.endpoint)
-                        .bind(e.key_id.as_deref())
-                        .bind(e.group_id.as_deref())
-                        .bind(e.end_user.as_deref())
-                        .bind(e.model.as_deref())
-                        .bind(i64::from(e.status))
-                        .bind(e.decision.as_str())
-                        .bind(e.error.as_deref())
-                        .bind(e.stream)
-                        .bind(signed(e.latency_us))
-                        .bind(e.ttft_us.map(signed))
-                        .bind(signed(e.overhead_us))
-                        .bind(signed(e.input_tokens))
-                        .bind(signed(e.output_tokens))
-                        .bind(signed(e.cached_tokens))
-                        .bind(signed(e.request_bytes))
-                        .bind(signed(e.response_bytes))
-                        .bind(e.findings.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                // One statement per 500 rows: 22 binds a row stays under both
+                // back ends' parameter limits, and one round trip beats 500.
+                for chunk in events.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO events (", event_cols!(), ") "));
+                    q.push_values(chunk, |mut row, e| {
+                        row.push_bind(e.id.as_str())
+                            .push_bind(ms(e.at))
+                            .push_bind(e.proxy_id.as_str())
+                            .push_bind(e.proxy_name.as_str())
+                            .push_bind(e.endpoint.as_str())
+                            .push_bind(e.key_id.as_deref())
+                            .push_bind(e.group_id.as_deref())
+                            .push_bind(e.end_user.as_deref())
+                            .push_bind(e.model.as_deref())
+                            .push_bind(i64::from(e.status))
+                            .push_bind(e.decision.as_str())
+                            .push_bind(e.error.as_deref())
+                            .push_bind(e.stream)
+                            .push_bind(signed(e.latency_us))
+                            .push_bind(e.ttft_us.map(signed))
+                            .push_bind(signed(e.overhead_us))
+                            .push_bind(signed(e.input_tokens))
+                            .push_bind(signed(e.output_tokens))
+                            .push_bind(signed(e.cached_tokens))
+                            .push_bind(signed(e.request_bytes))
+                            .push_bind(signed(e.response_bytes))
+                            .push_bind(e.findings.to_string());
+                    });
+                    q.push(" ON CONFLICT (id) DO NOTHING");
+                    q.build().execute(&self.pool).await?;
                 }
-                tx.commit().await?;
                 Ok(())
             }
 
@@ -438,6 +440,16 @@ macro_rules! impl_store {
                     .into_iter()
                     .map(TryInto::try_into)
                     .collect()
+            }
+
+            async fn set_managed_by(&self, resource: $crate::Resource, id: &str, by: portcullis_core::model::ManagedBy) -> $crate::Result<()> {
+                let q = match resource {
+                    $crate::Resource::Group => "UPDATE groups SET managed_by = $2 WHERE id = $1",
+                    $crate::Resource::Credential => "UPDATE credentials SET managed_by = $2 WHERE id = $1",
+                    $crate::Resource::ApiKey => "UPDATE api_keys SET managed_by = $2 WHERE id = $1",
+                };
+                sqlx::query(q).bind(id).bind(by.as_str()).execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn append_audit(&self, draft: portcullis_core::audit::AuditDraft, now: jiff::Timestamp) -> $crate::Result<portcullis_core::audit::AuditEntry> {

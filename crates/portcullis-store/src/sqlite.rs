@@ -53,4 +53,4 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, crate::Backend::Sqlite);
+impl_store!(SqliteStore, sqlx::Sqlite, crate::Backend::Sqlite);

@@ -196,11 +196,7 @@ pub async fn ensure_first_admin(
         Some(p) => (p.expose().to_owned(), false),
         None => (password::generate(), true),
     };
-    let hash = tokio::task::spawn_blocking({
-        let pw = pw.clone();
-        move || password::hash(&pw)
-    })
-    .await??;
+    let hash = password::hash_async(pw.clone()).await?;
     let user = store
         .create_user(
             NewUser {

@@ -117,6 +117,8 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a new random key for a configuration file's `keys:` entry (stores nothing).
+    Generate,
     /// Revoke an API key by id or prefix (pcx_XXXXXXXX).
     Revoke { key: String },
     /// Re-encrypt every provider credential under a new master key. Stop the server first.

@@ -59,11 +59,9 @@ pub async fn login(
         .as_ref()
         .map(|(_, h)| h.as_str())
         .unwrap_or(password::dummy_hash());
-    let password_ok = {
-        let (pw, hash) = (req.password.clone(), hash.to_owned());
-        tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
-            .await
-            .unwrap_or(false)
+    let Some(password_ok) = password::verify_async(req.password.clone(), hash.to_owned()).await
+    else {
+        return Err(busy());
     };
     let user = match found {
         Some((user, _)) if password_ok && !user.disabled => user,
@@ -201,11 +199,11 @@ pub async fn change_password(
         return Err(ApiError::unauthenticated("user no longer exists"));
     };
     let (current, new) = (req.current_password, req.new_password);
-    let new_hash = tokio::task::spawn_blocking(move || {
-        password::verify(&current, &hash).then(|| password::hash(&new))
-    })
-    .await
-    .map_err(|_| ApiError::internal())?;
+    let new_hash = match password::verify_async(current, hash).await {
+        None => return Err(busy()),
+        Some(false) => None,
+        Some(true) => Some(password::hash_async(new).await),
+    };
     let new_hash = match new_hash {
         None => return Err(ApiError::bad_request("current_password: is wrong")),
         Some(h) => h.map_err(|_| ApiError::internal())?,
@@ -224,4 +222,14 @@ pub async fn change_password(
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Password work is queued on one thread; when the queue is full, say so.
+pub(crate) fn busy() -> ApiError {
+    let mut e = ApiError::new(
+        ErrorCode::Unavailable,
+        "too many logins in progress; retry in a moment",
+    );
+    e.retry_after = Some(1);
+    e
 }

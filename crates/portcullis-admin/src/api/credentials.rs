@@ -116,6 +116,12 @@ pub async fn update(
     if let Some(secret) = &req.secret {
         check_secret(secret)?;
     }
+    let current = state
+        .store
+        .credential(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("credential"))?;
+    super::api_managed(current.managed_by)?;
     let secret_changed = req.secret.is_some();
     let secret = req.secret.map(|s| {
         (
@@ -161,6 +167,21 @@ pub async fn remove(
         .credential(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("credential"))?;
+    super::api_managed(credential.managed_by)?;
+    let users: Vec<String> = state
+        .store
+        .list_proxies()
+        .await?
+        .into_iter()
+        .filter(|p| p.spec.credential_id.as_deref() == Some(id.as_str()))
+        .map(|p| p.spec.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::Conflict,
+            format!("credential is used by proxies {users:?}; change them first"),
+        ));
+    }
     state.store.delete_credential(&id).await?;
     state
         .audit(caller.draft(

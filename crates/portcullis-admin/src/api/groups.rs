@@ -91,6 +91,12 @@ pub async fn update(
     if let Some(name) = &req.name {
         check_name("name", name)?;
     }
+    let current = state
+        .store
+        .group(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("group"))?;
+    super::api_managed(current.managed_by)?;
     if let Some(text) = &req.description {
         check_description(text)?;
     }
@@ -129,6 +135,7 @@ pub async fn remove(
         .group(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("group"))?;
+    super::api_managed(group.managed_by)?;
     state.store.delete_group(&id).await?;
     state
         .audit(caller.draft("group.delete", format!("group:{}", group.name)))

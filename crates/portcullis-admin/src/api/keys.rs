@@ -134,6 +134,12 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKey>> {
+    let current = state
+        .store
+        .api_key(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    super::api_managed(current.managed_by)?;
     let key = state
         .store
         .revoke_api_key(&id, state.clock.now())

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod config;
 pub mod credentials;
 pub mod events;
 pub mod groups;
@@ -26,5 +27,16 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
         Err(ApiError::bad_request(format!(
             "{field}: must be 1-64 characters of letters, digits, spaces and . _ - @, without leading or trailing spaces"
         )))
+    }
+}
+
+/// Records declared in the configuration file change only there.
+pub(crate) fn api_managed(managed_by: portcullis_core::model::ManagedBy) -> Result<(), ApiError> {
+    match managed_by {
+        portcullis_core::model::ManagedBy::Api => Ok(()),
+        portcullis_core::model::ManagedBy::File => Err(ApiError::new(
+            crate::error::ErrorCode::Conflict,
+            "this record is declared in the configuration file; change it there and reload",
+        )),
     }
 }

@@ -42,10 +42,10 @@ pub struct SetPassword {
 
 pub(crate) async fn hash_password(pw: String) -> ApiResult<String> {
     password::check_strength(&pw).map_err(|e| ApiError::bad_request(format!("password: {e}")))?;
-    tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|_| ApiError::internal())
+    password::hash_async(pw).await.map_err(|e| match e {
+        password::PasswordError::Busy => super::auth::busy(),
+        _ => ApiError::internal(),
+    })
 }
 
 fn is_self(caller: &Caller, id: &str) -> bool {

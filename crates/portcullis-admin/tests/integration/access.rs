@@ -222,6 +222,7 @@ PATCH  /api/v1/users/{id} admin
 POST   /api/v1/auth/change-password read_only
 POST   /api/v1/auth/login public
 POST   /api/v1/auth/logout read_only
+POST   /api/v1/config/reload admin
 POST   /api/v1/credentials admin
 POST   /api/v1/groups developer
 POST   /api/v1/keys developer

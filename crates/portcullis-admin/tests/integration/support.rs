@@ -88,6 +88,7 @@ impl Harness {
             shutdown: Shutdown::new(),
             metrics: Arc::new(Metrics::with_registry(registry)),
             data_plane,
+            reload: None,
         })
         .unwrap();
         Self {

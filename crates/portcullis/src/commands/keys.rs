@@ -11,6 +11,10 @@ use portcullis_store::{DynStore, NewApiKey, SealedCredential};
 const ACTOR: &str = "cli";
 
 pub async fn run(global: &GlobalArgs, cmd: KeysCommand) -> Result<()> {
+    if let KeysCommand::Generate = cmd {
+        println!("{}", api_key::generate().plaintext);
+        return Ok(());
+    }
     let config = bootstrap::load_config(global, None)?;
     init_logging(&config)?;
     let opened = bootstrap::open(config).await?;
@@ -35,6 +39,7 @@ pub async fn run(global: &GlobalArgs, cmd: KeysCommand) -> Result<()> {
         }
         KeysCommand::List { group, json } => list(&store, group.as_deref(), json).await,
         KeysCommand::Revoke { key } => revoke(&store, &key).await,
+        KeysCommand::Generate => Ok(()),
         KeysCommand::RotateMaster { new_key_file } => {
             if super::serve::server_running(&opened.config.data_dir) {
                 Err(anyhow!("a server is running on this data directory; stop it before rotating the master key"))

@@ -4,6 +4,7 @@ use super::init_logging;
 use crate::bootstrap;
 use crate::cli::{GlobalArgs, ServeArgs};
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use portcullis_admin::{metrics::Metrics, AdminParts};
 use portcullis_core::drain::Shutdown;
 use portcullis_core::{Clock, SystemClock};
@@ -57,7 +58,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         listen.ip(),
         drain_timeout,
     );
-    let (admin_router, _state) = portcullis_admin::build(AdminParts {
+    let (admin_router, state) = portcullis_admin::build(AdminParts {
         store: opened.store.clone(),
         clock,
         master_key,
@@ -67,13 +68,23 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         shutdown: shutdown.clone(),
         metrics,
         data_plane: data_plane.clone(),
+        reload: reloader(global),
     })?;
     let router = admin_router.merge(data_plane.gateway_router());
     let demo = match args.demo {
         true => Some(crate::demo::prepare(&opened.store, &SystemClock).await?),
         false => None,
     };
+    if let Err(problems) =
+        portcullis_admin::declared::apply(&state, &opened.config.declared, "config").await
+    {
+        anyhow::bail!(
+            "the configuration file's resources cannot be applied:\n  - {}",
+            problems.join("\n  - ")
+        );
+    }
     data_plane.start_auto().await?;
+    tokio::spawn(reload_on_sighup(state.clone()));
 
     print_banner(
         bound,
@@ -83,6 +94,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     tracing::info!(address = %bound, "portcullis listening");
 
     tokio::spawn(watch_signals(shutdown.clone()));
+    // Streams relayed under /p/{name} are many small writes: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -204,4 +219,50 @@ pub fn server_running(dir: &std::path::Path) -> bool {
         .ok()
         .and_then(|pid| pid.trim().parse::<u32>().ok())
         .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Re-reads the configuration file, when there is one, for reloads.
+fn reloader(global: &GlobalArgs) -> Option<portcullis_admin::state::Reloader> {
+    let path = global.config.clone()?;
+    let data_dir = global.data_dir.clone();
+    Some(Arc::new(move || {
+        let overrides = portcullis_config::Overrides {
+            data_dir: data_dir.clone(),
+            ..Default::default()
+        };
+        portcullis_config::load(Some(&path), &portcullis_config::ProcessEnv, &overrides)
+            .map(|config| config.declared)
+            .map_err(|e| match e {
+                portcullis_config::ConfigError::Invalid(problems) => problems,
+                other => vec![other.to_string()],
+            })
+    }))
+}
+
+/// SIGHUP applies the configuration file again; a bad file is logged and ignored.
+async fn reload_on_sighup(state: portcullis_admin::AppState) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some(reload) = state.reload.clone() else {
+            tracing::warn!("SIGHUP ignored: the server was started without --config");
+            continue;
+        };
+        let declared = match tokio::task::spawn_blocking(move || reload()).await {
+            Ok(Ok(declared)) => declared,
+            Ok(Err(problems)) => {
+                tracing::error!(problems = ?problems, "configuration refused on SIGHUP; the running one stays");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        match portcullis_admin::declared::apply(&state, &declared, "signal:SIGHUP").await {
+            Ok(applied) => tracing::info!(?applied, "configuration reloaded"),
+            Err(problems) => {
+                tracing::error!(problems = ?problems, "configuration refused on SIGHUP; the running one stays")
+            }
+        }
+    }
 }

@@ -113,5 +113,5 @@ fn password_from(stdin: bool) -> Result<(String, bool)> {
 }
 
 async fn hash(pw: String) -> Result<String> {
-    Ok(tokio::task::spawn_blocking(move || password::hash(&pw)).await??)
+    Ok(password::hash_async(pw).await?)
 }
