@@ -30,43 +30,41 @@ pub struct Relay {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway owns.
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded in either direction.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers the gateway owns or must not pass on: the caller's credentials,
+/// cookies, framing, and its own `x-portcullis-*` controls.
 fn dropped_request_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "host"
-            | "content-length"
-            | "authorization"
-            | "x-api-key"
-            | "proxy-authorization"
-            | "cookie"
-            | "accept-encoding"
-            | "forwarded"
-            | "x-forwarded-for"
-            | "x-forwarded-host"
-            | "x-forwarded-proto"
-    ) || name.as_str().starts_with("x-portcullis-")
+    let name = name.as_str();
+    HOP_BY_HOP.contains(&name)
+        || matches!(
+            name,
+            "host"
+                | "content-length"
+                | "authorization"
+                | "x-api-key"
+                | "proxy-authorization"
+                | "cookie"
+                | "accept-encoding"
+                | "forwarded"
+                | "x-forwarded-for"
+                | "x-forwarded-host"
+                | "x-forwarded-proto"
+        )
+        || name.starts_with("x-portcullis-")
 }
 
 fn dropped_response_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "set-cookie"
-    )
+    HOP_BY_HOP.contains(&name.as_str()) || name.as_str() == "set-cookie"
 }
 
 /// Header names listed in `Connection` are hop-by-hop too.

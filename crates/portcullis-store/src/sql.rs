@@ -26,6 +26,26 @@ macro_rules! audit_cols {
     };
 }
 
+/// Binds a proxy spec's columns, in `proxy_cols!` order after `id`.
+macro_rules! bind_spec {
+    ($query:expr, $spec:expr) => {
+        $query
+            .bind(&$spec.name)
+            .bind(enum_text(&$spec.kind))
+            .bind($spec.provider.as_str())
+            .bind(&$spec.upstream_url)
+            .bind($spec.credential_id.as_deref())
+            .bind($spec.listen_port.map(i64::from))
+            .bind(enum_text(&$spec.auth_mode))
+            .bind($spec.auto_start)
+            .bind(signed($spec.connect_timeout_ms))
+            .bind(signed($spec.first_byte_timeout_ms))
+            .bind(signed($spec.idle_timeout_ms))
+            .bind(signed($spec.max_body_bytes))
+            .bind(serde_json::to_string(&$spec.policies).unwrap_or_else(|_| "[]".into()))
+    };
+}
+
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:expr) => {
         #[async_trait::async_trait]
@@ -319,21 +339,9 @@ macro_rules! impl_store {
 
             async fn create_proxy(&self, spec: &portcullis_core::proxy::ProxySpec, managed_by: portcullis_core::proxy::ManagedBy, now: jiff::Timestamp) -> $crate::Result<portcullis_core::proxy::Proxy> {
                 let id = portcullis_core::id::new_id();
-                sqlx::query(concat!("INSERT INTO proxies (", proxy_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"))
-                    .bind(&id)
-                    .bind(&spec.name)
-                    .bind(enum_text(&spec.kind))
-                    .bind(spec.provider.as_str())
-                    .bind(&spec.upstream_url)
-                    .bind(spec.credential_id.as_deref())
-                    .bind(spec.listen_port.map(i64::from))
-                    .bind(enum_text(&spec.auth_mode))
-                    .bind(spec.auto_start)
-                    .bind(signed(spec.connect_timeout_ms))
-                    .bind(signed(spec.first_byte_timeout_ms))
-                    .bind(signed(spec.idle_timeout_ms))
-                    .bind(signed(spec.max_body_bytes))
-                    .bind(serde_json::to_string(&spec.policies).unwrap_or_else(|_| "[]".into()))
+                bind_spec!(sqlx::query(concat!("INSERT INTO proxies (", proxy_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"))
+                    .bind(&id), spec)
+
                     .bind(enum_text(&managed_by))
                     .bind(ms(now))
                     .execute(&self.pool)
@@ -355,21 +363,9 @@ macro_rules! impl_store {
             }
 
             async fn update_proxy(&self, id: &str, spec: &portcullis_core::proxy::ProxySpec, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::proxy::Proxy>> {
-                sqlx::query("UPDATE proxies SET name = $2, kind = $3, provider = $4, upstream_url = $5, credential_id = $6, listen_port = $7, auth_mode = $8, auto_start = $9, connect_timeout_ms = $10, first_byte_timeout_ms = $11, idle_timeout_ms = $12, max_body_bytes = $13, policies = $14, updated_at = $15 WHERE id = $1")
-                    .bind(id)
-                    .bind(&spec.name)
-                    .bind(enum_text(&spec.kind))
-                    .bind(spec.provider.as_str())
-                    .bind(&spec.upstream_url)
-                    .bind(spec.credential_id.as_deref())
-                    .bind(spec.listen_port.map(i64::from))
-                    .bind(enum_text(&spec.auth_mode))
-                    .bind(spec.auto_start)
-                    .bind(signed(spec.connect_timeout_ms))
-                    .bind(signed(spec.first_byte_timeout_ms))
-                    .bind(signed(spec.idle_timeout_ms))
-                    .bind(signed(spec.max_body_bytes))
-                    .bind(serde_json::to_string(&spec.policies).unwrap_or_else(|_| "[]".into()))
+                bind_spec!(sqlx::query("UPDATE proxies SET name = $2, kind = $3, provider = $4, upstream_url = $5, credential_id = $6, listen_port = $7, auth_mode = $8, auto_start = $9, connect_timeout_ms = $10, first_byte_timeout_ms = $11, idle_timeout_ms = $12, max_body_bytes = $13, policies = $14, updated_at = $15 WHERE id = $1")
+                    .bind(id), spec)
+
                     .bind(ms(now))
                     .execute(&self.pool)
                     .await
@@ -513,4 +509,6 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
-pub(crate) use {audit_cols, cred_cols, event_cols, group_cols, key_cols, proxy_cols, user_cols};
+pub(crate) use {
+    audit_cols, bind_spec, cred_cols, event_cols, group_cols, key_cols, proxy_cols, user_cols,
+};
