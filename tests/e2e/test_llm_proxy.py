@@ -68,6 +68,9 @@ def test_streaming_keeps_usage_when_the_client_asked(setup):
     chunks = list(client(p["base"], setup.key).chat.completions.create(
         model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}))
     usage_chunks = [c for c in chunks if c.usage is not None]
+    # Without the header, the body's `user` names the end user.
+    client(p["base"], setup.key).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}], user="bob@example.com")
+    assert setup.wait_events(2, proxy=p["id"])[0]["end_user"] == "bob@example.com"
     assert len(usage_chunks) == 1 and usage_chunks[0].choices == []
     event = setup.wait_events(1, proxy=p["id"])[0]
     assert event["output_tokens"] == usage_chunks[0].usage.completion_tokens

@@ -10,6 +10,8 @@ pub struct RequestInfo {
     pub stream: bool,
     /// The client asked for a usage chunk at the end of the stream itself.
     pub client_wants_stream_usage: bool,
+    /// The end user the body names: OpenAI `user`, Anthropic `metadata.user_id`.
+    pub user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -20,6 +22,16 @@ struct Peek<'a> {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(borrow, default)]
+    user: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    user_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +54,10 @@ pub fn inspect(body: &[u8]) -> Result<RequestInfo, BadBody> {
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        user: peek
+            .user
+            .map(|u| u.into_owned())
+            .or_else(|| peek.metadata.and_then(|m| m.user_id)),
     })
 }
 
@@ -74,6 +90,20 @@ mod tests {
             inspect(br#"{"model":"gpt-4o","stream":true,"messages":[]}"#).unwrap_or_default();
         assert_eq!(info.model.as_deref(), Some("gpt-4o"));
         assert!(info.stream && !info.client_wants_stream_usage);
+        assert_eq!(
+            inspect(br#"{"model":"m","user":"u-1"}"#)
+                .unwrap_or_default()
+                .user
+                .as_deref(),
+            Some("u-1")
+        );
+        assert_eq!(
+            inspect(br#"{"metadata":{"user_id":"u-2"}}"#)
+                .unwrap_or_default()
+                .user
+                .as_deref(),
+            Some("u-2")
+        );
         assert!(inspect(b"not json").is_err());
         assert!(inspect(b"[1,2]").is_err());
     }

@@ -241,6 +241,9 @@ impl Relay {
                 body = rewritten;
                 strip_usage = true;
             }
+            if exchange.end_user.is_none() {
+                exchange.end_user = info.user.map(|u| u.chars().take(256).collect());
+            }
             exchange.model = info.model;
             exchange.stream = info.stream;
         }
