@@ -1,0 +1,11 @@
+//! The detection engine: turns text into findings. No I/O: policies arrive as data,
+//! text arrives as `&str`, findings leave as values.
+
+pub mod builtin;
+pub mod engine;
+pub mod normalize;
+pub mod pack;
+pub mod validators;
+
+pub use engine::{Engine, Finding};
+pub use pack::{Action, Location, Pack, Severity};
