@@ -22,3 +22,22 @@ pub fn packs() -> Result<Vec<Pack>, PackError> {
         .map(|(name, json)| Pack::from_json(name, json))
         .collect()
 }
+
+/// The names of the built-in packs.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    PACKS.iter().map(|(name, _)| *name)
+}
+
+/// The built-in packs with these names; an unknown name is an error naming it.
+pub fn select(names: &[String]) -> Result<Vec<Pack>, String> {
+    names
+        .iter()
+        .map(|name| match PACKS.iter().find(|(n, _)| n == name) {
+            Some((n, json)) => Pack::from_json(n, json).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "unknown policy {name:?} (built-in: {})",
+                PACKS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )),
+        })
+        .collect()
+}

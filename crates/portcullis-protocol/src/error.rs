@@ -9,6 +9,7 @@ use serde_json::json;
 pub enum ErrorKind {
     InvalidRequest,
     Authentication,
+    PermissionDenied,
     PolicyViolation,
     NotFound,
     PayloadTooLarge,
@@ -25,7 +26,7 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => 400,
             ErrorKind::Authentication => 401,
             ErrorKind::BudgetExceeded => 402,
-            ErrorKind::PolicyViolation => 403,
+            ErrorKind::PermissionDenied | ErrorKind::PolicyViolation => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RateLimited => 429,
@@ -40,6 +41,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => ("invalid_request_error", "invalid_request"),
             ErrorKind::Authentication => ("authentication_error", "invalid_api_key"),
+            ErrorKind::PermissionDenied => ("permission_error", "permission_denied"),
             ErrorKind::PolicyViolation => ("policy_violation", "policy_violation"),
             ErrorKind::NotFound => ("invalid_request_error", "unknown_url"),
             ErrorKind::PayloadTooLarge => ("invalid_request_error", "request_too_large"),
@@ -56,6 +58,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::PolicyViolation => "policy_violation",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::RateLimited => "rate_limit_error",

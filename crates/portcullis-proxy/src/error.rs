@@ -6,7 +6,10 @@ use portcullis_protocol::ErrorKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     Unauthenticated,
+    /// The key may not use this proxy (scope).
     Forbidden,
+    /// A policy rule with action `block` fired.
+    PolicyBlocked,
     BadRequest,
     NotFound,
     MethodNotAllowed,
@@ -25,6 +28,7 @@ impl Reason {
         match self {
             Reason::Unauthenticated => "unauthenticated",
             Reason::Forbidden => "forbidden",
+            Reason::PolicyBlocked => "policy_blocked",
             Reason::BadRequest => "bad_request",
             Reason::NotFound => "not_found",
             Reason::MethodNotAllowed => "method_not_allowed",
@@ -44,7 +48,8 @@ impl Reason {
     pub fn kind(self) -> ErrorKind {
         match self {
             Reason::Unauthenticated => ErrorKind::Authentication,
-            Reason::Forbidden => ErrorKind::PolicyViolation,
+            Reason::Forbidden => ErrorKind::PermissionDenied,
+            Reason::PolicyBlocked => ErrorKind::PolicyViolation,
             Reason::BadRequest | Reason::MethodNotAllowed => ErrorKind::InvalidRequest,
             Reason::NotFound => ErrorKind::NotFound,
             Reason::BodyTooLarge => ErrorKind::PayloadTooLarge,

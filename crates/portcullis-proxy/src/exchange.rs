@@ -27,6 +27,8 @@ pub struct Exchange {
     pub overhead: Duration,
     pub ttft: Option<Duration>,
     pub response_bytes: u64,
+    /// Policy findings, as stored in the event.
+    pub findings: Vec<serde_json::Value>,
     stream_counted: bool,
     done: bool,
 }
@@ -56,6 +58,7 @@ impl Exchange {
             overhead: Duration::ZERO,
             ttft: None,
             response_bytes: 0,
+            findings: Vec::new(),
             stream_counted: false,
             done: false,
         }
@@ -126,7 +129,7 @@ impl Exchange {
             cached_tokens: usage.cached_input_tokens,
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
-            findings: serde_json::Value::Array(Vec::new()),
+            findings: serde_json::Value::Array(std::mem::take(&mut self.findings)),
         });
     }
 }

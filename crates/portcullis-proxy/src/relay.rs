@@ -245,6 +245,9 @@ impl Relay {
                 exchange.end_user = info.user.map(|u| u.chars().take(256).collect());
             }
             exchange.model = info.model;
+            if let Some(engine) = &proxy.policy {
+                inspect_request(engine, endpoint, &body, exchange)?;
+            }
             exchange.stream = info.stream;
         }
 
@@ -343,4 +346,46 @@ impl RetainNames for HeaderMap {
             self.remove(name);
         }
     }
+}
+
+/// Scans the request's text by part; a finding whose action is `block` refuses it.
+fn inspect_request(
+    engine: &portcullis_policy::Engine,
+    endpoint: Endpoint,
+    body: &[u8],
+    exchange: &mut Exchange,
+) -> Result<(), ProxyError> {
+    use portcullis_policy::{Action, Location};
+    use portcullis_protocol::content::{request_texts, Part};
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ProxyError::new(Reason::BadRequest, e.to_string()))?;
+    let mut blocking = Vec::new();
+    for (part, text) in request_texts(endpoint, &value) {
+        let location = match part {
+            Part::Prompt => Location::Request,
+            Part::ToolCall => Location::ToolCall,
+            Part::ToolResult => Location::ToolResult,
+        };
+        for finding in engine.scan(location, &text) {
+            if finding.action == Action::Block && !blocking.contains(&finding.rule_id) {
+                blocking.push(finding.rule_id.clone());
+            }
+            // Never the matched text: findings name the rule, not the secret.
+            exchange.findings.push(serde_json::json!({
+                "rule": &*finding.rule_id,
+                "category": &*finding.category,
+                "severity": finding.severity,
+                "action": finding.action,
+                "location": location,
+            }));
+        }
+    }
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = blocking.iter().map(|r| &**r).collect();
+    Err(ProxyError::new(
+        Reason::PolicyBlocked,
+        format!("blocked by policy: {}", ids.join(", ")),
+    ))
 }

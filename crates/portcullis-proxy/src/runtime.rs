@@ -28,6 +28,8 @@ pub enum BuildError {
     BadCredential,
     #[error(transparent)]
     Tls(#[from] upstream::TlsError),
+    #[error("policies: {0}")]
+    Policy(String),
 }
 
 pub struct ProxyRuntime {
@@ -46,6 +48,8 @@ pub struct ProxyRuntime {
     pub max_body_bytes: usize,
     pub client: UpstreamClient,
     pub metrics: ProxyHandles,
+    /// The proxy's policies, compiled once at start; none when it has no policy.
+    pub policy: Option<portcullis_policy::Engine>,
 }
 
 impl std::fmt::Debug for ProxyRuntime {
@@ -115,6 +119,7 @@ impl ProxyRuntime {
             max_body_bytes: usize::try_from(spec.max_body_bytes).unwrap_or(usize::MAX),
             client: upstream::client(Duration::from_millis(spec.connect_timeout_ms))?,
             metrics: metrics.for_proxy(&spec.name),
+            policy: compile_policies(&spec.policies)?,
         })
     }
 
@@ -128,4 +133,14 @@ impl ProxyRuntime {
                 .ok(),
         }
     }
+}
+
+fn compile_policies(names: &[String]) -> Result<Option<portcullis_policy::Engine>, BuildError> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let packs = portcullis_policy::builtin::select(names).map_err(BuildError::Policy)?;
+    portcullis_policy::Engine::compile(&packs)
+        .map(Some)
+        .map_err(|e| BuildError::Policy(e.to_string()))
 }

@@ -33,6 +33,9 @@ async fn load(state: &AppState, id: &str) -> ApiResult<Proxy> {
 
 async fn check(state: &AppState, spec: &ProxySpec) -> ApiResult<()> {
     let mut problems = spec.problems();
+    if let Err(e) = portcullis_policy::builtin::select(&spec.policies) {
+        problems.push(format!("policies: {e}"));
+    }
     if let Some(id) = &spec.credential_id {
         if state.store.credential(id).await?.is_none() {
             problems.push("credential_id: no such credential".into());
