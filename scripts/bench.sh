@@ -18,7 +18,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(free_port); GW_PORT=$(free_port); PROXY_PORT=$(free_port)
+MOCK_PORT=$(free_port); GW_PORT=$(free_port); PROXY_PORT=$(free_port); POLICY_PORT=$(free_port)
 
 "$BIN/mock-upstream" --listen "127.0.0.1:$MOCK_PORT" --threads 1 > "$work/mock.out" 2>&1 &
 pids+=($!)
@@ -35,6 +35,7 @@ TOKEN=$(curl -sf "http://127.0.0.1:$GW_PORT/api/v1/auth/login" -H 'content-type:
 GROUP=$(api /api/v1/groups -d '{"name":"bench"}' | json '["id"]')
 KEY=$(api /api/v1/keys -d "{\"name\":\"bench\",\"group_id\":\"$GROUP\"}" | json '["key"]')
 api /api/v1/proxies -d "{\"name\":\"bench\",\"provider\":\"openai\",\"upstream_url\":\"http://127.0.0.1:$MOCK_PORT\",\"listen_port\":$PROXY_PORT,\"auto_start\":true}" >/dev/null
+api /api/v1/proxies -d "{\"name\":\"bench-policy\",\"provider\":\"openai\",\"upstream_url\":\"http://127.0.0.1:$MOCK_PORT\",\"listen_port\":$POLICY_PORT,\"auto_start\":true,\"policies\":[\"llm-critical-security\",\"secrets\",\"llm-compliance-gdpr\"]}" >/dev/null
 
 rss_kb() { awk "/^$1:/ {print \$2}" "/proc/$GW_PID/status"; }
 sleep 1
@@ -42,12 +43,13 @@ IDLE_RSS=$(rss_kb VmRSS)
 
 DIRECT=http://127.0.0.1:$MOCK_PORT/v1/chat/completions
 GATEWAY=http://127.0.0.1:$PROXY_PORT/v1/chat/completions
+POLICY=http://127.0.0.1:$POLICY_PORT/v1/chat/completions
 run() { "$BIN/loadgen" --header "authorization: Bearer $KEY" "$@"; }
 
 echo "measuring ($DURATION s per run; 2 cores shared by load generator, gateway and mock)..." >&2
 results=()
-for target in direct gateway; do
-  url=$DIRECT; [ $target = gateway ] && url=$GATEWAY
+for target in direct gateway policy; do
+  url=$DIRECT; [ $target = gateway ] && url=$GATEWAY; [ $target = policy ] && url=$POLICY
   results+=("$(run --mode closed --url "$url" --body bench/bodies/chat.json --connections "$CONNS" --duration "$DURATION" --label "$target closed chat")")
   results+=("$(run --mode closed --url "$url" --body bench/bodies/chat-stream.json --connections "$CONNS" --duration "$DURATION" --label "$target closed stream")")
   results+=("$(run --mode open --url "$url" --body bench/bodies/chat.json --rate "$RATE" --duration "$DURATION" --label "$target open chat")")
@@ -68,17 +70,17 @@ for line in open(path):
         r[d["label"]] = d
 def g(label, key): return r[label][key]
 print()
-print("| measurement | direct | through gateway | gateway vs direct |")
-print("|---|---:|---:|---:|")
+print("| measurement | direct | gateway | gateway vs direct | gateway + policies | with policies vs direct |")
+print("|---|---:|---:|---:|---:|---:|")
 for kind, name in [("chat", "non-streaming"), ("stream", "streaming")]:
-    d, w = g(f"direct closed {kind}", "rps"), g(f"gateway closed {kind}", "rps")
-    print(f"| throughput, {name}, {conns} connections (req/s) | {d:,.0f} | {w:,.0f} | {w/d:.0%} |")
+    d, w, q = (g(f"{t} closed {kind}", "rps") for t in ("direct", "gateway", "policy"))
+    print(f"| throughput, {name}, {conns} connections (req/s) | {d:,.0f} | {w:,.0f} | {w/d:.0%} | {q:,.0f} | {q/d:.0%} |")
 for p in ["p50", "p90", "p99"]:
-    d, w = g("direct open chat", f"{p}_ms"), g("gateway open chat", f"{p}_ms")
-    print(f"| latency {p} at {rate} req/s open loop (ms) | {d:.3f} | {w:.3f} | +{w-d:.3f} ms |")
+    d, w, q = (g(f"{t} open chat", f"{p}_ms") for t in ("direct", "gateway", "policy"))
+    print(f"| latency {p} at {rate} req/s open loop (ms) | {d:.3f} | {w:.3f} | +{w-d:.3f} ms | {q:.3f} | +{q-d:.3f} ms |")
 for p in ["ttfb_p50", "ttfb_p99"]:
-    d, w = g("direct ttfb stream", f"{p}_ms"), g("gateway ttfb stream", f"{p}_ms")
-    print(f"| stream time to first byte {p[5:]} (ms) | {d:.3f} | {w:.3f} | +{w-d:.3f} ms |")
+    d, w, q = (g(f"{t} ttfb stream", f"{p}_ms") for t in ("direct", "gateway", "policy"))
+    print(f"| stream time to first byte {p[5:]} (ms) | {d:.3f} | {w:.3f} | +{w-d:.3f} ms | {q:.3f} | +{q-d:.3f} ms |")
 errors = sum(v.get("errors", 0) for v in r.values())
 print()
 print(f"gateway RSS: idle {int(idle)/1024:.1f} MB, peak {int(peak)/1024:.1f} MB; load errors: {errors}; events dropped: {dropped}")
