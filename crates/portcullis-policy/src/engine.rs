@@ -7,17 +7,77 @@ use crate::normalize::{normalize, Limits};
 use crate::pack::{Action, Location, Pack, Severity};
 use crate::validators::Validator;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Compiled-size ceiling per pattern, so one pack cannot exhaust memory.
 const PATTERN_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 pub(crate) fn compile_pattern(pattern: &str, case_sensitive: bool) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
+    RegexBuilder::new(&ascii_classes(pattern))
         .case_insensitive(!case_sensitive)
         .size_limit(PATTERN_SIZE_LIMIT)
         .build()
+}
+
+/// Rewrites `\b \d \s \w` (and their negations outside classes) to their ASCII
+/// forms. Unicode-aware Perl classes multiply the automata several times over
+/// (the built-in packs compiled to ~9 MB with them), and the text they match is
+/// folded towards ASCII by the normaliser anyway.
+pub(crate) fn ascii_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(next) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let replacement = match (in_class, next) {
+                    (false, 'b') => Some(r"(?-u:\b)"),
+                    (false, 'B') => Some(r"(?-u:\B)"),
+                    (false, 'd') => Some("[0-9]"),
+                    (false, 'D') => Some("[^0-9]"),
+                    (false, 's') => Some(r"[\t\n\x0B\x0C\r ]"),
+                    (false, 'S') => Some(r"[^\t\n\x0B\x0C\r ]"),
+                    (false, 'w') => Some("[0-9A-Za-z_]"),
+                    (false, 'W') => Some("[^0-9A-Za-z_]"),
+                    (true, 'd') => Some("0-9"),
+                    (true, 's') => Some(r"\t\n\x0B\x0C\r "),
+                    (true, 'w') => Some("0-9A-Za-z_"),
+                    _ => None,
+                };
+                match replacement {
+                    Some(r) => out.push_str(r),
+                    None => {
+                        out.push('\\');
+                        out.push(next);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal, not the end.
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -29,7 +89,22 @@ struct CompiledRule {
     entity: Option<Arc<str>>,
     validator: Option<Validator>,
     case_sensitive: bool,
-    regexes: Vec<Regex>,
+    locations: Vec<Location>,
+    patterns: Vec<String>,
+    /// Compiled on the first match: most rules never fire, and the set already
+    /// holds every pattern.
+    regexes: std::sync::OnceLock<Vec<Regex>>,
+}
+
+impl CompiledRule {
+    fn regexes(&self) -> &[Regex] {
+        self.regexes.get_or_init(|| {
+            self.patterns
+                .iter()
+                .filter_map(|p| compile_pattern(p, self.case_sensitive).ok())
+                .collect()
+        })
+    }
 }
 
 /// The patterns of one location and one text form, with the rule each came from.
@@ -37,12 +112,6 @@ struct CompiledRule {
 struct PatternSet {
     set: RegexSet,
     rule_of: Vec<usize>,
-}
-
-#[derive(Debug, Default)]
-struct LocationSets {
-    exact: Option<PatternSet>,
-    folded: Option<PatternSet>,
 }
 
 /// One rule that fired on one text.
@@ -65,14 +134,17 @@ pub enum EngineError {
     Pack(#[from] crate::pack::PackError),
     #[error("rule {rule} appears in more than one pack")]
     DuplicateRule { rule: String },
-    #[error("patterns of location {location:?} do not compile together: {message}")]
-    Set { location: Location, message: String },
+    #[error("the {form} patterns do not compile together: {message}")]
+    Set { form: &'static str, message: String },
 }
 
 #[derive(Debug, Default)]
 pub struct Engine {
     rules: Vec<CompiledRule>,
-    sets: HashMap<Location, LocationSets>,
+    exact: Option<PatternSet>,
+    folded: Option<PatternSet>,
+    exact_locations: HashSet<Location>,
+    folded_locations: HashSet<Location>,
     limits: Limits,
 }
 
@@ -80,8 +152,10 @@ impl Engine {
     pub fn compile(packs: &[Pack]) -> Result<Engine, EngineError> {
         let mut rules = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        // (location, exact?) -> (patterns, rule index per pattern)
-        let mut pending: HashMap<(Location, bool), (Vec<String>, Vec<usize>)> = HashMap::new();
+        // One pattern list per text form; locations are filtered after matching, so
+        // a rule that applies in five places is compiled once, not five times.
+        let mut exact: (Vec<String>, Vec<usize>) = Default::default();
+        let mut folded: (Vec<String>, Vec<usize>) = Default::default();
         for pack in packs {
             pack.validate()?;
             for rule in &pack.rules {
@@ -91,17 +165,14 @@ impl Engine {
                     });
                 }
                 let index = rules.len();
-                let regexes = rule
-                    .patterns
-                    .iter()
-                    .filter_map(|p| compile_pattern(p, rule.case_sensitive).ok())
-                    .collect();
-                for location in &rule.applies_to {
-                    let entry = pending.entry((*location, rule.case_sensitive)).or_default();
-                    for p in &rule.patterns {
-                        entry.0.push(p.clone());
-                        entry.1.push(index);
-                    }
+                let list = if rule.case_sensitive {
+                    &mut exact
+                } else {
+                    &mut folded
+                };
+                for p in &rule.patterns {
+                    list.0.push(ascii_classes(p));
+                    list.1.push(index);
                 }
                 rules.push(CompiledRule {
                     id: Arc::from(rule.id.as_str()),
@@ -111,31 +182,44 @@ impl Engine {
                     entity: rule.entity.as_deref().map(Arc::from),
                     validator: rule.validator,
                     case_sensitive: rule.case_sensitive,
-                    regexes,
+                    locations: rule.applies_to.clone(),
+                    patterns: rule.patterns.clone(),
+                    regexes: std::sync::OnceLock::new(),
                 });
             }
         }
-        let mut sets: HashMap<Location, LocationSets> = HashMap::new();
-        for ((location, exact), (patterns, rule_of)) in pending {
+        let build = |(patterns, rule_of): (Vec<String>, Vec<usize>),
+                     case_insensitive: bool,
+                     form: &'static str|
+         -> Result<Option<PatternSet>, EngineError> {
+            if patterns.is_empty() {
+                return Ok(None);
+            }
             let set = RegexSetBuilder::new(&patterns)
-                .case_insensitive(!exact)
+                .case_insensitive(case_insensitive)
                 .size_limit(PATTERN_SIZE_LIMIT * 16)
                 .build()
                 .map_err(|e| EngineError::Set {
-                    location,
+                    form,
                     message: e.to_string(),
                 })?;
-            let entry = sets.entry(location).or_default();
-            let compiled = Some(PatternSet { set, rule_of });
-            if exact {
-                entry.exact = compiled;
-            } else {
-                entry.folded = compiled;
-            }
-        }
+            Ok(Some(PatternSet { set, rule_of }))
+        };
+        let locations_of = |case_sensitive: bool| -> HashSet<Location> {
+            rules
+                .iter()
+                .filter(|r: &&CompiledRule| r.case_sensitive == case_sensitive)
+                .flat_map(|r| r.locations.iter().copied())
+                .collect()
+        };
+        let exact_locations = locations_of(true);
+        let folded_locations = locations_of(false);
         Ok(Engine {
+            exact: build(exact, false, "exact")?,
+            folded: build(folded, true, "folded")?,
+            exact_locations,
+            folded_locations,
             rules,
-            sets,
             limits: Limits::default(),
         })
     }
@@ -146,15 +230,20 @@ impl Engine {
 
     /// Every rule that fires on `text` at `location`, once each, most severe first.
     pub fn scan(&self, location: Location, text: &str) -> Vec<Finding> {
-        let Some(sets) = self.sets.get(&location) else {
-            return Vec::new();
-        };
         let mut fired: Vec<Finding> = Vec::new();
-        if let Some(exact) = &sets.exact {
-            for index in dedup_rules(exact.set.matches(text).iter().map(|p| exact.rule_of[p])) {
+        let here = |index: &usize| self.rules[*index].locations.contains(&location);
+        if let Some(exact) = self
+            .exact
+            .as_ref()
+            .filter(|_| self.exact_locations.contains(&location))
+        {
+            for index in dedup_rules(exact.set.matches(text).iter().map(|p| exact.rule_of[p]))
+                .into_iter()
+                .filter(here)
+            {
                 let rule = &self.rules[index];
                 let spans: Vec<(usize, usize)> = rule
-                    .regexes
+                    .regexes()
                     .iter()
                     .flat_map(|r| r.find_iter(text))
                     .filter(|m| rule.validator.is_none_or(|v| v.check(m.as_str())))
@@ -165,7 +254,11 @@ impl Engine {
                 }
             }
         }
-        if let Some(folded) = &sets.folded {
+        if let Some(folded) = self
+            .folded
+            .as_ref()
+            .filter(|_| self.folded_locations.contains(&location))
+        {
             let normalized = normalize(text, &self.limits);
             let mut hit = Vec::new();
             for view in &normalized.views {
@@ -177,18 +270,18 @@ impl Engine {
                         .map(|p| folded.rule_of[p]),
                 );
             }
-            for index in dedup_rules(hit.into_iter()) {
+            for index in dedup_rules(hit.into_iter()).into_iter().filter(here) {
                 let rule = &self.rules[index];
                 // A checksum rule must also pass on some view's match.
                 let valid = rule.validator.is_none_or(|v| {
                     normalized.views.iter().any(|view| {
-                        rule.regexes
+                        rule.regexes()
                             .iter()
                             .flat_map(|r| r.find_iter(&view.text))
                             .any(|m| v.check(m.as_str()))
                     })
                 });
-                if valid && !rule.case_sensitive {
+                if valid {
                     fired.push(self.finding(rule, location, Vec::new()));
                 }
             }
@@ -224,4 +317,26 @@ fn dedup_rules(indices: impl Iterator<Item = usize>) -> Vec<usize> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ascii_classes;
+
+    #[test]
+    fn perl_classes_become_ascii_inside_and_outside_brackets() {
+        assert_eq!(
+            ascii_classes(r"\bab\d+\s"),
+            r"(?-u:\b)ab[0-9]+[\t\n\x0B\x0C\r ]"
+        );
+        assert_eq!(ascii_classes(r"[^\s:@/]+"), r"[^\t\n\x0B\x0C\r :@/]+");
+        assert_eq!(ascii_classes(r"[\w.-]"), r"[0-9A-Za-z_.-]");
+        assert_eq!(
+            ascii_classes(r"\\d"),
+            r"\\d",
+            "an escaped backslash is left alone"
+        );
+        assert_eq!(ascii_classes(r"[]\d]"), r"[]0-9]");
+        assert_eq!(ascii_classes(r"\."), r"\.");
+    }
 }
