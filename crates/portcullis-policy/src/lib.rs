@@ -6,6 +6,8 @@ pub mod engine;
 pub mod normalize;
 pub mod pack;
 pub mod validators;
+pub mod verdict;
 
 pub use engine::{Engine, Finding};
 pub use pack::{Action, Location, Pack, Severity};
+pub use verdict::{check_examples, Verdict};

@@ -44,8 +44,37 @@ pub enum Command {
     /// Manage API keys and the master encryption key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Detection policies: list, check a text, test packs, scan JSON lines.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// List the built-in policies.
+    List,
+    /// Check one text; prints the verdict as JSON, exits 1 when blocked.
+    Check {
+        /// Policy name (repeatable). Default: every built-in policy.
+        #[arg(long = "policy", value_name = "NAME")]
+        policies: Vec<String>,
+        /// Where the text would appear: request, response, tool_call, tool_result,
+        /// tool_description, agent_message.
+        #[arg(long, default_value = "request")]
+        location: String,
+        text: String,
+    },
+    /// Run a pack's examples (a JSON file, or every built-in pack); exits 1 on a failure.
+    Test { file: Option<std::path::PathBuf> },
+    /// Read JSON lines `{"text": ...}` on stdin; write one verdict per line on stdout.
+    Scan {
+        #[arg(long = "policy", value_name = "NAME")]
+        policies: Vec<String>,
+        #[arg(long, default_value = "request")]
+        location: String,
+    },
 }
 
 #[derive(Debug, Args)]

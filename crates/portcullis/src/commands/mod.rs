@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod keys;
+mod policy;
 mod serve;
 mod users;
 
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Users(cmd) => users::run(&cli.global, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.global, cmd).await,
+        Command::Policy(cmd) => policy::run(cmd),
     }
 }
 
