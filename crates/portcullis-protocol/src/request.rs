@@ -47,7 +47,18 @@ pub struct BadBody(String);
 /// Reads model and streaming flags; the body must be a JSON object.
 pub fn inspect(body: &[u8]) -> Result<RequestInfo, BadBody> {
     let peek: Peek<'_> = serde_json::from_slice(body).map_err(|e| BadBody(e.to_string()))?;
-    Ok(RequestInfo {
+    Ok(info_of(peek))
+}
+
+/// The same as [`inspect`], from a body already parsed (when a policy needs the
+/// whole value anyway, the body is parsed once).
+pub fn inspect_value(body: &serde_json::Value) -> Result<RequestInfo, BadBody> {
+    let peek = Peek::deserialize(body).map_err(|e| BadBody(e.to_string()))?;
+    Ok(info_of(peek))
+}
+
+fn info_of(peek: Peek<'_>) -> RequestInfo {
+    RequestInfo {
         model: peek.model.map(|m| m.into_owned()),
         stream: peek.stream.unwrap_or(false),
         client_wants_stream_usage: peek
@@ -58,7 +69,7 @@ pub fn inspect(body: &[u8]) -> Result<RequestInfo, BadBody> {
             .user
             .map(|u| u.into_owned())
             .or_else(|| peek.metadata.and_then(|m| m.user_id)),
-    })
+    }
 }
 
 /// For OpenAI streams that did not ask for usage, a body that does: the gateway
@@ -106,6 +117,12 @@ mod tests {
         );
         assert!(inspect(b"not json").is_err());
         assert!(inspect(b"[1,2]").is_err());
+        let value = serde_json::json!({"model": "gpt-4o", "stream": true, "user": "u"});
+        assert_eq!(
+            inspect_value(&value).ok(),
+            inspect(value.to_string().as_bytes()).ok()
+        );
+        assert!(inspect_value(&serde_json::json!([1])).is_err());
     }
 
     #[test]

@@ -235,8 +235,21 @@ impl Relay {
 
         let mut strip_usage = false;
         if !endpoint.is_get() {
-            let info = request::inspect(&body)
-                .map_err(|e| ProxyError::new(Reason::BadRequest, e.to_string()))?;
+            let bad = |e: request::BadBody| ProxyError::new(Reason::BadRequest, e.to_string());
+            // With a policy the whole body is needed: parse it once.
+            let parsed: Option<serde_json::Value> = match &proxy.policy {
+                Some(_) => Some(serde_json::from_slice(&body).map_err(|e| {
+                    ProxyError::new(
+                        Reason::BadRequest,
+                        format!("request body is not valid JSON: {e}"),
+                    )
+                })?),
+                None => None,
+            };
+            let info = match &parsed {
+                Some(value) => request::inspect_value(value).map_err(bad)?,
+                None => request::inspect(&body).map_err(bad)?,
+            };
             if let Some(rewritten) = request::with_stream_usage(endpoint, &info, &body) {
                 body = rewritten;
                 strip_usage = true;
@@ -245,8 +258,8 @@ impl Relay {
                 exchange.end_user = info.user.map(|u| u.chars().take(256).collect());
             }
             exchange.model = info.model;
-            if let Some(engine) = &proxy.policy {
-                inspect_request(engine, endpoint, &body, exchange)?;
+            if let (Some(engine), Some(value)) = (&proxy.policy, &parsed) {
+                inspect_request(engine, endpoint, value, exchange)?;
             }
             exchange.stream = info.stream;
         }
@@ -352,15 +365,13 @@ impl RetainNames for HeaderMap {
 fn inspect_request(
     engine: &portcullis_policy::Engine,
     endpoint: Endpoint,
-    body: &[u8],
+    value: &serde_json::Value,
     exchange: &mut Exchange,
 ) -> Result<(), ProxyError> {
     use portcullis_policy::{Action, Location};
     use portcullis_protocol::content::{request_texts, Part};
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ProxyError::new(Reason::BadRequest, e.to_string()))?;
     let mut blocking = Vec::new();
-    for (part, text) in request_texts(endpoint, &value) {
+    for (part, text) in request_texts(endpoint, value) {
         let location = match part {
             Part::Prompt => Location::Request,
             Part::ToolCall => Location::ToolCall,
