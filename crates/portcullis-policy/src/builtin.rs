@@ -13,6 +13,10 @@ pub const PACKS: &[(&str, &str)] = &[
         "llm-compliance-gdpr",
         include_str!("../packs/llm-compliance-gdpr.json"),
     ),
+    (
+        "llm-standard-security",
+        include_str!("../packs/llm-standard-security.json"),
+    ),
 ];
 
 /// Parses every built-in pack; a failure here is a bug caught by the tests.
