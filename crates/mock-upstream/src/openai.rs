@@ -232,10 +232,19 @@ fn chat_stream(
     buf.put_slice(b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]");
     buf.put_slice(tail);
     w.end();
+    finish_stream(w, &prefix, usage)
+}
+
+/// The end every OpenAI stream shares: the usage chunk when asked for, then `[DONE]`.
+fn finish_stream<U: serde::Serialize>(
+    mut w: SseWriter,
+    prefix: &[u8],
+    usage: Option<&U>,
+) -> Result<Vec<Bytes>, ApiError> {
     if let Some(usage) = usage {
         let usage = serde_json::to_vec(usage).map_err(|e| ApiError::internal(e.to_string()))?;
         let buf = w.begin(None);
-        buf.put_slice(&prefix);
+        buf.put_slice(prefix);
         buf.put_slice(b"],\"usage\":");
         buf.put_slice(&usage);
         buf.put_u8(b'}');
@@ -429,17 +438,7 @@ fn completion_stream(
     buf.put_slice(b"{\"text\":\"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}]");
     buf.put_slice(tail);
     w.end();
-    if let Some(usage) = usage {
-        let usage = serde_json::to_vec(usage).map_err(|e| ApiError::internal(e.to_string()))?;
-        let buf = w.begin(None);
-        buf.put_slice(&prefix);
-        buf.put_slice(b"],\"usage\":");
-        buf.put_slice(&usage);
-        buf.put_u8(b'}');
-        w.end();
-    }
-    w.raw(None, b"[DONE]");
-    Ok(w.finish())
+    finish_stream(w, &prefix, usage)
 }
 
 // ----------------------------------------------------------- embeddings
