@@ -64,12 +64,6 @@ impl Exchange {
         }
     }
 
-    /// Makes this exchange end silently: for a placeholder whose real exchange
-    /// has moved elsewhere.
-    pub fn disarm(&mut self) {
-        self.done = true;
-    }
-
     /// A streamed response started relaying.
     pub fn stream_started(&mut self) {
         if !self.stream_counted {

@@ -46,6 +46,8 @@ struct Listener {
 }
 
 struct Running {
+    /// The definition it was started with (shutdown needs no store).
+    proxy: Proxy,
     listener: Option<Listener>,
 }
 
@@ -146,7 +148,13 @@ impl DataPlane {
         match self.launch(proxy).await {
             Ok((runtime, listener)) => {
                 let addr = listener.as_ref().map(|l| l.addr);
-                running.insert(proxy.id.clone(), Running { listener });
+                running.insert(
+                    proxy.id.clone(),
+                    Running {
+                        proxy: proxy.clone(),
+                        listener,
+                    },
+                );
                 self.routes.rcu(|routes| {
                     let mut next = HashMap::clone(routes);
                     next.insert(proxy.spec.name.clone(), runtime.clone());
@@ -229,6 +237,7 @@ impl DataPlane {
         });
         if let Some(Running {
             listener: Some(listener),
+            ..
         }) = running.remove(&proxy.id)
         {
             listener.shutdown.trigger();
@@ -270,11 +279,15 @@ impl DataPlane {
 
     /// Stops every proxy (server shutdown).
     pub async fn stop_all(&self) {
-        let ids: Vec<String> = self.running.lock().await.keys().cloned().collect();
-        for proxy in self.store.list_proxies().await.unwrap_or_default() {
-            if ids.contains(&proxy.id) {
-                self.stop(&proxy).await;
-            }
+        let running: Vec<Proxy> = self
+            .running
+            .lock()
+            .await
+            .values()
+            .map(|r| r.proxy.clone())
+            .collect();
+        for proxy in running {
+            self.stop(&proxy).await;
         }
     }
 

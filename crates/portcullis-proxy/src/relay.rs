@@ -116,7 +116,17 @@ impl Relay {
             self.clock.now(),
         );
         match self.forward(&proxy, req, path, &mut exchange).await {
-            Ok(response) => response,
+            // The exchange moves into the body, which ends it.
+            Ok(upstream) => {
+                let body = ObservedBody::new(
+                    upstream.incoming,
+                    upstream.parts.status.as_u16(),
+                    upstream.dialect,
+                    upstream.observer,
+                    exchange,
+                );
+                Response::from_parts(upstream.parts, Body::new(body))
+            }
             Err(e) => {
                 let dialect = exchange
                     .endpoint
@@ -156,7 +166,7 @@ impl Relay {
         req: Request<Body>,
         path: &str,
         exchange: &mut Exchange,
-    ) -> Result<Response<Body>, ProxyError> {
+    ) -> Result<Upstream, ProxyError> {
         let started = exchange.started;
         let endpoint = Endpoint::from_path(path).ok_or_else(|| {
             ProxyError::new(Reason::NotFound, format!("no such endpoint: {path}"))
@@ -332,20 +342,21 @@ impl Relay {
         parts
             .headers
             .insert(OVERHEAD_HEADER, overhead_value(exchange.overhead));
-        let status = parts.status.as_u16();
-        // The exchange moves into the body, which ends it; the placeholder left
-        // behind must not report a second exchange.
-        let mut placeholder = Exchange::new(
-            proxy.clone(),
-            self.events.clone(),
-            started,
-            self.clock.now(),
-        );
-        placeholder.disarm();
-        let owned = std::mem::replace(exchange, placeholder);
-        let body = ObservedBody::new(incoming, status, endpoint.dialect(), observer, owned);
-        Ok(Response::from_parts(parts, Body::new(body)))
+        Ok(Upstream {
+            parts,
+            incoming,
+            observer,
+            dialect: endpoint.dialect(),
+        })
     }
+}
+
+/// The upstream's answer, ready to relay: head already filtered, body not yet read.
+struct Upstream {
+    parts: http::response::Parts,
+    incoming: hyper::body::Incoming,
+    observer: Option<StreamObserver>,
+    dialect: Dialect,
 }
 
 trait RetainNames {
