@@ -24,6 +24,11 @@ pub(crate) fn estimate_tokens(chars: usize) -> u64 {
 
 /// The deterministic reply: tests send text and look for it in the answer.
 pub(crate) fn reply_for(user_text: Option<&str>) -> String {
+    // `REVERSE: txet` answers "text": lets tests make the answer say what the
+    // request does not (response inspection).
+    if let Some(rest) = user_text.and_then(|t| t.strip_prefix("REVERSE: ")) {
+        return rest.chars().rev().collect();
+    }
     match user_text {
         Some(text) if !text.is_empty() => format!("You said: {text}"),
         _ => DEFAULT_REPLY.to_owned(),

@@ -3,8 +3,10 @@
 //! text, so the cost of a scan grows with the text, not with the number of rules;
 //! only the rules that fired run again to find their spans and checksums.
 
-use crate::normalize::{normalize, Limits};
+use crate::normalize::{normalize, Limits, Normalized};
 use crate::pack::{Action, Location, Pack, Severity};
+use crate::redact::Treatment;
+use crate::scorer::{Model, Shape};
 use crate::validators::Validator;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::collections::HashSet;
@@ -107,6 +109,30 @@ impl CompiledRule {
     }
 }
 
+/// A pack's classifier, ready to score.
+#[derive(Debug)]
+struct CompiledClassifier {
+    id: Arc<str>,
+    category: Arc<str>,
+    severity: Severity,
+    action: Action,
+    threshold: u8,
+    locations: Vec<Location>,
+    model: &'static Model,
+}
+
+/// The shape the scorer assumes for text met at a location: what people type,
+/// or content the model reads.
+fn shape_at(location: Location, text: &str) -> Shape {
+    match location {
+        Location::Request | Location::AgentMessage => Shape::of(text),
+        Location::Response
+        | Location::ToolCall
+        | Location::ToolResult
+        | Location::ToolDescription => Shape::Document,
+    }
+}
+
 /// The patterns of one location and one text form, with the rule each came from.
 #[derive(Debug)]
 struct PatternSet {
@@ -126,6 +152,16 @@ pub struct Finding {
     /// Byte ranges in the scanned text, for case-sensitive rules (redaction uses
     /// them); empty when the match was in a folded or decoded view.
     pub spans: Vec<(usize, usize)>,
+    /// A classifier's score (0–100); `None` for pattern rules.
+    pub score: Option<u8>,
+}
+
+/// Findings and the highest classifier score of one text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assessment {
+    pub findings: Vec<Finding>,
+    /// The highest classifier score at this location, fired or not.
+    pub model_score: Option<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +177,8 @@ pub enum EngineError {
 #[derive(Debug, Default)]
 pub struct Engine {
     rules: Vec<CompiledRule>,
+    classifiers: Vec<CompiledClassifier>,
+    entities: std::collections::HashMap<String, Treatment>,
     exact: Option<PatternSet>,
     folded: Option<PatternSet>,
     exact_locations: HashSet<Location>,
@@ -151,6 +189,8 @@ pub struct Engine {
 impl Engine {
     pub fn compile(packs: &[Pack]) -> Result<Engine, EngineError> {
         let mut rules = Vec::new();
+        let mut classifiers = Vec::new();
+        let mut entities = std::collections::HashMap::new();
         let mut seen = std::collections::HashSet::new();
         // One pattern list per text form; locations are filtered after matching, so
         // a rule that applies in five places is compiled once, not five times.
@@ -158,6 +198,28 @@ impl Engine {
         let mut folded: (Vec<String>, Vec<usize>) = Default::default();
         for pack in packs {
             pack.validate()?;
+            for (entity, treatment) in &pack.entities {
+                // Across packs the strictest treatment wins.
+                let slot = entities.entry(entity.clone()).or_insert(*treatment);
+                if strictness(*treatment) > strictness(*slot) {
+                    *slot = *treatment;
+                }
+            }
+            for c in &pack.classifiers {
+                if !seen.insert(c.id.clone()) {
+                    return Err(EngineError::DuplicateRule { rule: c.id.clone() });
+                }
+                classifiers.push(CompiledClassifier {
+                    id: Arc::from(c.id.as_str()),
+                    category: Arc::from(c.category.as_str()),
+                    severity: c.severity,
+                    action: c.action,
+                    threshold: c.threshold,
+                    locations: c.applies_to.clone(),
+                    // Validation admits only `prompt-injection`.
+                    model: Model::builtin(),
+                });
+            }
             for rule in &pack.rules {
                 if !seen.insert(rule.id.clone()) {
                     return Err(EngineError::DuplicateRule {
@@ -220,17 +282,48 @@ impl Engine {
             exact_locations,
             folded_locations,
             rules,
+            classifiers,
+            entities,
             limits: Limits::default(),
         })
     }
 
+    /// Whether any rule or classifier looks at `location`.
+    pub fn applies_at(&self, location: Location) -> bool {
+        self.exact_locations.contains(&location)
+            || self.folded_locations.contains(&location)
+            || self
+                .classifiers
+                .iter()
+                .any(|c| c.locations.contains(&location))
+    }
+
+    /// What to do with a redacting finding of this entity label.
+    pub fn treatment(&self, entity: &str) -> Treatment {
+        self.entities.get(entity).copied().unwrap_or_default()
+    }
+
     pub fn rule_count(&self) -> usize {
-        self.rules.len()
+        self.rules.len() + self.classifiers.len()
     }
 
     /// Every rule that fires on `text` at `location`, once each, most severe first.
     pub fn scan(&self, location: Location, text: &str) -> Vec<Finding> {
+        self.assess(location, text).findings
+    }
+
+    /// Findings and classifier score of `text` at `location`. The text is
+    /// normalised at most once, for folded rules and classifiers together.
+    pub fn assess(&self, location: Location, text: &str) -> Assessment {
         let mut fired: Vec<Finding> = Vec::new();
+        let classifiers: Vec<&CompiledClassifier> = self
+            .classifiers
+            .iter()
+            .filter(|c| c.locations.contains(&location))
+            .collect();
+        let folded_here = self.folded.is_some() && self.folded_locations.contains(&location);
+        let normalized: Option<Normalized> =
+            (folded_here || !classifiers.is_empty()).then(|| normalize(text, &self.limits));
         let here = |index: &usize| self.rules[*index].locations.contains(&location);
         if let Some(exact) = self
             .exact
@@ -254,12 +347,12 @@ impl Engine {
                 }
             }
         }
-        if let Some(folded) = self
-            .folded
-            .as_ref()
-            .filter(|_| self.folded_locations.contains(&location))
-        {
-            let normalized = normalize(text, &self.limits);
+        if let (Some(folded), Some(normalized)) = (
+            self.folded
+                .as_ref()
+                .filter(|_| self.folded_locations.contains(&location)),
+            normalized.as_ref(),
+        ) {
             let mut hit = Vec::new();
             for view in &normalized.views {
                 hit.extend(
@@ -286,12 +379,34 @@ impl Engine {
                 }
             }
         }
+        let mut model_score = None;
+        if let (Some(normalized), Some(first)) = (normalized.as_ref(), classifiers.first()) {
+            let shape = shape_at(location, text);
+            // Every classifier names the same model today; score once.
+            let score = first.model.score_views(&normalized.views, shape);
+            model_score = Some(score);
+            for c in classifiers.iter().filter(|c| score >= c.threshold) {
+                fired.push(Finding {
+                    rule_id: c.id.clone(),
+                    category: c.category.clone(),
+                    severity: c.severity,
+                    action: c.action,
+                    location,
+                    entity: None,
+                    spans: Vec::new(),
+                    score: Some(score),
+                });
+            }
+        }
         fired.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
                 .then_with(|| a.rule_id.cmp(&b.rule_id))
         });
-        fired
+        Assessment {
+            findings: fired,
+            model_score,
+        }
     }
 
     fn finding(
@@ -308,7 +423,17 @@ impl Engine {
             location,
             entity: rule.entity.clone(),
             spans,
+            score: None,
         }
+    }
+}
+
+fn strictness(t: Treatment) -> u8 {
+    match t {
+        Treatment::Allow => 0,
+        Treatment::Restore => 1,
+        Treatment::Mask => 2,
+        Treatment::Block => 3,
     }
 }
 

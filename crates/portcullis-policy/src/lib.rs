@@ -5,9 +5,12 @@ pub mod builtin;
 pub mod engine;
 pub mod normalize;
 pub mod pack;
+pub mod redact;
+pub mod scorer;
+pub mod stream_scan;
 pub mod validators;
 pub mod verdict;
 
-pub use engine::{Engine, Finding};
+pub use engine::{Assessment, Engine, Finding};
 pub use pack::{Action, Location, Pack, Severity};
 pub use verdict::{check_examples, Verdict};

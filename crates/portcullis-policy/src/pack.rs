@@ -73,12 +73,40 @@ pub struct Rule {
     pub examples: Examples,
 }
 
+/// A statistical detector in a pack: fires when its model scores a text at or
+/// above `threshold` (0–100). Its score also feeds the verdict's risk score.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Classifier {
+    pub id: String,
+    pub name: String,
+    /// The built-in model: `prompt-injection`.
+    pub model: String,
+    pub category: String,
+    pub severity: Severity,
+    pub action: Action,
+    pub threshold: u8,
+    pub applies_to: Vec<Location>,
+    pub owasp: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The models a classifier may name.
+pub const MODELS: [&str; 1] = ["prompt-injection"];
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pack {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classifiers: Vec<Classifier>,
+    /// What `redact` rules do per entity label: `restore` (the default), `mask`,
+    /// `block` or `allow`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub entities: std::collections::BTreeMap<String, crate::redact::Treatment>,
     pub rules: Vec<Rule>,
 }
 
@@ -166,6 +194,42 @@ impl Pack {
                 {
                     problems.push(format!("{at}.entity: upper-case letters, digits and _"));
                 }
+            }
+        }
+        for (i, c) in self.classifiers.iter().enumerate() {
+            let at = if c.id.is_empty() {
+                format!("classifiers[{i}]")
+            } else {
+                format!("classifier {}", c.id)
+            };
+            if c.id.trim().is_empty() {
+                problems.push(format!("{at}.id: must not be empty"));
+            } else if !ids.insert(c.id.as_str()) {
+                problems.push(format!("{at}.id: duplicate id"));
+            }
+            if !MODELS.contains(&c.model.as_str()) {
+                problems.push(format!(
+                    "{at}.model: {:?} is not a built-in model ({})",
+                    c.model,
+                    MODELS.join(", ")
+                ));
+            }
+            if !(1..=100).contains(&c.threshold) {
+                problems.push(format!("{at}.threshold: between 1 and 100"));
+            }
+            if c.applies_to.is_empty() {
+                problems.push(format!("{at}.applies_to: give at least one location"));
+            }
+            if c.action == Action::Redact {
+                problems.push(format!(
+                    "{at}.action: a classifier scores a whole text and cannot redact"
+                ));
+            }
+            if !OWASP.contains(&c.owasp.as_str()) {
+                problems.push(format!(
+                    "{at}.owasp: {:?} is not an OWASP LLM Top 10 (2025) id like LLM01:2025",
+                    c.owasp
+                ));
             }
         }
         if problems.is_empty() {

@@ -1,7 +1,7 @@
 //! What a scan means for a caller: blocked or not, a 0–100 risk score, and the
 //! findings without the matched text.
 
-use crate::engine::{Engine, Finding};
+use crate::engine::{Assessment, Engine, Finding};
 use crate::pack::{Action, Location, Pack, Severity};
 use serde::Serialize;
 
@@ -11,12 +11,16 @@ pub struct FindingSummary {
     pub category: String,
     pub severity: Severity,
     pub action: Action,
+    /// A classifier's score; absent for pattern rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Verdict {
     pub blocked: bool,
-    /// 0 (nothing found) to 100, from the most severe finding.
+    /// Risk 0 (nothing found) to 100: the most severe pattern finding, or the
+    /// injection scorer's score when higher.
     pub score: u8,
     pub findings: Vec<FindingSummary>,
 }
@@ -37,7 +41,7 @@ impl From<&[Finding]> for Verdict {
             blocked: findings.iter().any(|f| f.action == Action::Block),
             score: findings
                 .iter()
-                .map(|f| severity_score(f.severity))
+                .map(|f| f.score.unwrap_or_else(|| severity_score(f.severity)))
                 .max()
                 .unwrap_or(0),
             findings: findings
@@ -47,15 +51,24 @@ impl From<&[Finding]> for Verdict {
                     category: f.category.to_string(),
                     severity: f.severity,
                     action: f.action,
+                    score: f.score,
                 })
                 .collect(),
         }
     }
 }
 
+impl From<&Assessment> for Verdict {
+    fn from(assessment: &Assessment) -> Self {
+        let mut verdict = Verdict::from(assessment.findings.as_slice());
+        verdict.score = verdict.score.max(assessment.model_score.unwrap_or(0));
+        verdict
+    }
+}
+
 impl Engine {
     pub fn verdict(&self, location: Location, text: &str) -> Verdict {
-        Verdict::from(self.scan(location, text).as_slice())
+        Verdict::from(&self.assess(location, text))
     }
 }
 

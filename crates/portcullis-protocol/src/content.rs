@@ -12,23 +12,39 @@ pub enum Part {
     ToolResult,
 }
 
-fn push_text(out: &mut Vec<(Part, String)>, part: Part, value: &Value) {
+/// Calls `f` on every string leaf of a JSON value (tool-call inputs given as objects).
+fn visit_leaves(value: &mut Value, part: Part, f: &mut impl FnMut(Part, &mut String)) {
     match value {
-        Value::String(s) if !s.is_empty() => out.push((part, s.clone())),
+        Value::String(s) if !s.is_empty() => f(part, s),
+        Value::Array(items) => items.iter_mut().for_each(|v| visit_leaves(v, part, f)),
+        Value::Object(map) => map.values_mut().for_each(|v| visit_leaves(v, part, f)),
+        _ => {}
+    }
+}
+
+fn visit_text(value: &mut Value, part: Part, f: &mut impl FnMut(Part, &mut String)) {
+    match value {
+        Value::String(s) if !s.is_empty() => f(part, s),
         Value::Array(items) => {
             for item in items {
-                match item["type"].as_str() {
+                if let Value::String(s) = item {
+                    if !s.is_empty() {
+                        f(part, s);
+                    }
+                    continue;
+                }
+                let kind = item["type"].as_str().map(str::to_owned);
+                match kind.as_deref() {
                     Some("text" | "input_text" | "output_text") => {
-                        push_text(out, part, &item["text"])
+                        visit_text(&mut item["text"], part, f)
                     }
                     // Anthropic blocks inside a message.
-                    Some("tool_use") => out.push((Part::ToolCall, item["input"].to_string())),
-                    Some("tool_result") => push_text(out, Part::ToolResult, &item["content"]),
-                    Some("function_call") => push_text(out, Part::ToolCall, &item["arguments"]),
+                    Some("tool_use") => visit_leaves(&mut item["input"], Part::ToolCall, f),
+                    Some("tool_result") => visit_text(&mut item["content"], Part::ToolResult, f),
+                    Some("function_call") => visit_text(&mut item["arguments"], Part::ToolCall, f),
                     Some("function_call_output") => {
-                        push_text(out, Part::ToolResult, &item["output"])
+                        visit_text(&mut item["output"], Part::ToolResult, f)
                     }
-                    _ if item.is_string() => push_text(out, part, item),
                     _ => {}
                 }
             }
@@ -37,43 +53,83 @@ fn push_text(out: &mut Vec<(Part, String)>, part: Part, value: &Value) {
     }
 }
 
-/// Every piece of text in a request body worth scanning.
-pub fn request_texts(endpoint: Endpoint, body: &Value) -> Vec<(Part, String)> {
-    let mut out = Vec::new();
+/// Calls `f` on every piece of text in a request body worth scanning, by part;
+/// `f` may rewrite it in place (redaction).
+pub fn visit_request_texts(
+    endpoint: Endpoint,
+    body: &mut Value,
+    mut f: impl FnMut(Part, &mut String),
+) {
+    let f = &mut f;
     match endpoint {
         Endpoint::ChatCompletions | Endpoint::Messages => {
-            push_text(&mut out, Part::Prompt, &body["system"]);
-            for message in body["messages"].as_array().into_iter().flatten() {
+            if body.get("system").is_some() {
+                visit_text(&mut body["system"], Part::Prompt, f);
+            }
+            let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
+                return;
+            };
+            for message in messages {
                 let part = if message["role"] == "tool" {
                     Part::ToolResult
                 } else {
                     Part::Prompt
                 };
-                push_text(&mut out, part, &message["content"]);
-                for call in message["tool_calls"].as_array().into_iter().flatten() {
-                    push_text(&mut out, Part::ToolCall, &call["function"]["arguments"]);
+                if message.get("content").is_some() {
+                    visit_text(&mut message["content"], part, f);
                 }
-            }
-        }
-        Endpoint::Completions => push_text(&mut out, Part::Prompt, &body["prompt"]),
-        Endpoint::Embeddings => push_text(&mut out, Part::Prompt, &body["input"]),
-        Endpoint::Responses => {
-            push_text(&mut out, Part::Prompt, &body["instructions"]);
-            match &body["input"] {
-                Value::Array(items) => {
-                    for item in items {
-                        if item.get("role").is_some() {
-                            push_text(&mut out, Part::Prompt, &item["content"]);
-                        } else {
-                            push_text(&mut out, Part::Prompt, &Value::Array(vec![item.clone()]));
+                if let Some(calls) = message.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                    for call in calls {
+                        if call.pointer("/function/arguments").is_some() {
+                            visit_text(&mut call["function"]["arguments"], Part::ToolCall, f);
                         }
                     }
                 }
-                other => push_text(&mut out, Part::Prompt, other),
+            }
+        }
+        Endpoint::Completions => {
+            if let Some(v) = body.get_mut("prompt") {
+                visit_text(v, Part::Prompt, f);
+            }
+        }
+        Endpoint::Embeddings => {
+            if let Some(v) = body.get_mut("input") {
+                visit_text(v, Part::Prompt, f);
+            }
+        }
+        Endpoint::Responses => {
+            if let Some(v) = body.get_mut("instructions") {
+                visit_text(v, Part::Prompt, f);
+            }
+            match body.get_mut("input") {
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        if item.get("role").is_some() {
+                            visit_text(&mut item["content"], Part::Prompt, f);
+                        } else {
+                            let mut wrapped = Value::Array(vec![item.take()]);
+                            visit_text(&mut wrapped, Part::Prompt, f);
+                            if let Value::Array(mut back) = wrapped {
+                                *item = back.pop().unwrap_or(Value::Null);
+                            }
+                        }
+                    }
+                }
+                Some(other) => visit_text(other, Part::Prompt, f),
+                None => {}
             }
         }
         Endpoint::Models => {}
     }
+}
+
+/// Every piece of text in a request body worth scanning.
+pub fn request_texts(endpoint: Endpoint, body: &Value) -> Vec<(Part, String)> {
+    let mut out = Vec::new();
+    let mut copy = body.clone();
+    visit_request_texts(endpoint, &mut copy, |part, text| {
+        out.push((part, std::mem::take(text)))
+    });
     out
 }
 

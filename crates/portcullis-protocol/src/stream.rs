@@ -1,6 +1,7 @@
 //! Watching a streamed response go by: usage, first token, end of stream, and
 //! removal of the usage chunk the gateway asked for on the client's behalf.
 
+use crate::answer::{DeltaEvent, TextFilter};
 use crate::sse::{FrameTooLarge, SseFrame, SseFramer};
 use crate::usage::{self, Usage};
 use crate::{Dialect, Endpoint};
@@ -9,9 +10,12 @@ use bytes::{Bytes, BytesMut};
 /// Largest single SSE event accepted from an upstream.
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
-#[derive(Debug)]
 pub struct StreamObserver {
     endpoint: Endpoint,
+    /// Rewrites or stops the answer text (placeholder restoring, response policies).
+    filter: Option<Box<dyn TextFilter>>,
+    /// The last text event, the template for releasing held-back text.
+    last_delta: Option<DeltaEvent>,
     framer: SseFramer,
     frames: Vec<SseFrame>,
     strip_usage_chunk: bool,
@@ -27,6 +31,17 @@ pub struct Observed {
     pub forward: Bytes,
     /// This chunk carried the first content of the stream.
     pub first_content: bool,
+    /// The filter stopped the answer: why. Nothing more may be forwarded.
+    pub stopped: Option<String>,
+}
+
+impl std::fmt::Debug for StreamObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamObserver")
+            .field("endpoint", &self.endpoint)
+            .field("filtered", &self.filter.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamObserver {
@@ -34,6 +49,8 @@ impl StreamObserver {
     pub fn new(endpoint: Endpoint, strip_usage_chunk: bool) -> Self {
         Self {
             endpoint,
+            filter: None,
+            last_delta: None,
             framer: SseFramer::new(MAX_EVENT_BYTES),
             frames: Vec::new(),
             strip_usage_chunk,
@@ -41,6 +58,47 @@ impl StreamObserver {
             saw_content: false,
             done: false,
         }
+    }
+
+    /// Passes every answer text through `filter` (events are rewritten when it
+    /// changes them).
+    pub fn with_filter(mut self, filter: Box<dyn TextFilter>) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Runs the filter over one frame: the bytes to forward for it, or why the
+    /// answer stops.
+    fn filtered(&mut self, frame: SseFrame) -> Result<Bytes, String> {
+        let Some(filter) = self.filter.as_mut() else {
+            return Ok(frame.raw);
+        };
+        if let Some((event, text)) = DeltaEvent::parse(self.endpoint, &frame) {
+            let out = filter.filter(&text)?;
+            let bytes = if out == text {
+                frame.raw
+            } else if out.is_empty() {
+                Bytes::new()
+            } else {
+                event.with_text(&out)
+            };
+            self.last_delta = Some(event);
+            return Ok(bytes);
+        }
+        // Any other event ends a run of text: release what was held back.
+        let held = filter.finish()?;
+        match (&self.last_delta, held.is_empty()) {
+            (Some(template), false) => Ok([template.with_text(&held), frame.raw].concat().into()),
+            _ => Ok(frame.raw),
+        }
+    }
+
+    /// Findings the filter recorded since the last call.
+    pub fn take_findings(&mut self) -> Vec<serde_json::Value> {
+        self.filter
+            .as_mut()
+            .map(|f| f.take_findings())
+            .unwrap_or_default()
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<Observed, FrameTooLarge> {
@@ -57,11 +115,18 @@ impl StreamObserver {
             }
             let keep = self.observe(&frame);
             if keep {
+                let raw = match self.filtered(frame) {
+                    Ok(raw) => raw,
+                    Err(why) => {
+                        observed.stopped = Some(why);
+                        return Ok(observed);
+                    }
+                };
                 // The common case, one event per chunk, forwards without copying.
                 if total == 1 {
-                    forward_single = Some(frame.raw);
+                    forward_single = Some(raw);
                 } else {
-                    forward.extend_from_slice(&frame.raw);
+                    forward.extend_from_slice(&raw);
                 }
             }
         }

@@ -7,7 +7,6 @@ use crate::error::Reason;
 use crate::exchange::{Exchange, Outcome};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 use portcullis_core::proxy::Decision;
 use portcullis_protocol::stream::StreamObserver;
 use portcullis_protocol::{error, usage, Dialect};
@@ -27,7 +26,7 @@ enum Mode {
 }
 
 pub struct ObservedBody {
-    inner: Incoming,
+    inner: crate::relay::UpstreamBody,
     mode: Mode,
     dialect: Dialect,
     status: u16,
@@ -39,7 +38,7 @@ pub struct ObservedBody {
 
 impl ObservedBody {
     pub fn new(
-        inner: Incoming,
+        inner: crate::relay::UpstreamBody,
         status: u16,
         dialect: Dialect,
         observer: Option<StreamObserver>,
@@ -81,7 +80,11 @@ impl ObservedBody {
         self.exchange.finish(
             Outcome {
                 status: self.status,
-                decision: Decision::Error,
+                decision: if reason == Reason::PolicyBlocked {
+                    Decision::Blocked
+                } else {
+                    Decision::Error
+                },
                 reason: Some(reason),
                 usage,
             },
@@ -153,6 +156,10 @@ impl Body for ObservedBody {
                     let out = match &mut this.mode {
                         Mode::Stream(obs) => match obs.push(&data) {
                             Ok(observed) => {
+                                this.exchange.findings.extend(obs.take_findings());
+                                if let Some(why) = observed.stopped {
+                                    return this.fail(Reason::PolicyBlocked, &why);
+                                }
                                 if observed.first_content && this.exchange.ttft.is_none() {
                                     this.exchange.ttft = Some(this.exchange.started.elapsed());
                                 }

@@ -29,6 +29,8 @@ pub struct Exchange {
     pub response_bytes: u64,
     /// Policy findings, as stored in the event.
     pub findings: Vec<serde_json::Value>,
+    /// Placeholders put into the request, to restore in the answer.
+    pub redactor: Option<Arc<portcullis_policy::redact::Redactor>>,
     stream_counted: bool,
     done: bool,
 }
@@ -59,6 +61,7 @@ impl Exchange {
             ttft: None,
             response_bytes: 0,
             findings: Vec::new(),
+            redactor: None,
             stream_counted: false,
             done: false,
         }

@@ -1,19 +1,24 @@
 //! The request path of an LLM proxy: authenticate, read the body (bounded), ask for
 //! stream usage if needed, forward with the provider credential, relay the answer.
 
-use crate::body::ObservedBody;
+use crate::answer::AnswerFilter;
+use crate::body::{BoxError, ObservedBody};
 use crate::error::{ProxyError, Reason};
 use crate::events::EventSink;
 use crate::exchange::{Exchange, Outcome};
 use crate::keys::{presented_key, KeyAuthenticator, KeyRejection};
 use crate::runtime::ProxyRuntime;
 use axum::body::Body;
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use portcullis_core::model::KeyScope;
 use portcullis_core::proxy::{AuthMode, Decision};
 use portcullis_core::Clock;
+use portcullis_policy::redact::Redactor;
+use portcullis_protocol::answer::TextFilter;
 use portcullis_protocol::stream::StreamObserver;
 use portcullis_protocol::{error, request, Dialect, Endpoint};
 use std::sync::Arc;
@@ -247,7 +252,7 @@ impl Relay {
         if !endpoint.is_get() {
             let bad = |e: request::BadBody| ProxyError::new(Reason::BadRequest, e.to_string());
             // With a policy the whole body is needed: parse it once.
-            let parsed: Option<serde_json::Value> = match &proxy.policy {
+            let mut parsed: Option<serde_json::Value> = match &proxy.policy {
                 Some(_) => Some(serde_json::from_slice(&body).map_err(|e| {
                     ProxyError::new(
                         Reason::BadRequest,
@@ -260,6 +265,15 @@ impl Relay {
                 Some(value) => request::inspect_value(value).map_err(bad)?,
                 None => request::inspect(&body).map_err(bad)?,
             };
+            if let (Some(engine), Some(value)) = (&proxy.policy, parsed.as_mut()) {
+                let redactor = inspect_request(engine, endpoint, value, exchange)?;
+                if redactor.changed {
+                    body = serde_json::to_vec(value)
+                        .map_err(|_| ProxyError::new(Reason::Internal, "could not re-encode"))?
+                        .into();
+                }
+                exchange.redactor = Some(Arc::new(redactor.placeholders));
+            }
             if let Some(rewritten) = request::with_stream_usage(endpoint, &info, &body) {
                 body = rewritten;
                 strip_usage = true;
@@ -268,9 +282,6 @@ impl Relay {
                 exchange.end_user = info.user.map(|u| u.chars().take(256).collect());
             }
             exchange.model = info.model;
-            if let (Some(engine), Some(value)) = (&proxy.policy, &parsed) {
-                inspect_request(engine, endpoint, value, exchange)?;
-            }
             exchange.stream = info.stream;
         }
 
@@ -334,9 +345,34 @@ impl Relay {
         parts
             .headers
             .retain_names(|name| !dropped_response_header(name) && !listed.contains(name));
-        let observer = is_sse.then(|| StreamObserver::new(endpoint, strip_usage));
+        let filter = parts
+            .status
+            .is_success()
+            .then(|| AnswerFilter::new(proxy, exchange.redactor.as_ref()))
+            .flatten();
+        let mut incoming: UpstreamBody = incoming
+            .map_err(|e| -> BoxError { Box::new(e) })
+            .boxed_unsync();
+        let mut observer = None;
         if is_sse {
             parts.headers.remove(header::CONTENT_LENGTH);
+            let obs = StreamObserver::new(endpoint, strip_usage);
+            observer = Some(match filter {
+                Some(f) => obs.with_filter(Box::new(f)),
+                None => obs,
+            });
+        } else if let Some(mut filter) = filter {
+            // A whole answer is read before any of it is sent, so a blocked one
+            // becomes a clean 403 and restored values fit the content length.
+            let held = hold_answer(proxy, endpoint, incoming, &mut filter).await;
+            exchange.findings.append(&mut filter.findings);
+            let held = held?;
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(held.len()));
+            incoming = Full::new(held)
+                .map_err(|never| match never {})
+                .boxed_unsync();
         }
         exchange.overhead += head_at.elapsed();
         parts
@@ -351,10 +387,72 @@ impl Relay {
     }
 }
 
+pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Largest non-streamed answer read whole for restoring or inspection.
+const HELD_ANSWER_LIMIT: usize = 8 * 1024 * 1024;
+
+async fn read_bounded(mut body: UpstreamBody) -> Result<Bytes, ProxyError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            ProxyError::new(
+                Reason::UpstreamBroken,
+                "the upstream connection broke mid-response",
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > HELD_ANSWER_LIMIT {
+                return Err(ProxyError::new(
+                    Reason::UpstreamBroken,
+                    "the answer is too large to inspect",
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads a whole answer, restores and inspects its text; a block is an error.
+async fn hold_answer(
+    proxy: &ProxyRuntime,
+    endpoint: Endpoint,
+    body: UpstreamBody,
+    filter: &mut AnswerFilter,
+) -> Result<Bytes, ProxyError> {
+    let read = tokio::time::timeout(proxy.idle_timeout, read_bounded(body))
+        .await
+        .map_err(|_| ProxyError::new(Reason::UpstreamIdle, "the upstream answer stalled"))??;
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&read) else {
+        return Ok(read); // not JSON: nothing we know how to read
+    };
+    let mut outcome = Ok(());
+    portcullis_protocol::answer::visit_answer_texts(endpoint, &mut value, |text| {
+        if outcome.is_err() {
+            return;
+        }
+        let restored = filter.filter(text).and_then(|mut head| {
+            filter.finish().map(|tail| {
+                head.push_str(&tail);
+                head
+            })
+        });
+        match restored {
+            Ok(t) => *text = t,
+            Err(why) => outcome = Err(why),
+        }
+    });
+    outcome.map_err(|why| ProxyError::new(Reason::PolicyBlocked, why))?;
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|_| ProxyError::new(Reason::Internal, "could not re-encode the answer"))
+}
+
 /// The upstream's answer, ready to relay: head already filtered, body not yet read.
 struct Upstream {
     parts: http::response::Parts,
-    incoming: hyper::body::Incoming,
+    incoming: UpstreamBody,
     observer: Option<StreamObserver>,
     dialect: Dialect,
 }
@@ -372,38 +470,81 @@ impl RetainNames for HeaderMap {
     }
 }
 
-/// Scans the request's text by part; a finding whose action is `block` refuses it.
+/// A finding as stored in an event: never the matched text.
+pub(crate) fn finding_json(finding: &portcullis_policy::Finding) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "rule": &*finding.rule_id,
+        "category": &*finding.category,
+        "severity": finding.severity,
+        "action": finding.action,
+        "location": finding.location,
+    });
+    if let Some(score) = finding.score {
+        v["score"] = score.into();
+    }
+    if let Some(entity) = &finding.entity {
+        v["entity"] = serde_json::Value::from(&**entity);
+    }
+    v
+}
+
+/// What inspecting a request did to it.
+struct Redaction {
+    placeholders: Redactor,
+    changed: bool,
+}
+
+/// Scans the request's text by part, in place: a `block` finding (or an entity
+/// whose treatment is `block`) refuses it; `redact` findings are replaced by
+/// placeholders or masks before the request goes upstream.
 fn inspect_request(
     engine: &portcullis_policy::Engine,
     endpoint: Endpoint,
-    value: &serde_json::Value,
+    value: &mut serde_json::Value,
     exchange: &mut Exchange,
-) -> Result<(), ProxyError> {
+) -> Result<Redaction, ProxyError> {
+    use portcullis_policy::redact::{Replacement, Treatment};
     use portcullis_policy::{Action, Location};
-    use portcullis_protocol::content::{request_texts, Part};
-    let mut blocking = Vec::new();
-    for (part, text) in request_texts(endpoint, value) {
+    use portcullis_protocol::content::{visit_request_texts, Part};
+    let mut blocking: Vec<Arc<str>> = Vec::new();
+    let mut redaction = Redaction {
+        placeholders: Redactor::new(),
+        changed: false,
+    };
+    visit_request_texts(endpoint, value, |part, text| {
         let location = match part {
             Part::Prompt => Location::Request,
             Part::ToolCall => Location::ToolCall,
             Part::ToolResult => Location::ToolResult,
         };
-        for finding in engine.scan(location, &text) {
-            if finding.action == Action::Block && !blocking.contains(&finding.rule_id) {
+        let mut replacements = Vec::new();
+        for finding in engine.scan(location, text) {
+            let treatment = match (finding.action, &finding.entity) {
+                (Action::Redact, Some(entity)) => Some(engine.treatment(entity)),
+                _ => None,
+            };
+            if (finding.action == Action::Block || treatment == Some(Treatment::Block))
+                && !blocking.contains(&finding.rule_id)
+            {
                 blocking.push(finding.rule_id.clone());
             }
-            // Never the matched text: findings name the rule, not the secret.
-            exchange.findings.push(serde_json::json!({
-                "rule": &*finding.rule_id,
-                "category": &*finding.category,
-                "severity": finding.severity,
-                "action": finding.action,
-                "location": location,
-            }));
+            if let (Some(treatment), Some(entity)) = (treatment, &finding.entity) {
+                replacements.extend(finding.spans.iter().map(|&(start, end)| Replacement {
+                    start,
+                    end,
+                    entity: entity.clone(),
+                    treatment,
+                }));
+            }
+            exchange.findings.push(finding_json(&finding));
         }
-    }
+        if let Some(new) = redaction.placeholders.redact(text, &replacements) {
+            *text = new;
+            redaction.changed = true;
+        }
+    });
     if blocking.is_empty() {
-        return Ok(());
+        return Ok(redaction);
     }
     let ids: Vec<&str> = blocking.iter().map(|r| &**r).collect();
     Err(ProxyError::new(

@@ -1,0 +1,104 @@
+//! `detection-eval`: trains the injection scorer shipped in the binary and writes
+//! the detection-quality report of `docs/detection.md`.
+//!
+//! `make detection-model` runs `train`; `make detection-report` runs `report`.
+
+mod data;
+mod injection;
+mod metrics;
+mod pii;
+mod report;
+mod secrets;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use portcullis_policy::scorer::train::TrainConfig;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Train the Portcullis injection scorer and measure detection quality"
+)]
+struct Cli {
+    /// The public datasets folder (shared/datasets).
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATASETS",
+        default_value = "../shared/datasets"
+    )]
+    datasets: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train on every row and write the model file.
+    Train {
+        #[arg(long, default_value = "crates/portcullis-policy/models/injection.bin")]
+        out: PathBuf,
+    },
+    /// Cross-validate the scorer and score the built-in packs; prints Markdown.
+    Report {
+        /// Number of folds for the scorer's cross-validation.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Also print recall and false-positive rate at other thresholds.
+        #[arg(long)]
+        sweep: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = train_config_from_env();
+    match cli.command {
+        Command::Train { out } => {
+            let rows = data::injection_rows(&cli.datasets)?;
+            let attacks = injection::fold_attacks(&data::bipia_attacks(&cli.datasets)?);
+            let prepared = injection::prepare(rows, &attacks);
+            let model = injection::train_full(&prepared, &attacks, &config);
+            let bytes = model.to_bytes();
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote {} ({} bytes) from {} rows and {} attack strings",
+                out.display(),
+                bytes.len(),
+                prepared.len(),
+                attacks.len()
+            );
+        }
+        Command::Report { folds, sweep } => {
+            let text = report::render(&cli.datasets, folds.max(2), sweep, &config)?;
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// The default training settings; `PCX_TRAIN_*` variables override them for
+/// experiments (the committed model uses the defaults).
+fn train_config_from_env() -> TrainConfig {
+    let mut c = TrainConfig::default();
+    let var = |name: &str| std::env::var(format!("PCX_TRAIN_{name}")).ok();
+    if let Some(v) = var("WINDOW").and_then(|v| v.parse().ok()) {
+        c.windowing.size = v;
+    }
+    if let Some(v) = var("STRIDE").and_then(|v| v.parse().ok()) {
+        c.windowing.stride = v;
+    }
+    if let Some(v) = var("EPOCHS").and_then(|v| v.parse().ok()) {
+        c.epochs = v;
+    }
+    if let Some(v) = var("LR").and_then(|v| v.parse().ok()) {
+        c.learning_rate = v;
+    }
+    if let Some(v) = var("L2").and_then(|v| v.parse().ok()) {
+        c.l2 = v;
+    }
+    if let Some(v) = var("BITS").and_then(|v| v.parse().ok()) {
+        c.bits = v;
+    }
+    c
+}

@@ -1,0 +1,231 @@
+//! Hashed n-gram features of folded text.
+//!
+//! Each token contributes its unigram, the bigram it ends, and the 4-byte character
+//! grams of its word (with boundary marks), so spelling variants share features.
+//! Every n-gram is hashed twice: once plain and once tagged with the text's
+//! [`Shape`]. The tagged copy lets one linear model learn that "what is the capital
+//! of" is ordinary in a prompt and suspicious inside an e-mail it was asked to read.
+
+/// What kind of text is being scored: something a person typed to the model, or
+/// content the model reads (a document, a tool result, a web page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    Prompt,
+    Document,
+}
+
+impl Shape {
+    /// Guesses the shape from structure alone: several lines of content, table
+    /// rows, code fences or mail/record headers read as a document.
+    pub fn of(text: &str) -> Shape {
+        let bytes = text.as_bytes();
+        let count = |b: u8| bytes.iter().filter(|&&c| c == b).count();
+        let lines = count(b'\n');
+        let pipes = count(b'|');
+        let fenced = text.contains("```");
+        if fenced || pipes >= 6 || (lines >= 6 && text.len() >= 400) {
+            Shape::Document
+        } else {
+            Shape::Prompt
+        }
+    }
+
+    fn salt(self) -> u64 {
+        match self {
+            Shape::Prompt => 0x9e37_79b9_7f4a_7c15,
+            Shape::Document => 0xc2b2_ae3d_27d4_eb4f,
+        }
+    }
+}
+
+/// Tokens beyond this many are ignored (the scan stays bounded on huge inputs).
+pub const MAX_TOKENS: usize = 16 * 1024;
+
+/// The features of a text, grouped by the token that produced them.
+#[derive(Debug, Default, Clone)]
+pub struct Featurized {
+    /// Bucket indices.
+    pub features: Vec<u32>,
+    /// `features[ends[i-1]..ends[i]]` belong to token `i`.
+    pub ends: Vec<u32>,
+}
+
+impl Featurized {
+    pub fn tokens(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Feature range of tokens `from..to`.
+    pub fn range(&self, from: usize, to: usize) -> &[u32] {
+        let start = if from == 0 {
+            0
+        } else {
+            self.ends[from - 1] as usize
+        };
+        let end = if to == 0 {
+            0
+        } else {
+            self.ends[to - 1] as usize
+        };
+        &self.features[start..end]
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A strong finaliser so nearby inputs land in unrelated buckets.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Splits folded text into word tokens and single punctuation tokens.
+pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace());
+        let first = rest.chars().next()?;
+        let len = if first.is_alphanumeric() {
+            rest.find(|c: char| !c.is_alphanumeric())
+                .unwrap_or(rest.len())
+        } else {
+            first.len_utf8()
+        };
+        let (token, tail) = rest.split_at(len);
+        rest = tail;
+        Some(token)
+    })
+    .take(MAX_TOKENS)
+}
+
+/// Features of `text` (already folded: lower case, NFKC, confusables mapped).
+pub fn featurize(text: &str, shape: Shape, bits: u8) -> Featurized {
+    let mask = (1u64 << bits) - 1;
+    let salt = shape.salt();
+    let mut out = Featurized::default();
+    let push = |out: &mut Featurized, h: u64| {
+        // Truncation to the table size is the point of the mask.
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            out.features.push((mix(h) & mask) as u32);
+            out.features.push((mix(h ^ salt) & mask) as u32);
+        }
+    };
+    let mut previous: u64 = 0x5bd1_e995;
+    for token in tokens(text) {
+        let h = fnv1a(token.as_bytes());
+        push(&mut out, h);
+        push(&mut out, previous.rotate_left(17) ^ h ^ 0xb16);
+        previous = h;
+        let word = token.as_bytes();
+        if word.len() >= 3 && token.starts_with(|c: char| c.is_alphanumeric()) {
+            // Character 4-grams of "<word>", rolling over bytes.
+            let mut window: u32 = u32::from(b'<');
+            let mut filled = 1;
+            for &b in word.iter().chain(std::iter::once(&b'>')) {
+                window = (window << 8) | u32::from(b);
+                filled += 1;
+                if filled >= 4 {
+                    push(&mut out, u64::from(window) | (1 << 40));
+                }
+            }
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        out.ends.push(out.features.len() as u32);
+    }
+    out
+}
+
+/// Token windows are scored separately, so one injected sentence in a long
+/// document is not diluted by the document around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windowing {
+    pub size: usize,
+    pub stride: usize,
+}
+
+impl Default for Windowing {
+    fn default() -> Self {
+        Windowing {
+            size: 48,
+            stride: 16,
+        }
+    }
+}
+
+impl Windowing {
+    /// `(from, to)` token ranges covering `n` tokens.
+    pub fn windows(self, n: usize) -> impl Iterator<Item = (usize, usize)> {
+        let size = self.size.max(1);
+        let stride = self.stride.clamp(1, size);
+        let count = if n <= size {
+            1
+        } else {
+            (n - size).div_ceil(stride) + 1
+        };
+        (0..count).map(move |i| {
+            let from = (i * stride).min(n.saturating_sub(size));
+            (from, (from + size).min(n))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_split_words_and_punctuation() {
+        let t: Vec<&str> = tokens("what's  the café? a|b").collect();
+        assert_eq!(t, ["what", "'", "s", "the", "café", "?", "a", "|", "b"]);
+    }
+
+    #[test]
+    fn windows_cover_every_token() {
+        for n in [0, 1, 47, 48, 49, 64, 65, 200, 1001] {
+            let w: Vec<_> = Windowing::default().windows(n).collect();
+            assert!(!w.is_empty());
+            assert_eq!(w.first().map(|w| w.0), Some(0));
+            assert_eq!(w.last().map(|w| w.1), Some(n), "n={n}");
+            for pair in w.windows(2) {
+                assert!(pair[1].0 <= pair[0].1, "gap in {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn features_are_stable_and_shape_tagged() {
+        let a = featurize("ignore previous instructions", Shape::Prompt, 18);
+        let b = featurize("ignore previous instructions", Shape::Prompt, 18);
+        let c = featurize("ignore previous instructions", Shape::Document, 18);
+        assert_eq!(a.features, b.features);
+        assert_eq!(a.tokens(), 3);
+        // Plain copies agree between shapes, tagged copies differ.
+        assert_eq!(a.features[0], c.features[0]);
+        assert_ne!(a.features[1], c.features[1]);
+        assert!(a.features.iter().all(|&f| f < (1 << 18)));
+    }
+
+    #[test]
+    fn shape_reads_structure() {
+        assert_eq!(Shape::of("how do I bake bread?"), Shape::Prompt);
+        assert_eq!(
+            Shape::of("| a | b |\n| 1 | 2 |\n| 3 | 4 |"),
+            Shape::Document
+        );
+        assert_eq!(
+            Shape::of("fix this:\n```\nfn main() {}\n```"),
+            Shape::Document
+        );
+    }
+}
