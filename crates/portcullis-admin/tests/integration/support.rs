@@ -51,10 +51,15 @@ impl Harness {
         let master_key = Arc::new(MasterKey::generate());
         let mut registry = prometheus_client::registry::Registry::default();
         let proxy_metrics = ProxyMetrics::register(&mut registry);
+        let alerts = portcullis_proxy::events::AlertSettings::register(
+            &mut registry,
+            Some(portcullis_core::alert::Severity::High),
+        );
         let (events, _writer) = portcullis_proxy::events::start(
             store.clone(),
             proxy_metrics.events_dropped.clone(),
             proxy_metrics.events_write_failures.clone(),
+            alerts,
             Shutdown::new(),
         );
         let relay = Arc::new(Relay {
