@@ -214,6 +214,10 @@ pub(crate) async fn resolve_for_proxy(
     }
     let mut packs = Vec::new();
     for (i, name) in names.iter().enumerate() {
+        if name.len() > 64 {
+            problems.push(format!("policies[{i}]: names are at most 64 characters"));
+            continue;
+        }
         if names[..i].contains(name) {
             problems.push(format!("policies: {name:?} is listed twice"));
             continue;

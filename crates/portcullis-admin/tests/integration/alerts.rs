@@ -112,6 +112,14 @@ async fn findings_at_or_above_the_threshold_become_alerts() {
         .call(Method::GET, "/api/v1/alerts/nope", Some(&ro), None)
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let metrics = h.call(Method::GET, "/metrics", None, None).await.text;
+    for line in [
+        "portcullis_alerts_total{severity=\"critical\"} 1",
+        "portcullis_alerts_total{severity=\"high\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
 }
 
 #[tokio::test]
