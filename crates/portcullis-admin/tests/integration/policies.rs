@@ -437,6 +437,29 @@ async fn dry_run_returns_the_verdict() {
         .await;
     assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
     error_code(&big);
+
+    // Within a larger body limit, the text itself is bounded at 256 KiB.
+    let roomy = Harness::with_body_limit(1024 * 1024).await;
+    let (_, ro) = roomy.user("ro", Role::ReadOnly).await;
+    let at_limit = roomy
+        .call(
+            Method::POST,
+            "/api/v1/policies/secrets/dry-run",
+            Some(&ro),
+            Some(json!({"text": "a".repeat(256 * 1024)})),
+        )
+        .await;
+    assert_eq!(at_limit.status, StatusCode::OK, "{}", at_limit.text);
+    let over = roomy
+        .call(
+            Method::POST,
+            "/api/v1/policies/secrets/dry-run",
+            Some(&ro),
+            Some(json!({"text": "a".repeat(256 * 1024 + 1)})),
+        )
+        .await;
+    assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(over.text.contains("text: at most"), "{}", over.text);
 }
 
 #[tokio::test]
@@ -463,6 +486,25 @@ async fn assignment_resolves_user_packs_and_blocks_deletion() {
         .await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert!(unknown.text.contains("nope"), "{}", unknown.text);
+
+    let patched = h
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/proxies/{id}"),
+            Some(&dev),
+            Some(json!({"policies": ["team", "secrets"]})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let patched = h
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/proxies/{id}"),
+            Some(&dev),
+            Some(json!({"policies": ["team"]})),
+        )
+        .await;
+    assert_eq!(patched.body["policies"], json!(["team"]));
 
     let start = h
         .call(
