@@ -16,6 +16,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
+    /// Well-formed but invalid content (a rule pack that does not validate, an
+    /// unknown policy name); `problems` lists each.
+    Unprocessable,
     UnsupportedMediaType,
     TooManyRequests,
     Unavailable,
@@ -32,6 +35,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -49,6 +53,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// Every problem found, for `unprocessable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -57,6 +64,7 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for 429.
     pub retry_after: Option<u64>,
+    pub problems: Option<Vec<String>>,
 }
 
 impl ApiError {
@@ -65,6 +73,14 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            problems: None,
+        }
+    }
+    /// 422 listing every problem; the message joins them.
+    pub fn unprocessable(problems: Vec<String>) -> Self {
+        Self {
+            problems: Some(problems.clone()),
+            ..Self::new(ErrorCode::Unprocessable, problems.join("; "))
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -105,6 +121,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
+                problems: self.problems,
             },
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();

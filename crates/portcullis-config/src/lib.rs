@@ -15,7 +15,7 @@ mod validated;
 pub use declared::{Declared, DeclaredCredential, DeclaredKey, DeclaredProxy, RawGroup};
 pub use env::{all_variables, EnvSource, ProcessEnv, VarList};
 pub use raw::RawConfig;
-pub use validated::{AuthConfig, Config, Database, LimitsConfig};
+pub use validated::{AlertsConfig, AuthConfig, Config, Database, LimitsConfig};
 
 use serde_json::Value;
 use std::path::Path;

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub auth: RawAuth,
     pub limits: RawLimits,
     pub shutdown: RawShutdown,
+    pub alerts: RawAlerts,
     /// Declared resources (applied at start and on reload; file-managed).
     pub groups: Vec<crate::declared::RawGroup>,
     pub credentials: Vec<crate::declared::RawCredential>,
@@ -49,6 +50,7 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             limits: RawLimits::default(),
             shutdown: RawShutdown::default(),
+            alerts: RawAlerts::default(),
             groups: Vec::new(),
             credentials: Vec::new(),
             keys: Vec::new(),
@@ -106,6 +108,22 @@ impl Default for RawShutdown {
     fn default() -> Self {
         Self {
             drain_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    /// Findings at or above this severity raise an alert: info, low, medium, high
+    /// or critical.
+    pub min_severity: String,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        Self {
+            min_severity: "high".into(),
         }
     }
 }

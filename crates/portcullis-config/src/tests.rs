@@ -237,3 +237,21 @@ proxies:
         assert!(msg.contains(expected), "{expected} missing in: {msg}");
     }
 }
+
+#[test]
+fn alert_threshold_defaults_to_high_and_is_checked() {
+    use portcullis_core::alert::Severity;
+    let Ok(config) = load(None, &vars(&[]), &Overrides::default()) else {
+        panic!("defaults must load")
+    };
+    assert_eq!(config.alerts.min_severity, Severity::High);
+    let Ok(config) = load_yaml(
+        "alerts:\n  min_severity: low\n",
+        &[("PORTCULLIS_ALERTS_MIN_SEVERITY", "critical")],
+    ) else {
+        panic!("a valid severity must load")
+    };
+    assert_eq!(config.alerts.min_severity, Severity::Critical);
+    let msg = message(load_yaml("alerts:\n  min_severity: severe\n", &[]));
+    assert!(msg.contains("alerts.min_severity"), "{msg}");
+}

@@ -1,6 +1,7 @@
 //! The configuration as the program uses it: parsed, checked, typed.
 
 use crate::raw::RawConfig;
+use portcullis_core::alert::Severity;
 use portcullis_core::telemetry::LogFormat;
 use portcullis_core::SecretString;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub drain_timeout: Duration,
+    pub alerts: AlertsConfig,
     /// Resources declared in the file.
     pub declared: crate::declared::Declared,
 }
@@ -39,6 +41,12 @@ pub struct AuthConfig {
     pub login_max_failures_per_user: u32,
     pub login_max_failures_per_addr: u32,
     pub login_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Findings at or above this severity become alerts.
+    pub min_severity: Severity,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +166,12 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
         raw.shutdown.drain_timeout_secs,
         3600,
     ));
+    let alerts = AlertsConfig {
+        min_severity: raw.alerts.min_severity.parse().unwrap_or_else(|e| {
+            errors.push(format!("alerts.min_severity: {e}"));
+            Severity::High
+        }),
+    };
 
     if !errors.is_empty() {
         return Err(errors);
@@ -175,6 +189,7 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
         auth,
         limits,
         drain_timeout,
+        alerts,
         declared,
     })
 }

@@ -3,6 +3,7 @@
 //! Nothing here opens a socket or a database. Secrets live in types whose `Debug`
 //! never prints them, so a stray `tracing` field cannot leak one.
 
+pub mod alert;
 pub mod api_key;
 pub mod audit;
 pub mod clock;

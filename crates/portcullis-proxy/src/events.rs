@@ -1,10 +1,16 @@
 //! Events leave the request path through a bounded queue; a writer stores them in
 //! batches. A full queue drops the event and counts it: it never blocks a request.
+//! The writer also raises alerts: findings at or above the configured severity are
+//! stored with their event, in the same transaction, off the request path.
 
+use portcullis_core::alert::Severity;
 use portcullis_core::drain::Shutdown;
 use portcullis_core::proxy::ProxyEvent;
 use portcullis_store::DynStore;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -35,11 +41,41 @@ impl EventSink {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabel {
+    pub severity: String,
+}
+
+/// Which findings become alerts, and the counter of alerts raised.
+#[derive(Clone, Default)]
+pub struct AlertSettings {
+    /// None: no alerts.
+    pub min_severity: Option<Severity>,
+    pub raised: Family<SeverityLabel, Counter>,
+}
+
+impl AlertSettings {
+    /// Registers `portcullis_alerts_total{severity}`.
+    pub fn register(registry: &mut Registry, min_severity: Option<Severity>) -> Self {
+        let raised = Family::<SeverityLabel, Counter>::default();
+        registry.register(
+            "portcullis_alerts",
+            "Alerts raised from policy findings",
+            raised.clone(),
+        );
+        Self {
+            min_severity,
+            raised,
+        }
+    }
+}
+
 /// Starts the writer; it flushes what is queued when `shutdown` triggers.
 pub fn start(
     store: DynStore,
     dropped: Counter,
     write_failures: Counter,
+    alerts: AlertSettings,
     shutdown: Shutdown,
 ) -> (EventSink, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<ProxyEvent>(QUEUE_CAPACITY);
@@ -56,10 +92,10 @@ pub fn start(
                 while let Ok(event) = rx.try_recv() {
                     batch.push(event);
                     if batch.len() >= BATCH {
-                        write(&store, &mut batch, &write_failures).await;
+                        write(&store, &mut batch, &write_failures, &alerts).await;
                     }
                 }
-                write(&store, &mut batch, &write_failures).await;
+                write(&store, &mut batch, &write_failures, &alerts).await;
                 return;
             }
             // Gather a little more before writing, unless the batch is full.
@@ -67,20 +103,35 @@ pub fn start(
                 let room = BATCH - batch.len();
                 let _ = tokio::time::timeout(FLUSH_EVERY, rx.recv_many(&mut batch, room)).await;
             }
-            write(&store, &mut batch, &write_failures).await;
+            write(&store, &mut batch, &write_failures, &alerts).await;
         }
     });
     (EventSink { tx, dropped, live }, task)
 }
 
-async fn write(store: &DynStore, batch: &mut Vec<ProxyEvent>, failures: &Counter) {
+async fn write(
+    store: &DynStore,
+    batch: &mut Vec<ProxyEvent>,
+    failures: &Counter,
+    alerts: &AlertSettings,
+) {
     if batch.is_empty() {
         return;
     }
     // One retry covers a busy SQLite or a PostgreSQL fail-over blip.
     for attempt in 0..2 {
-        match store.insert_events(batch).await {
-            Ok(()) => break,
+        match store.insert_events(batch, alerts.min_severity).await {
+            Ok(raised) => {
+                for alert in &raised {
+                    alerts
+                        .raised
+                        .get_or_create(&SeverityLabel {
+                            severity: alert.severity.as_str().to_owned(),
+                        })
+                        .inc();
+                }
+                break;
+            }
             Err(e) if attempt == 0 => {
                 tracing::warn!(error = %e, events = batch.len(), "event write failed; retrying");
                 tokio::time::sleep(Duration::from_millis(250)).await;

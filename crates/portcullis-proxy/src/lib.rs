@@ -17,4 +17,4 @@ pub mod relay;
 pub mod runtime;
 pub mod upstream;
 
-pub use manager::{DataPlane, StartError};
+pub use manager::{resolve_policies, DataPlane, PolicyLookupError, StartError};

@@ -15,8 +15,10 @@ use portcullis_core::drain::Shutdown;
 use portcullis_core::proxy::{Proxy, ProxyState, ProxyStatus};
 use portcullis_core::secret::SecretError;
 use portcullis_core::{Clock, MasterKey};
+use portcullis_policy::pack::PackError;
+use portcullis_policy::Pack;
 use portcullis_protocol::Dialect;
-use portcullis_store::{DynStore, StoreError};
+use portcullis_store::{DynStore, Store, StoreError};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -37,6 +39,60 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Policy(#[from] PolicyLookupError),
+}
+
+/// A policy name that cannot be turned into a pack.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyLookupError {
+    #[error("unknown policy {0:?}: no built-in or user pack has that name")]
+    Unknown(String),
+    #[error("policy {name:?} is stored but unusable: {source}")]
+    Unusable { name: String, source: PackError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The built-in pack with this name, if there is one. Parsed (and validated) once
+/// per process.
+pub fn builtin_pack(name: &str) -> Option<Result<Pack, PackError>> {
+    static PARSED: std::sync::OnceLock<Vec<(&'static str, Result<Pack, PackError>)>> =
+        std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            portcullis_policy::builtin::PACKS
+                .iter()
+                .map(|(n, json)| (*n, Pack::from_json(n, json)))
+                .collect()
+        })
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, parsed)| parsed.clone())
+}
+
+/// Resolves policy names to packs, in order: built-in packs first, then the user
+/// packs in the store.
+pub async fn resolve_policies(
+    store: &dyn Store,
+    names: &[String],
+) -> Result<Vec<Pack>, PolicyLookupError> {
+    let mut packs = Vec::with_capacity(names.len());
+    for name in names {
+        let unusable = |source| PolicyLookupError::Unusable {
+            name: name.clone(),
+            source,
+        };
+        let pack = match builtin_pack(name) {
+            Some(parsed) => parsed.map_err(unusable)?,
+            None => match store.policy(name).await? {
+                Some(record) => Pack::from_json(name, &record.pack).map_err(unusable)?,
+                None => return Err(PolicyLookupError::Unknown(name.clone())),
+            },
+        };
+        packs.push(pack);
+    }
+    Ok(packs)
 }
 
 struct Listener {
@@ -188,10 +244,12 @@ impl DataPlane {
                 Some(self.master_key.open(&sealed.sealed, &sealed.id)?)
             }
         };
+        let policies = resolve_policies(self.store.as_ref(), &proxy.spec.policies).await?;
         let runtime = Arc::new(ProxyRuntime::build(
             proxy,
             credential.as_ref(),
             &self.metrics,
+            &policies,
         )?);
         let listener = match proxy.spec.listen_port {
             None => None,
@@ -256,6 +314,26 @@ impl DataPlane {
     pub async fn restart(&self, proxy: &Proxy) -> Result<ProxyStatus, StartError> {
         self.stop(proxy).await;
         self.start(proxy).await
+    }
+
+    /// Restarts the running proxies that use a policy, so a changed pack applies.
+    /// Returns the names of those restarted; one that fails to start keeps the
+    /// failure in its status.
+    pub async fn restart_using(&self, policy: &str) -> Vec<String> {
+        let using: Vec<Proxy> = self
+            .running
+            .lock()
+            .await
+            .values()
+            .filter(|r| r.proxy.spec.policies.iter().any(|p| p == policy))
+            .map(|r| r.proxy.clone())
+            .collect();
+        let mut restarted = Vec::with_capacity(using.len());
+        for proxy in using {
+            let _ = self.restart(&proxy).await;
+            restarted.push(proxy.spec.name);
+        }
+        restarted
     }
 
     /// Removes every trace of a deleted proxy.

@@ -59,10 +59,13 @@ impl std::fmt::Debug for ProxyRuntime {
 }
 
 impl ProxyRuntime {
+    /// `policies` are the proxy's packs, already resolved from its policy names
+    /// (built-in or stored; see [`crate::manager::resolve_policies`]).
     pub fn build(
         proxy: &Proxy,
         credential: Option<&SecretString>,
         metrics: &ProxyMetrics,
+        policies: &[portcullis_policy::Pack],
     ) -> Result<Self, BuildError> {
         let spec = &proxy.spec;
         let mut base = spec.upstream_url.trim_end_matches('/').to_owned();
@@ -119,7 +122,7 @@ impl ProxyRuntime {
             max_body_bytes: usize::try_from(spec.max_body_bytes).unwrap_or(usize::MAX),
             client: upstream::client(Duration::from_millis(spec.connect_timeout_ms))?,
             metrics: metrics.for_proxy(&spec.name),
-            policy: compile_policies(&spec.policies)?,
+            policy: compile_policies(policies)?,
         })
     }
 
@@ -135,12 +138,14 @@ impl ProxyRuntime {
     }
 }
 
-fn compile_policies(names: &[String]) -> Result<Option<portcullis_policy::Engine>, BuildError> {
-    if names.is_empty() {
+/// One engine over every pack; none without packs.
+pub fn compile_policies(
+    packs: &[portcullis_policy::Pack],
+) -> Result<Option<portcullis_policy::Engine>, BuildError> {
+    if packs.is_empty() {
         return Ok(None);
     }
-    let packs = portcullis_policy::builtin::select(names).map_err(BuildError::Policy)?;
-    portcullis_policy::Engine::compile(&packs)
+    portcullis_policy::Engine::compile(packs)
         .map(Some)
         .map_err(|e| BuildError::Policy(e.to_string()))
 }

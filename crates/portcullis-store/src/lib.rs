@@ -15,6 +15,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use portcullis_core::alert::{Alert, AlertStatus, Severity};
 use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
 use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ProviderKind, User};
 use portcullis_core::proxy::{ManagedBy, Proxy, ProxyEvent, ProxySpec};
@@ -141,6 +142,49 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
+/// A user rule pack as stored; `pack` is its JSON (validated before it is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    pub name: String,
+    pub description: String,
+    pub rule_count: u32,
+    pub pack: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A user rule pack to store or replace.
+#[derive(Debug, Clone)]
+pub struct NewPolicy {
+    pub name: String,
+    pub description: String,
+    pub rule_count: u32,
+    pub pack: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub status: Option<AlertStatus>,
+    /// This severity or worse.
+    pub min_severity: Option<Severity>,
+    pub proxy_id: Option<String>,
+    pub rule: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Alerts older than this id (ids sort like `created_at`); newest first.
+    pub before_id: Option<String>,
+    pub limit: u32,
+}
+
+/// A status change; applied only while the alert still has `from`.
+#[derive(Debug, Clone)]
+pub struct AlertChange {
+    pub from: AlertStatus,
+    pub to: AlertStatus,
+    pub by: String,
+    pub note: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -240,10 +284,41 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Proxy>>;
     async fn delete_proxy(&self, id: &str) -> Result<bool>;
 
-    /// Writes a batch of events in one transaction.
-    async fn insert_events(&self, events: &[ProxyEvent]) -> Result<()>;
+    /// Writes a batch of events in one transaction, with the alerts their findings
+    /// raise at or above `alert_min` (none when `None`). Replayed events and their
+    /// alerts are ignored. Returns the alerts raised by events new to the store.
+    async fn insert_events(
+        &self,
+        events: &[ProxyEvent],
+        alert_min: Option<Severity>,
+    ) -> Result<Vec<Alert>>;
     /// Newest first.
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<ProxyEvent>>;
+
+    /// Refused with `Conflict` when the name is taken.
+    async fn create_policy(&self, policy: NewPolicy, now: Timestamp) -> Result<PolicyRecord>;
+    async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
+    /// By name.
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>>;
+    /// Replaces description, rule count and pack; `None` when there is no such pack.
+    async fn update_policy(
+        &self,
+        policy: NewPolicy,
+        now: Timestamp,
+    ) -> Result<Option<PolicyRecord>>;
+    async fn delete_policy(&self, name: &str) -> Result<bool>;
+
+    async fn alert(&self, id: &str) -> Result<Option<Alert>>;
+    /// Newest first.
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>>;
+    /// Applies the change if the alert still has `change.from`: `Ok(None)` when it
+    /// does not exist, `Conflict` when its status moved meanwhile.
+    async fn change_alert_status(
+        &self,
+        id: &str,
+        change: AlertChange,
+        now: Timestamp,
+    ) -> Result<Option<Alert>>;
 
     async fn set_managed_by(
         &self,

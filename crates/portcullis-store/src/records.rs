@@ -362,3 +362,71 @@ pub(crate) fn managed(text: &str) -> ManagedBy {
         _ => ManagedBy::Api,
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PolicyRow {
+    name: String,
+    description: String,
+    rule_count: i64,
+    pack: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<PolicyRow> for crate::PolicyRecord {
+    fn from(r: PolicyRow) -> Self {
+        crate::PolicyRecord {
+            name: r.name,
+            description: r.description,
+            rule_count: u32::try_from(r.rule_count).unwrap_or(0),
+            pack: r.pack,
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AlertRow {
+    id: String,
+    created_at: i64,
+    event_id: String,
+    proxy_id: String,
+    proxy_name: String,
+    rule: String,
+    category: String,
+    severity: String,
+    action: String,
+    location: String,
+    key_id: Option<String>,
+    group_id: Option<String>,
+    status: String,
+    status_changed_at: Option<i64>,
+    status_changed_by: Option<String>,
+    note: Option<String>,
+}
+
+impl TryFrom<AlertRow> for portcullis_core::alert::Alert {
+    type Error = StoreError;
+    fn try_from(r: AlertRow) -> Result<Self> {
+        let corrupt = |e: String| StoreError::Corrupt(format!("alert {}: {e}", r.id));
+        Ok(portcullis_core::alert::Alert {
+            severity: r.severity.parse().map_err(corrupt)?,
+            status: r.status.parse().map_err(corrupt)?,
+            id: r.id,
+            created_at: ts(r.created_at),
+            event_id: r.event_id,
+            proxy_id: r.proxy_id,
+            proxy_name: r.proxy_name,
+            rule: r.rule,
+            category: r.category,
+            action: r.action,
+            location: r.location,
+            key_id: r.key_id,
+            group_id: r.group_id,
+            status_changed_at: r.status_changed_at.map(ts),
+            status_changed_by: r.status_changed_by,
+            note: r.note,
+        })
+    }
+}

@@ -20,6 +20,12 @@ macro_rules! cred_cols {
 }
 macro_rules! proxy_cols { () => { "id, name, kind, provider, upstream_url, credential_id, listen_port, auth_mode, auto_start, connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, max_body_bytes, policies, managed_by, created_at, updated_at" }; }
 macro_rules! event_cols { () => { "id, at, proxy_id, proxy_name, endpoint, key_id, group_id, end_user, model, status, decision, error, stream, latency_us, ttft_us, overhead_us, input_tokens, output_tokens, cached_tokens, request_bytes, response_bytes, findings" }; }
+macro_rules! policy_cols {
+    () => {
+        "name, description, rule_count, pack, created_at, updated_at"
+    };
+}
+macro_rules! alert_cols { () => { "id, created_at, event_id, proxy_id, proxy_name, rule, category, severity, action, location, key_id, group_id, status, status_changed_at, status_changed_by, note" }; }
 macro_rules! audit_cols {
     () => {
         "id, at, actor, action, target, details, client_addr, prev_hash, hash"
@@ -378,7 +384,9 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn insert_events(&self, events: &[portcullis_core::proxy::ProxyEvent]) -> $crate::Result<()> {
+            async fn insert_events(&self, events: &[portcullis_core::proxy::ProxyEvent], alert_min: Option<portcullis_core::alert::Severity>) -> $crate::Result<Vec<portcullis_core::alert::Alert>> {
+                let mut tx = self.pool.begin().await?;
+                let mut fresh = std::collections::HashSet::new();
                 // One statement per 500 rows: 22 binds a row stays under both
                 // back ends' parameter limits, and one round trip beats 500.
                 for chunk in events.chunks(500) {
@@ -407,10 +415,43 @@ macro_rules! impl_store {
                             .push_bind(signed(e.response_bytes))
                             .push_bind(e.findings.to_string());
                     });
-                    q.push(" ON CONFLICT (id) DO NOTHING");
-                    q.build().execute(&self.pool).await?;
+                    // Replays are ignored; the ids returned are the events new here.
+                    q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                    let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                    fresh.extend(ids);
                 }
-                Ok(())
+                let alerts: Vec<portcullis_core::alert::Alert> = match alert_min {
+                    None => Vec::new(),
+                    Some(min) => events
+                        .iter()
+                        .filter(|e| fresh.contains(&e.id))
+                        .flat_map(|e| portcullis_core::alert::alerts_for(e, min))
+                        .collect(),
+                };
+                // 16 binds a row: 500 rows stay under both parameter limits.
+                for chunk in alerts.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO alerts (id, created_at, event_id, proxy_id, proxy_name, rule, category, severity, severity_rank, action, location, key_id, group_id, status) ");
+                    q.push_values(chunk, |mut row, a| {
+                        row.push_bind(a.id.as_str())
+                            .push_bind(ms(a.created_at))
+                            .push_bind(a.event_id.as_str())
+                            .push_bind(a.proxy_id.as_str())
+                            .push_bind(a.proxy_name.as_str())
+                            .push_bind(a.rule.as_str())
+                            .push_bind(a.category.as_str())
+                            .push_bind(a.severity.as_str())
+                            .push_bind(a.severity.rank())
+                            .push_bind(a.action.as_str())
+                            .push_bind(a.location.as_str())
+                            .push_bind(a.key_id.as_deref())
+                            .push_bind(a.group_id.as_deref())
+                            .push_bind(a.status.as_str());
+                    });
+                    q.push(" ON CONFLICT (event_id, rule, location) DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(alerts)
             }
 
             async fn list_events(&self, f: &$crate::EventFilter) -> $crate::Result<Vec<portcullis_core::proxy::ProxyEvent>> {
@@ -436,6 +477,90 @@ macro_rules! impl_store {
                     .into_iter()
                     .map(TryInto::try_into)
                     .collect()
+            }
+
+            async fn create_policy(&self, p: $crate::NewPolicy, now: jiff::Timestamp) -> $crate::Result<$crate::PolicyRecord> {
+                sqlx::query("INSERT INTO policies (name, description, rule_count, pack, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+                    .bind(&p.name)
+                    .bind(&p.description)
+                    .bind(i64::from(p.rule_count))
+                    .bind(&p.pack)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("policy {:?}", p.name)))?;
+                self.policy(&p.name).await?.ok_or_else(|| $crate::StoreError::Corrupt("policy vanished after insert".into()))
+            }
+
+            async fn policy(&self, name: &str) -> $crate::Result<Option<$crate::PolicyRecord>> {
+                let q = concat!("SELECT ", policy_cols!(), " FROM policies WHERE name = $1");
+                Ok(sqlx::query_as::<_, PolicyRow>(q).bind(name).fetch_optional(&self.pool).await?.map(Into::into))
+            }
+
+            async fn list_policies(&self) -> $crate::Result<Vec<$crate::PolicyRecord>> {
+                let q = concat!("SELECT ", policy_cols!(), " FROM policies ORDER BY name");
+                Ok(sqlx::query_as::<_, PolicyRow>(q).fetch_all(&self.pool).await?.into_iter().map(Into::into).collect())
+            }
+
+            async fn update_policy(&self, p: $crate::NewPolicy, now: jiff::Timestamp) -> $crate::Result<Option<$crate::PolicyRecord>> {
+                sqlx::query("UPDATE policies SET description = $2, rule_count = $3, pack = $4, updated_at = $5 WHERE name = $1")
+                    .bind(&p.name)
+                    .bind(&p.description)
+                    .bind(i64::from(p.rule_count))
+                    .bind(&p.pack)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await?;
+                self.policy(&p.name).await
+            }
+
+            async fn delete_policy(&self, name: &str) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM policies WHERE name = $1").bind(name).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn alert(&self, id: &str) -> $crate::Result<Option<portcullis_core::alert::Alert>> {
+                let q = concat!("SELECT ", alert_cols!(), " FROM alerts WHERE id = $1");
+                sqlx::query_as::<_, AlertRow>(q).bind(id).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_alerts(&self, f: &$crate::AlertFilter) -> $crate::Result<Vec<portcullis_core::alert::Alert>> {
+                let q = concat!(
+                    "SELECT ", alert_cols!(), " FROM alerts WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR severity_rank >= $2) \
+                     AND ($3 IS NULL OR proxy_id = $3) AND ($4 IS NULL OR rule = $4) AND ($5 IS NULL OR created_at >= $5) \
+                     AND ($6 IS NULL OR created_at < $6) AND ($7 IS NULL OR id < $7) ORDER BY id DESC LIMIT $8"
+                );
+                sqlx::query_as::<_, AlertRow>(q)
+                    .bind(f.status.map(|s| s.as_str()))
+                    .bind(f.min_severity.map(|s| s.rank()))
+                    .bind(f.proxy_id.as_deref())
+                    .bind(f.rule.as_deref())
+                    .bind(f.since.map(ms))
+                    .bind(f.until.map(ms))
+                    .bind(f.before_id.as_deref())
+                    .bind(i64::from(f.limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(TryInto::try_into)
+                    .collect()
+            }
+
+            async fn change_alert_status(&self, id: &str, c: $crate::AlertChange, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::alert::Alert>> {
+                let done = sqlx::query("UPDATE alerts SET status = $3, status_changed_at = $4, status_changed_by = $5, note = COALESCE($6, note) WHERE id = $1 AND status = $2")
+                    .bind(id)
+                    .bind(c.from.as_str())
+                    .bind(c.to.as_str())
+                    .bind(ms(now))
+                    .bind(&c.by)
+                    .bind(c.note.as_deref())
+                    .execute(&self.pool)
+                    .await?;
+                let alert = self.alert(id).await?;
+                if done.rows_affected() == 0 && alert.is_some() {
+                    return Err($crate::StoreError::Conflict("the alert's status changed meanwhile; read it again".into()));
+                }
+                Ok(alert)
             }
 
             async fn set_managed_by(&self, resource: $crate::Resource, id: &str, by: portcullis_core::model::ManagedBy) -> $crate::Result<()> {
@@ -510,5 +635,6 @@ macro_rules! impl_store {
 
 pub(crate) use impl_store;
 pub(crate) use {
-    audit_cols, bind_spec, cred_cols, event_cols, group_cols, key_cols, proxy_cols, user_cols,
+    alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, key_cols, policy_cols,
+    proxy_cols, user_cols,
 };

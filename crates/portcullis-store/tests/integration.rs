@@ -473,8 +473,8 @@ async fn proxies_and_events() {
                 )
             })
             .collect();
-        store.insert_events(&batch).await.unwrap();
-        store.insert_events(&batch[..2]).await.unwrap(); // replays are ignored
+        store.insert_events(&batch, None).await.unwrap();
+        store.insert_events(&batch[..2], None).await.unwrap(); // replays are ignored
         let all = store
             .list_events(&EventFilter {
                 limit: 100,
@@ -531,6 +531,232 @@ async fn proxies_and_events() {
         assert_eq!(page.len() + next.len(), 30);
         assert_eq!(all[0].findings, serde_json::json!([]));
         assert!(store.delete_proxy(&p.id).await.unwrap());
+    })
+    .await;
+}
+
+fn new_policy(name: &str, rules: u32) -> NewPolicy {
+    NewPolicy {
+        name: name.into(),
+        description: format!("{name} pack"),
+        rule_count: rules,
+        pack: format!(r#"{{"name":"{name}","rules":[]}}"#),
+    }
+}
+
+#[tokio::test]
+async fn policies_create_update_delete() {
+    on_both(|store| async move {
+        let a = store
+            .create_policy(new_policy("team-a", 2), t(0))
+            .await
+            .unwrap();
+        assert_eq!((a.rule_count, a.created_at, a.updated_at), (2, t(0), t(0)));
+        assert!(matches!(
+            store.create_policy(new_policy("team-a", 1), t(1)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .create_policy(new_policy("alpha", 1), t(1))
+            .await
+            .unwrap();
+        let names: Vec<String> = store
+            .list_policies()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["alpha", "team-a"]);
+
+        let mut changed = new_policy("team-a", 5);
+        changed.description = "changed".into();
+        let updated = store.update_policy(changed, t(9)).await.unwrap().unwrap();
+        assert_eq!(
+            (updated.rule_count, updated.description.as_str()),
+            (5, "changed")
+        );
+        assert_eq!((updated.created_at, updated.updated_at), (t(0), t(9)));
+        assert!(store
+            .update_policy(new_policy("nope", 1), t(9))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store.policy("nope").await.unwrap().is_none());
+
+        assert!(store.delete_policy("team-a").await.unwrap());
+        assert!(!store.delete_policy("team-a").await.unwrap());
+        assert!(store.policy("team-a").await.unwrap().is_none());
+    })
+    .await;
+}
+
+fn finding(rule: &str, severity: &str, location: &str) -> serde_json::Value {
+    serde_json::json!({"rule": rule, "category": "secrets", "severity": severity, "action": "block", "location": location})
+}
+
+#[tokio::test]
+async fn alerts_raised_from_findings_filtered_and_reviewed() {
+    use portcullis_core::alert::{AlertStatus, Severity};
+    on_both(|store| async move {
+        let mut batch: Vec<_> = (0..6).map(|i| event(i, "px1", "g", "m")).collect();
+        batch[0].findings = serde_json::json!([
+            finding("R-CRIT", "critical", "request"),
+            finding("R-LOW", "low", "request"),
+            finding("R-CRIT", "critical", "request"), // twice in one event: one alert
+            finding("R-CRIT", "critical", "tool_call"),
+        ]);
+        batch[1].findings = serde_json::json!([finding("R-HIGH", "high", "request")]);
+        batch[2].findings = serde_json::json!([finding("R-MED", "medium", "response")]);
+        batch[3].findings = serde_json::json!([{"rule": "R-BAD", "severity": "severe"}]);
+        batch[4].proxy_id = "px2".into();
+        batch[4].findings = serde_json::json!([finding("R-HIGH", "high", "request")]);
+
+        let raised = store
+            .insert_events(&batch, Some(Severity::High))
+            .await
+            .unwrap();
+        assert_eq!(raised.len(), 4, "{raised:?}");
+        // A replayed batch raises nothing more.
+        let again = store
+            .insert_events(&batch, Some(Severity::High))
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+        // No threshold, no alerts.
+        let quiet = vec![event(9, "px1", "g", "m")];
+        let mut quiet = quiet;
+        quiet[0].findings = serde_json::json!([finding("R-CRIT", "critical", "request")]);
+        assert!(store.insert_events(&quiet, None).await.unwrap().is_empty());
+
+        let list = |f: AlertFilter| {
+            let store = store.clone();
+            async move {
+                store
+                    .list_alerts(&AlertFilter { limit: 100, ..f })
+                    .await
+                    .unwrap()
+            }
+        };
+        let all = list(AlertFilter::default()).await;
+        assert_eq!(all.len(), 4);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert!(all.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+        assert_eq!(all[0].rule, "R-HIGH");
+        assert_eq!(all[0].proxy_id, "px2");
+        assert_eq!(all[0].created_at, batch[4].at);
+        assert_eq!(all[0].event_id, batch[4].id);
+        assert_eq!(all[0].status, AlertStatus::Open);
+        assert_eq!(all[0].key_id.as_deref(), Some("k"));
+
+        let critical = list(AlertFilter {
+            min_severity: Some(Severity::Critical),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(critical.len(), 2);
+        assert!(critical.iter().all(|a| a.rule == "R-CRIT"));
+        let px2 = list(AlertFilter {
+            proxy_id: Some("px2".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(px2.len(), 1);
+        let by_rule = list(AlertFilter {
+            rule: Some("R-HIGH".into()),
+            since: Some(t(1)),
+            until: Some(t(2)),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(by_rule.len(), 1);
+        assert_eq!(by_rule[0].event_id, batch[1].id);
+        let page = list(AlertFilter {
+            limit: 3,
+            ..Default::default()
+        })
+        .await;
+        let page = &page[..3.min(page.len())];
+        let rest = list(AlertFilter {
+            before_id: Some(page[2].id.clone()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(page.len() + rest.len(), 4);
+
+        let id = all[0].id.clone();
+        let acked = store
+            .change_alert_status(
+                &id,
+                AlertChange {
+                    from: AlertStatus::Open,
+                    to: AlertStatus::Acknowledged,
+                    by: "alice".into(),
+                    note: Some("looking".into()),
+                },
+                t(100),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(acked.status, AlertStatus::Acknowledged);
+        assert_eq!(acked.status_changed_by.as_deref(), Some("alice"));
+        assert_eq!(acked.status_changed_at, Some(t(100)));
+        assert_eq!(acked.note.as_deref(), Some("looking"));
+        // A change based on a stale status is refused.
+        let stale = store
+            .change_alert_status(
+                &id,
+                AlertChange {
+                    from: AlertStatus::Open,
+                    to: AlertStatus::Resolved,
+                    by: "bob".into(),
+                    note: None,
+                },
+                t(101),
+            )
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        let resolved = store
+            .change_alert_status(
+                &id,
+                AlertChange {
+                    from: AlertStatus::Acknowledged,
+                    to: AlertStatus::Resolved,
+                    by: "bob".into(),
+                    note: None,
+                },
+                t(102),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resolved.status, AlertStatus::Resolved);
+        assert_eq!(
+            resolved.note.as_deref(),
+            Some("looking"),
+            "kept when not given"
+        );
+        let open = list(AlertFilter {
+            status: Some(AlertStatus::Open),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(open.len(), 3);
+        assert!(store
+            .change_alert_status(
+                "no-such-alert",
+                AlertChange {
+                    from: AlertStatus::Open,
+                    to: AlertStatus::Resolved,
+                    by: "bob".into(),
+                    note: None,
+                },
+                t(103),
+            )
+            .await
+            .unwrap()
+            .is_none());
     })
     .await;
 }

@@ -1,5 +1,6 @@
 //! Handlers of the admin API, one module per resource.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -7,6 +8,7 @@ pub mod credentials;
 pub mod events;
 pub mod groups;
 pub mod keys;
+pub mod policies;
 pub mod proxies;
 pub mod system;
 pub mod users;

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::proxy::{ManagedBy, Proxy, ProxySpec, ProxyStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -33,8 +33,8 @@ async fn load(state: &AppState, id: &str) -> ApiResult<Proxy> {
 
 async fn check(state: &AppState, spec: &ProxySpec) -> ApiResult<()> {
     let mut problems = spec.problems();
-    if let Err(e) = portcullis_policy::builtin::select(&spec.policies) {
-        problems.push(format!("policies: {e}"));
+    if let Err(mut found) = super::policies::resolve_for_proxy(state, &spec.policies).await? {
+        problems.append(&mut found);
     }
     if let Some(id) = &spec.credential_id {
         if state.store.credential(id).await?.is_none() {
@@ -207,4 +207,50 @@ pub async fn restart(
         .audit(caller.draft("proxy.restart", format!("proxy:{}", proxy.spec.name)))
         .await;
     Ok(Json(status))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyAssignment {
+    /// Built-in or user pack names, applied together.
+    pub policies: Vec<String>,
+}
+
+/// Sets the policies of a proxy; a running proxy restarts with them. Unknown names
+/// and packs that cannot run together are a 422 naming them.
+#[utoipa::path(put, path = "/api/v1/proxies/{id}/policies", tag = "proxies", params(("id" = String, Path)), request_body = PolicyAssignment,
+    responses((status = 200, body = ProxyView), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn set_policies(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PolicyAssignment>,
+) -> ApiResult<Json<ProxyView>> {
+    let current = load(&state, &id).await?;
+    file_managed(&current)?;
+    if let Err(problems) = super::policies::resolve_for_proxy(&state, &req.policies).await? {
+        return Err(ApiError::unprocessable(problems));
+    }
+    let spec = ProxySpec {
+        policies: req.policies,
+        ..current.spec.clone()
+    };
+    let was_running = state.data_plane.lookup(&current.spec.name).is_some();
+    let proxy = state
+        .store
+        .update_proxy(&id, &spec, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("proxy"))?;
+    state
+        .audit(
+            caller
+                .draft("proxy.policies", format!("proxy:{}", proxy.spec.name))
+                .details(json!({"from": current.spec.policies, "to": proxy.spec.policies})),
+        )
+        .await;
+    if was_running {
+        // A failure to start is visible in the status, as for other edits.
+        let _ = state.data_plane.restart(&proxy).await;
+    }
+    Ok(Json(view(&state, proxy)))
 }

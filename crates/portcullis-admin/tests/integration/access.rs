@@ -74,7 +74,7 @@ async fn every_documented_route_enforces_its_declared_role() {
         "routes in the OpenAPI document without a declared role: {undeclared:?}"
     );
     assert!(
-        documented.len() >= 29,
+        documented.len() >= 41,
         "only {} operations documented",
         documented.len()
     );
@@ -107,7 +107,9 @@ async fn every_documented_route_enforces_its_declared_role() {
     let mut checked = 0;
     for (method, path, required) in &documented {
         // Ids that exist nowhere, so no call changes state.
-        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let concrete = path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{name}", "no-such-policy");
         let method: Method = method.parse().unwrap();
         let body = matches!(method, Method::POST | Method::PATCH).then(|| json!({}));
         for who in callers {
@@ -195,8 +197,11 @@ async fn declared_access_is_as_reviewed() {
     let expected = "\
 DELETE /api/v1/credentials/{id} admin
 DELETE /api/v1/groups/{id} developer
+DELETE /api/v1/policies/{name} developer
 DELETE /api/v1/proxies/{id} developer
 DELETE /api/v1/users/{id} admin
+GET    /api/v1/alerts read_only
+GET    /api/v1/alerts/{id} read_only
 GET    /api/v1/audit read_only
 GET    /api/v1/audit/verify read_only
 GET    /api/v1/auth/me read_only
@@ -208,6 +213,8 @@ GET    /api/v1/groups/{id} read_only
 GET    /api/v1/keys read_only
 GET    /api/v1/keys/{id} read_only
 GET    /api/v1/openapi.json public
+GET    /api/v1/policies read_only
+GET    /api/v1/policies/{name} read_only
 GET    /api/v1/proxies read_only
 GET    /api/v1/proxies/{id} read_only
 GET    /api/v1/users admin
@@ -215,6 +222,7 @@ GET    /api/v1/users/{id} admin
 GET    /healthz public
 GET    /metrics public
 GET    /readyz public
+PATCH  /api/v1/alerts/{id} developer
 PATCH  /api/v1/credentials/{id} admin
 PATCH  /api/v1/groups/{id} developer
 PATCH  /api/v1/proxies/{id} developer
@@ -227,11 +235,17 @@ POST   /api/v1/credentials admin
 POST   /api/v1/groups developer
 POST   /api/v1/keys developer
 POST   /api/v1/keys/{id}/revoke developer
+POST   /api/v1/policies developer
+POST   /api/v1/policies/validate read_only
+POST   /api/v1/policies/{name}/clone developer
+POST   /api/v1/policies/{name}/dry-run read_only
 POST   /api/v1/proxies developer
 POST   /api/v1/proxies/{id}/restart developer
 POST   /api/v1/proxies/{id}/start developer
 POST   /api/v1/proxies/{id}/stop developer
 POST   /api/v1/users admin
-POST   /api/v1/users/{id}/password admin";
+POST   /api/v1/users/{id}/password admin
+PUT    /api/v1/policies/{name} developer
+PUT    /api/v1/proxies/{id}/policies developer";
     assert_eq!(table.join("\n"), expected);
 }

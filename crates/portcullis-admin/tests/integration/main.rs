@@ -10,7 +10,9 @@
 mod support;
 
 mod access;
+mod alerts;
 mod audit;
 mod auth;
 mod input;
+mod policies;
 mod resources;

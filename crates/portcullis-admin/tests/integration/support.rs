@@ -43,6 +43,11 @@ pub struct Reply {
 
 impl Harness {
     pub async fn new() -> Self {
+        Self::with_body_limit(BODY_LIMIT).await
+    }
+
+    /// A harness whose admin API accepts bodies up to `admin_body_bytes`.
+    pub async fn with_body_limit(admin_body_bytes: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("admin.db");
         let store: portcullis_store::DynStore =
@@ -51,10 +56,15 @@ impl Harness {
         let master_key = Arc::new(MasterKey::generate());
         let mut registry = prometheus_client::registry::Registry::default();
         let proxy_metrics = ProxyMetrics::register(&mut registry);
+        let alerts = portcullis_proxy::events::AlertSettings::register(
+            &mut registry,
+            Some(portcullis_core::alert::Severity::High),
+        );
         let (events, _writer) = portcullis_proxy::events::start(
             store.clone(),
             proxy_metrics.events_dropped.clone(),
             proxy_metrics.events_write_failures.clone(),
+            alerts,
             Shutdown::new(),
         );
         let relay = Arc::new(Relay {
@@ -82,9 +92,7 @@ impl Harness {
                 login_max_failures_per_addr: 20,
                 login_window: Duration::from_secs(900),
             },
-            limits: LimitsConfig {
-                admin_body_bytes: BODY_LIMIT,
-            },
+            limits: LimitsConfig { admin_body_bytes },
             shutdown: Shutdown::new(),
             metrics: Arc::new(Metrics::with_registry(registry)),
             data_plane,

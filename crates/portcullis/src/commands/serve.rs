@@ -34,6 +34,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let shutdown = Shutdown::new();
     let mut registry = prometheus_client::registry::Registry::default();
     let proxy_metrics = ProxyMetrics::register(&mut registry);
+    let alerts = portcullis_proxy::events::AlertSettings::register(
+        &mut registry,
+        Some(opened.config.alerts.min_severity),
+    );
     let metrics = Arc::new(Metrics::with_registry(registry));
     // Events outlive the drain: their writer stops only after the proxies have.
     let events_shutdown = Shutdown::new();
@@ -41,6 +45,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         opened.store.clone(),
         proxy_metrics.events_dropped.clone(),
         proxy_metrics.events_write_failures.clone(),
+        alerts,
         events_shutdown.clone(),
     );
     let relay = Arc::new(Relay {
