@@ -88,6 +88,12 @@ def test_answers_are_inspected_and_a_blocked_stream_ends_with_an_error(setup):
     assert all(e["decision"] == "blocked" for e in events), events
     assert all(any(f["location"] == "response" for f in e["findings"]) for e in events)
 
+    # Critical findings raise alerts, which move through their workflow.
+    alerts = setup.admin("GET", f"/api/v1/alerts?proxy={p['id']}&status=open")["alerts"]
+    assert alerts and all(a["rule"] == "PI-005" and a["location"] == "response" for a in alerts), alerts
+    done = setup.admin("PATCH", f"/api/v1/alerts/{alerts[0]['id']}", {"status": "acknowledged", "note": "looked at it"})
+    assert done["status"] == "acknowledged"
+
 
 def test_the_scorer_blocks_a_jailbreak_no_rule_names(setup):
     p = setup.proxy("scored", policies=["llm-critical-security"])
