@@ -7,7 +7,7 @@ BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/portcullis
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/portcullis
 RUN_ARGS ?=
 
-.PHONY: help run build release test lint fmt unit e2e services pyenv clean bench
+.PHONY: help run build release test lint fmt unit e2e services pyenv clean bench detection-model detection-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,3 +49,11 @@ clean: ## Remove build output and the venv (not ./data)
 
 bench: ## Benchmarks: direct vs through the gateway (release builds, loopback)
 	scripts/bench.sh
+
+DATASETS ?= $(firstword $(wildcard ../shared/datasets /work/shared/datasets))
+
+detection-model: ## Retrain the injection scorer from the public datasets (reproducible)
+	$(CARGO) run --release -p detection-eval -- --datasets $(DATASETS) train
+
+detection-report: ## Measure detection quality (docs/detection.md) on the public datasets
+	$(CARGO) run --release -p detection-eval -- --datasets $(DATASETS) report

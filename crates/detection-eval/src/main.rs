@@ -102,3 +102,32 @@ fn train_config_from_env() -> TrainConfig {
     }
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed weights are exactly what `make detection-model` trains.
+    #[test]
+    fn the_committed_model_is_reproducible() {
+        let Some(datasets) = ["../../../shared/datasets", "/work/shared/datasets"]
+            .iter()
+            .map(PathBuf::from)
+            .chain(std::env::var_os("PORTCULLIS_DATASETS").map(PathBuf::from))
+            .find(|p| p.join("eval/injection-dev.jsonl").exists())
+        else {
+            eprintln!("SKIPPED: shared/datasets not found; set PORTCULLIS_DATASETS");
+            return;
+        };
+        let rows = data::injection_rows(&datasets).unwrap_or_default();
+        let attacks =
+            injection::fold_attacks(&data::bipia_attacks(&datasets).unwrap_or_default());
+        let prepared = injection::prepare(rows, &attacks);
+        let model = injection::train_full(&prepared, &attacks, &TrainConfig::default());
+        let committed = include_bytes!("../../portcullis-policy/models/injection.bin");
+        assert!(
+            model.to_bytes() == committed.as_slice(),
+            "models/injection.bin differs from a fresh training: run `make detection-model`"
+        );
+    }
+}

@@ -12,7 +12,12 @@ use std::path::Path;
 
 fn engine_of(names: &[&str]) -> Result<Engine> {
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-    let packs = builtin::select(&names).map_err(anyhow::Error::msg)?;
+    let mut packs = builtin::select(&names).map_err(anyhow::Error::msg)?;
+    // The shipped scorer was trained on every row: measured here it would score
+    // rows it has seen. The report pairs rules with out-of-fold scores instead.
+    for pack in &mut packs {
+        pack.classifiers.clear();
+    }
     Engine::compile(&packs).context("compiling built-in packs")
 }
 
@@ -77,7 +82,7 @@ fn injection_section(
     let _ = writeln!(
         out,
         "## Prompt injection and jailbreak\n\n{} rows of `eval/injection-dev.jsonl`. \
-         Rules: the `llm-critical-security` pack (a row counts when it is blocked). \
+         Rules: the pattern rules of the `llm-critical-security` pack (a row counts when it is blocked). \
          Scorer: {folds}-fold cross-validation, stratified by source and label; each row is \
          scored by a model trained without it and without the attack string inserted into it; \
          flagged at score ≥ {threshold}. Length-only baseline: \"attack when longer than t\", \
