@@ -48,6 +48,12 @@ enum Command {
         #[arg(long)]
         sweep: bool,
     },
+    /// Scan every dataset text with all built-in packs and print the throughput.
+    Speed {
+        /// Passes over the texts.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -69,11 +75,52 @@ fn main() -> Result<()> {
                 attacks.len()
             );
         }
+        Command::Speed { rounds } => speed(&cli.datasets, rounds)?,
         Command::Report { folds, sweep } => {
             let text = report::render(&cli.datasets, folds.max(2), sweep, &config)?;
             print!("{text}");
         }
     }
+    Ok(())
+}
+
+/// Throughput of the full built-in engine (rules and scorer) on the dataset
+/// texts, and of the scorer alone; a quick figure, the criterion benches are the
+/// reference.
+fn speed(datasets: &std::path::Path, rounds: usize) -> Result<()> {
+    use portcullis_policy::scorer::{Model, Shape};
+    use portcullis_policy::{builtin, Engine, Location};
+    let texts: Vec<String> = data::injection_rows(datasets)?
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    let bytes: usize = texts.iter().map(String::len).sum::<usize>() * rounds;
+    let engine = Engine::compile(&builtin::packs().map_err(anyhow::Error::msg)?)?;
+    let time = |f: &dyn Fn(&str)| {
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            texts.iter().for_each(|t| f(t));
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let mbs = bytes as f64 / start.elapsed().as_secs_f64() / 1e6;
+        mbs
+    };
+    let all = time(&|t| {
+        std::hint::black_box(engine.assess(Location::Request, t));
+    });
+    let model = Model::builtin();
+    let scorer = time(&|t| {
+        std::hint::black_box(model.score(t, Shape::Prompt));
+    });
+    let limits = portcullis_policy::normalize::Limits::default();
+    let normalise = time(&|t| {
+        std::hint::black_box(portcullis_policy::normalize::normalize(t, &limits));
+    });
+    println!(
+        "{} texts, {} rules: engine {all:.1} MB/s, scorer alone {scorer:.1} MB/s, normaliser alone {normalise:.1} MB/s",
+        texts.len(),
+        engine.rule_count()
+    );
     Ok(())
 }
 
@@ -120,8 +167,7 @@ mod tests {
             return;
         };
         let rows = data::injection_rows(&datasets).unwrap_or_default();
-        let attacks =
-            injection::fold_attacks(&data::bipia_attacks(&datasets).unwrap_or_default());
+        let attacks = injection::fold_attacks(&data::bipia_attacks(&datasets).unwrap_or_default());
         let prepared = injection::prepare(rows, &attacks);
         let model = injection::train_full(&prepared, &attacks, &TrainConfig::default());
         let committed = include_bytes!("../../portcullis-policy/models/injection.bin");

@@ -15,6 +15,11 @@ use std::sync::Arc;
 /// Compiled-size ceiling per pattern, so one pack cannot exhaust memory.
 const PATTERN_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
+/// Lazy-DFA cache per pattern set and thread. Too small and the cache is cleared
+/// and rebuilt over and over on ordinary text (most of a scan went to
+/// determinisation at the default).
+const DFA_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 pub(crate) fn compile_pattern(pattern: &str, case_sensitive: bool) -> Result<Regex, regex::Error> {
     RegexBuilder::new(&ascii_classes(pattern))
         .case_insensitive(!case_sensitive)
@@ -260,6 +265,7 @@ impl Engine {
             let set = RegexSetBuilder::new(&patterns)
                 .case_insensitive(case_insensitive)
                 .size_limit(PATTERN_SIZE_LIMIT * 16)
+                .dfa_size_limit(DFA_CACHE_BYTES)
                 .build()
                 .map_err(|e| EngineError::Set {
                     form,

@@ -99,9 +99,23 @@ pub fn fold_case_and_space(s: &str) -> (String, usize) {
     let mut confusables = 0usize;
     let mut mapped = String::with_capacity(s.len());
     if s.is_ascii() {
+        // The common case in one pass: ASCII is already NFKC and has no
+        // confusables or invisibles, so only case and spacing change.
+        let mut out = Vec::with_capacity(s.len());
+        let mut pending_space = false;
         for b in s.bytes() {
-            mapped.push(char::from(b.to_ascii_lowercase()));
+            if b.is_ascii_whitespace() || b.is_ascii_control() || b == 0x0b {
+                pending_space = true;
+            } else {
+                if pending_space && !out.is_empty() {
+                    out.push(b' ');
+                }
+                pending_space = false;
+                out.push(b.to_ascii_lowercase());
+            }
         }
+        // Only ASCII bytes were pushed.
+        return (String::from_utf8(out).unwrap_or_default(), 0);
     } else {
         for c in s.chars() {
             if let Some(m) = fold_confusable(c) {
