@@ -56,4 +56,4 @@ detection-model: ## Retrain the injection scorer from the public datasets (repro
 	$(CARGO) run --release -p detection-eval -- --datasets $(DATASETS) train
 
 detection-report: ## Measure detection quality (docs/detection.md) on the public datasets
-	$(CARGO) run --release -p detection-eval -- --datasets $(DATASETS) report
+	$(CARGO) run --release -p detection-eval -- --datasets $(DATASETS) report --sweep --out docs/detection.md

@@ -47,6 +47,10 @@ enum Command {
         /// Also print recall and false-positive rate at other thresholds.
         #[arg(long)]
         sweep: bool,
+        /// Write the whole document (intro and figures) here instead of printing
+        /// the figures.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Scan every dataset text with all built-in packs and print the throughput.
     Speed {
@@ -76,9 +80,17 @@ fn main() -> Result<()> {
             );
         }
         Command::Speed { rounds } => speed(&cli.datasets, rounds)?,
-        Command::Report { folds, sweep } => {
+        Command::Report { folds, sweep, out } => {
             let text = report::render(&cli.datasets, folds.max(2), sweep, &config)?;
-            print!("{text}");
+            match out {
+                Some(path) => {
+                    let doc = format!("{}{text}", include_str!("intro.md"));
+                    std::fs::write(&path, doc)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
         }
     }
     Ok(())

@@ -60,7 +60,11 @@ fn injection_section(
     let rules = engine_of(&["llm-critical-security"])?;
     let scores = injection::cross_validate(&prepared, &attacks, folds, config);
     let length = injection::length_baseline(&prepared, folds);
-    let threshold = DEFAULT_THRESHOLD;
+    // The threshold the shipped pack blocks at.
+    let threshold = builtin::select(&["llm-critical-security".to_owned()])
+        .ok()
+        .and_then(|packs| packs.first()?.classifiers.first().map(|c| c.threshold))
+        .unwrap_or(DEFAULT_THRESHOLD);
 
     let by_rules: Vec<bool> = prepared
         .iter()
