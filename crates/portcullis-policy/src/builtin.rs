@@ -17,6 +17,14 @@ pub const PACKS: &[(&str, &str)] = &[
         "llm-standard-security",
         include_str!("../packs/llm-standard-security.json"),
     ),
+    (
+        "mcp-advanced-security",
+        include_str!("../packs/mcp-advanced-security.json"),
+    ),
+    (
+        "mcp-encoding-detection",
+        include_str!("../packs/mcp-encoding-detection.json"),
+    ),
 ];
 
 /// Parses every built-in pack; a failure here is a bug caught by the tests.

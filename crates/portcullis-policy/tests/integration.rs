@@ -30,7 +30,7 @@ fn every_rule_fires_on_its_positives_and_not_its_negatives() {
         failures.join("\n")
     );
     assert!(
-        checked >= 100,
+        checked >= 500,
         "only {checked} examples ran: is a built-in pack missing?"
     );
     let names: Vec<&str> = packs.iter().map(|p| p.name.as_str()).collect();
@@ -40,7 +40,9 @@ fn every_rule_fires_on_its_positives_and_not_its_negatives() {
             "secrets",
             "llm-critical-security",
             "llm-compliance-gdpr",
-            "llm-standard-security"
+            "llm-standard-security",
+            "mcp-advanced-security",
+            "mcp-encoding-detection"
         ]
     );
     assert_eq!(
@@ -49,6 +51,11 @@ fn every_rule_fires_on_its_positives_and_not_its_negatives() {
             .iter()
             .map(|p| p.rules.len() + p.classifiers.len())
             .sum::<usize>()
+    );
+    assert!(
+        engine.rule_count() >= 250,
+        "only {} built-in rules",
+        engine.rule_count()
     );
 }
 
