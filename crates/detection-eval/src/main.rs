@@ -57,6 +57,12 @@ enum Command {
         /// Passes over the texts.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Only these built-in packs (default: all).
+        #[arg(long = "pack")]
+        packs: Vec<String>,
+        /// Also list the slowest patterns (each timed alone).
+        #[arg(long)]
+        per_pattern: bool,
     },
 }
 
@@ -79,7 +85,11 @@ fn main() -> Result<()> {
                 attacks.len()
             );
         }
-        Command::Speed { rounds } => speed(&cli.datasets, rounds)?,
+        Command::Speed {
+            rounds,
+            packs,
+            per_pattern,
+        } => speed(&cli.datasets, rounds, &packs, per_pattern)?,
         Command::Report { folds, sweep, out } => {
             let text = report::render(&cli.datasets, folds.max(2), sweep, &config)?;
             match out {
@@ -99,7 +109,12 @@ fn main() -> Result<()> {
 /// Throughput of the full built-in engine (rules and scorer) on the dataset
 /// texts, and of the scorer alone; a quick figure, the criterion benches are the
 /// reference.
-fn speed(datasets: &std::path::Path, rounds: usize) -> Result<()> {
+fn speed(
+    datasets: &std::path::Path,
+    rounds: usize,
+    names: &[String],
+    per_pattern: bool,
+) -> Result<()> {
     use portcullis_policy::scorer::{Model, Shape};
     use portcullis_policy::{builtin, Engine, Location};
     let texts: Vec<String> = data::injection_rows(datasets)?
@@ -107,7 +122,21 @@ fn speed(datasets: &std::path::Path, rounds: usize) -> Result<()> {
         .map(|r| r.text)
         .collect();
     let bytes: usize = texts.iter().map(String::len).sum::<usize>() * rounds;
-    let engine = Engine::compile(&builtin::packs().map_err(anyhow::Error::msg)?)?;
+    let packs = if names.is_empty() {
+        builtin::packs()?
+    } else {
+        builtin::select(names).map_err(anyhow::Error::msg)?
+    };
+    let engine = Engine::compile(&packs)?;
+    if per_pattern {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        for (rule, pattern, secs) in portcullis_policy::engine::pattern_costs(&packs, &refs)
+            .iter()
+            .take(25)
+        {
+            println!("{:>8.1} ms  {rule:<14} {}", secs * 1e3, pattern.chars().take(100).collect::<String>());
+        }
+    }
     let time = |f: &dyn Fn(&str)| {
         let start = std::time::Instant::now();
         for _ in 0..rounds {

@@ -8,7 +8,8 @@ use crate::pack::{Action, Location, Pack, Severity};
 use crate::redact::Treatment;
 use crate::scorer::{Model, Shape};
 use crate::validators::Validator;
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -25,6 +26,71 @@ pub(crate) fn compile_pattern(pattern: &str, case_sensitive: bool) -> Result<Reg
         .case_insensitive(!case_sensitive)
         .size_limit(PATTERN_SIZE_LIMIT)
         .build()
+}
+
+/// Patterns per set automaton. One set over hundreds of patterns with bounded
+/// gaps (`.{0,50}`) makes the lazy DFA's states so large that it gives up and the
+/// search falls back to the PikeVM, 100 times slower; slices keep every set small.
+const PATTERNS_PER_SET: usize = 32;
+
+/// The form a pattern takes inside a set (which matches bytes): `.` and negated
+/// ASCII classes match one byte instead of one UTF-8 sequence, which keeps the
+/// automata small. A bounded gap then counts bytes, not characters.
+pub(crate) fn set_form(pattern: &str) -> String {
+    let ascii = ascii_classes(pattern);
+    let mut out = String::with_capacity(ascii.len() + 16);
+    let chars: Vec<char> = ascii.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(&n) = chars.get(i + 1) {
+                    out.push(n);
+                }
+                i += 2;
+            }
+            '.' => {
+                out.push_str("(?-u:[^\\n])");
+                i += 1;
+            }
+            '[' => {
+                // Find the end of this class; `]` first (or after `^`) is literal.
+                let mut j = i + 1;
+                if chars.get(j) == Some(&'^') {
+                    j += 1;
+                }
+                if chars.get(j) == Some(&']') {
+                    j += 1;
+                }
+                let mut nested = false;
+                while j < chars.len() && chars[j] != ']' {
+                    if chars[j] == '\\' {
+                        j += 1;
+                    } else if chars[j] == '[' {
+                        nested = true;
+                    }
+                    j += 1;
+                }
+                let class: String = chars[i..(j + 1).min(chars.len())].iter().collect();
+                let negated = chars.get(i + 1) == Some(&'^');
+                if negated && !nested && class.is_ascii() && class.ends_with(']') {
+                    out.push_str("(?-u:");
+                    out.push_str(&class);
+                    out.push(')');
+                } else {
+                    out.push_str(&class);
+                }
+                i = j + 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Rewrites `\b \d \s \w` (and their negations outside classes) to their ASCII
@@ -138,11 +204,25 @@ fn shape_at(location: Location, text: &str) -> Shape {
     }
 }
 
-/// The patterns of one location and one text form, with the rule each came from.
+/// The patterns of one text form, in slices, with the rule each came from.
 #[derive(Debug)]
 struct PatternSet {
-    set: RegexSet,
+    sets: Vec<RegexSet>,
     rule_of: Vec<usize>,
+}
+
+impl PatternSet {
+    /// The rule of every pattern that matches `text` (with repeats).
+    fn matching_rules(&self, text: &str, out: &mut Vec<usize>) {
+        for (slice, set) in self.sets.iter().enumerate() {
+            let offset = slice * PATTERNS_PER_SET;
+            out.extend(
+                set.matches(text.as_bytes())
+                    .iter()
+                    .map(|p| self.rule_of[offset + p]),
+            );
+        }
+    }
 }
 
 /// One rule that fired on one text.
@@ -238,7 +318,7 @@ impl Engine {
                     &mut folded
                 };
                 for p in &rule.patterns {
-                    list.0.push(ascii_classes(p));
+                    list.0.push(set_form(p));
                     list.1.push(index);
                 }
                 rules.push(CompiledRule {
@@ -262,16 +342,21 @@ impl Engine {
             if patterns.is_empty() {
                 return Ok(None);
             }
-            let set = RegexSetBuilder::new(&patterns)
-                .case_insensitive(case_insensitive)
-                .size_limit(PATTERN_SIZE_LIMIT * 16)
-                .dfa_size_limit(DFA_CACHE_BYTES)
-                .build()
-                .map_err(|e| EngineError::Set {
-                    form,
-                    message: e.to_string(),
-                })?;
-            Ok(Some(PatternSet { set, rule_of }))
+            let sets = patterns
+                .chunks(PATTERNS_PER_SET)
+                .map(|slice| {
+                    RegexSetBuilder::new(slice)
+                        .case_insensitive(case_insensitive)
+                        .size_limit(PATTERN_SIZE_LIMIT * 4)
+                        .dfa_size_limit(DFA_CACHE_BYTES)
+                        .build()
+                        .map_err(|e| EngineError::Set {
+                            form,
+                            message: e.to_string(),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(PatternSet { sets, rule_of }))
         };
         let locations_of = |case_sensitive: bool| -> HashSet<Location> {
             rules
@@ -336,9 +421,9 @@ impl Engine {
             .as_ref()
             .filter(|_| self.exact_locations.contains(&location))
         {
-            for index in dedup_rules(exact.set.matches(text).iter().map(|p| exact.rule_of[p]))
-                .into_iter()
-                .filter(here)
+            let mut hit = Vec::new();
+            exact.matching_rules(text, &mut hit);
+            for index in dedup_rules(hit.into_iter()).into_iter().filter(here)
             {
                 let rule = &self.rules[index];
                 let spans: Vec<(usize, usize)> = rule
@@ -361,13 +446,7 @@ impl Engine {
         ) {
             let mut hit = Vec::new();
             for view in &normalized.views {
-                hit.extend(
-                    folded
-                        .set
-                        .matches(&view.text)
-                        .iter()
-                        .map(|p| folded.rule_of[p]),
-                );
+                folded.matching_rules(&view.text, &mut hit);
             }
             for index in dedup_rules(hit.into_iter()).into_iter().filter(here) {
                 let rule = &self.rules[index];
@@ -432,6 +511,31 @@ impl Engine {
             score: None,
         }
     }
+}
+
+/// Seconds each pattern takes alone over `texts`, as a set of one (slowest first).
+/// A development aid for pack authors (`detection-eval speed --per-pattern`).
+#[doc(hidden)]
+pub fn pattern_costs(packs: &[Pack], texts: &[&str]) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for rule in packs.iter().flat_map(|p| &p.rules) {
+        for pattern in &rule.patterns {
+            let Ok(set) = RegexSetBuilder::new([set_form(pattern)])
+                .case_insensitive(!rule.case_sensitive)
+                .dfa_size_limit(DFA_CACHE_BYTES)
+                .build()
+            else {
+                continue;
+            };
+            let start = std::time::Instant::now();
+            for t in texts {
+                std::hint::black_box(set.matches(t.as_bytes()));
+            }
+            out.push((rule.id.clone(), pattern.clone(), start.elapsed().as_secs_f64()));
+        }
+    }
+    out.sort_by(|a, b| b.2.total_cmp(&a.2));
+    out
 }
 
 fn strictness(t: Treatment) -> u8 {
