@@ -1,10 +1,13 @@
 //! Arbitrary text scanned with the built-in packs at every location; spans are
-//! valid ranges of the text, and redacting the findings round-trips.
+//! valid ranges of the text, and redacting the findings round-trips. The text is
+//! also streamed in three pieces through a `StreamScanner` (each rule at most once).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use portcullis_policy::redact::{Redactor, Replacement};
+use portcullis_policy::stream_scan::StreamScanner;
 use portcullis_policy::{builtin, Engine, Location};
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 const LOCATIONS: [Location; 6] = [
@@ -55,6 +58,21 @@ fuzz_target!(|data: &[u8]| {
             if !placeholder_like && !masked {
                 assert_eq!(redactor.restore(&redacted), text);
             }
+        }
+    }
+
+    let boundary = |mut at: usize| {
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    };
+    let (a, b) = (boundary(text.len() / 3), boundary(text.len() * 2 / 3));
+    let mut scanner = StreamScanner::new(Location::Response);
+    let mut reported = HashSet::new();
+    for piece in [&text[..a], &text[a..b], &text[b..]] {
+        for f in scanner.push(engine, piece) {
+            assert!(reported.insert(f.rule_id.clone()), "{} twice", f.rule_id);
         }
     }
 });
