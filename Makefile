@@ -6,11 +6,14 @@ CARGO ?= cargo
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/portcullis
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/portcullis
 RUN_ARGS ?=
+# Criterion flags for bench-detection: short runs by default.
+BENCH_ARGS ?= --warm-up-time 1 --measurement-time 3
+FUZZ_SECONDS ?= 30
 
-.PHONY: help run build release test lint fmt unit e2e services pyenv clean bench detection-model detection-report
+.PHONY: help run build release test lint fmt unit e2e services pyenv clean bench bench-detection fuzz detection-model detection-report
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 run: release ## Build (release) and start the gateway on the embedded SQLite default
 	$(BIN_RELEASE) serve $(RUN_ARGS)
@@ -47,7 +50,7 @@ clean: ## Remove build output and the venv (not ./data)
 	rm -rf .venv test-output
 	$(CARGO) clean
 
-bench: ## Benchmarks: direct vs through the gateway (release builds, loopback)
+bench: bench-detection ## Benchmarks: detection engine, then direct vs through the gateway
 	scripts/bench.sh
 
 DATASETS ?= $(firstword $(wildcard ../shared/datasets /work/shared/datasets))
@@ -57,3 +60,9 @@ detection-model: ## Retrain the injection scorer from the public datasets (repro
 
 detection-report: ## Measure detection quality (docs/detection.md) on the public datasets
 	$(CARGO) run --release -p detection-eval -- --datasets $(DATASETS) report --sweep --out docs/detection.md
+
+bench-detection: ## Criterion benchmarks of the detection engine (MB/s; BENCH_ARGS)
+	$(CARGO) bench -p portcullis-policy --bench engine -- $(BENCH_ARGS)
+
+fuzz: ## Every fuzz target for FUZZ_SECONDS each (installs cargo-fuzz if missing)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh

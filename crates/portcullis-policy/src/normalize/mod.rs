@@ -10,7 +10,9 @@
 //! Everything is linear-time and bounded by [`Limits`]; nothing here panics.
 
 mod confusables;
-mod decode;
+/// The individual decoders, public for the fuzz targets (`fuzz/`); not a stable API.
+#[doc(hidden)]
+pub mod decode;
 mod unicode;
 
 use std::collections::hash_map::RandomState;
