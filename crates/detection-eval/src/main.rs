@@ -134,7 +134,11 @@ fn speed(
             .iter()
             .take(25)
         {
-            println!("{:>8.1} ms  {rule:<14} {}", secs * 1e3, pattern.chars().take(100).collect::<String>());
+            println!(
+                "{:>8.1} ms  {rule:<14} {}",
+                secs * 1e3,
+                pattern.chars().take(100).collect::<String>()
+            );
         }
     }
     let time = |f: &dyn Fn(&str)| {

@@ -18,6 +18,7 @@ const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 const HEX: &str = "0123456789abcdef";
 const DIGITS: &str = "0123456789";
 const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
+const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Provider formats (public documentation; the gitleaks list served as a checklist).
 pub fn formats() -> Vec<(&'static str, Vec<Part>)> {
@@ -78,7 +79,7 @@ pub fn formats() -> Vec<(&'static str, Vec<Part>)> {
             vec![Lit("sk-ant-api03-"), Chars(URLSAFE, 93), Lit("AA")],
         ),
         ("Google API key", vec![Lit("AIza"), Chars(URLSAFE, 35)]),
-        ("Hugging Face token", vec![Lit("hf_"), Chars(ALNUM, 34)]),
+        ("Hugging Face token", vec![Lit("hf_"), Chars(LETTERS, 34)]),
         ("npm token", vec![Lit("npm_"), Chars(ALNUM, 36)]),
         (
             "SendGrid key",

@@ -8,6 +8,8 @@ use crate::pack::{Action, Location, Pack, Severity};
 use crate::redact::Treatment;
 use crate::scorer::{Model, Shape};
 use crate::validators::Validator;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::{Regex as BytesRegex, RegexBuilder as BytesRegexBuilder};
 use regex::bytes::{RegexSet, RegexSetBuilder};
 use regex::{Regex, RegexBuilder};
 use std::collections::HashSet;
@@ -51,7 +53,9 @@ pub(crate) fn set_form(pattern: &str) -> String {
                 }
                 i += 2;
             }
-            '.' => {
+            // Only gaps (`.*`, `.+`, `.{m,n}`) go byte-wide: a lone `.` keeps
+            // standing for one character (`num.ro` must match "numéro").
+            '.' if matches!(chars.get(i + 1), Some('{' | '*' | '+')) => {
                 out.push_str("(?-u:[^\\n])");
                 i += 1;
             }
@@ -204,25 +208,77 @@ fn shape_at(location: Location, text: &str) -> Shape {
     }
 }
 
-/// The patterns of one text form, in slices, with the rule each came from.
+/// The patterns of one text form. Most patterns begin with one of a few known
+/// words: one Aho-Corasick pass over the text finds which of those words occur,
+/// and only the patterns they begin are run. The rest run as small sets.
 #[derive(Debug)]
 struct PatternSet {
+    /// Patterns without usable prefix literals, in slices.
     sets: Vec<RegexSet>,
     rule_of: Vec<usize>,
+    /// Every prefix literal of the other patterns, and whose it is.
+    prefilter: Option<AhoCorasick>,
+    literal_owner: Vec<usize>,
+    /// Patterns run only when one of their literals occurs: (regex, rule).
+    gated: Vec<(BytesRegex, usize)>,
 }
 
 impl PatternSet {
     /// The rule of every pattern that matches `text` (with repeats).
     fn matching_rules(&self, text: &str, out: &mut Vec<usize>) {
+        let bytes = text.as_bytes();
         for (slice, set) in self.sets.iter().enumerate() {
             let offset = slice * PATTERNS_PER_SET;
-            out.extend(
-                set.matches(text.as_bytes())
-                    .iter()
-                    .map(|p| self.rule_of[offset + p]),
-            );
+            out.extend(set.matches(bytes).iter().map(|p| self.rule_of[offset + p]));
+        }
+        let Some(prefilter) = &self.prefilter else {
+            return;
+        };
+        let mut tried = vec![false; self.gated.len()];
+        for m in prefilter.find_overlapping_iter(bytes) {
+            let owner = self.literal_owner[m.pattern().as_usize()];
+            if std::mem::replace(&mut tried[owner], true) {
+                continue;
+            }
+            let (regex, rule) = &self.gated[owner];
+            // Prefix literal: a match, if any, starts where the literal does.
+            if regex.is_match_at(bytes, m.start()) {
+                out.push(*rule);
+            }
         }
     }
+}
+
+/// The literals every match of `pattern` starts with, when they are few and long
+/// enough to be worth a prefilter (lower-cased for case-insensitive patterns).
+fn prefix_literals(pattern: &str, case_insensitive: bool) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let mut extractor = regex_syntax::hir::literal::Extractor::new();
+    extractor
+        .kind(regex_syntax::hir::literal::ExtractKind::Prefix)
+        .limit_total(128);
+    let seq = extractor.extract(&hir);
+    let literals = seq.literals()?;
+    if literals.is_empty() || literals.iter().any(|l| l.as_bytes().len() < 3) {
+        return None;
+    }
+    Some(
+        literals
+            .iter()
+            .map(|l| {
+                let b = l.as_bytes();
+                match (case_insensitive, std::str::from_utf8(b)) {
+                    (false, _) => b.to_vec(),
+                    (true, Ok(s)) => s.to_lowercase().into_bytes(),
+                    (true, Err(_)) => b.to_ascii_lowercase(),
+                }
+            })
+            .collect(),
+    )
 }
 
 /// One rule that fired on one text.
@@ -342,6 +398,52 @@ impl Engine {
             if patterns.is_empty() {
                 return Ok(None);
             }
+            let set_error = |e: regex::Error| EngineError::Set {
+                form,
+                message: e.to_string(),
+            };
+            let mut ungated: Vec<String> = Vec::new();
+            let mut ungated_rules = Vec::new();
+            let mut literals: Vec<Vec<u8>> = Vec::new();
+            let mut literal_owner = Vec::new();
+            let mut gated = Vec::new();
+            for (pattern, rule) in patterns.into_iter().zip(rule_of) {
+                match prefix_literals(&pattern, case_insensitive) {
+                    Some(lits) => {
+                        let regex = BytesRegexBuilder::new(&pattern)
+                            .case_insensitive(case_insensitive)
+                            .size_limit(PATTERN_SIZE_LIMIT)
+                            .dfa_size_limit(PATTERN_SIZE_LIMIT)
+                            .build()
+                            .map_err(set_error)?;
+                        for lit in lits {
+                            literals.push(lit);
+                            literal_owner.push(gated.len());
+                        }
+                        gated.push((regex, rule));
+                    }
+                    None => {
+                        ungated.push(pattern);
+                        ungated_rules.push(rule);
+                    }
+                }
+            }
+            let prefilter = if literals.is_empty() {
+                None
+            } else {
+                Some(
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::Standard)
+                        .ascii_case_insensitive(case_insensitive)
+                        .build(&literals)
+                        .map_err(|e| EngineError::Set {
+                            form,
+                            message: e.to_string(),
+                        })?,
+                )
+            };
+            let rule_of = ungated_rules;
+            let patterns = ungated;
             let sets = patterns
                 .chunks(PATTERNS_PER_SET)
                 .map(|slice| {
@@ -356,7 +458,13 @@ impl Engine {
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Some(PatternSet { sets, rule_of }))
+            Ok(Some(PatternSet {
+                sets,
+                rule_of,
+                prefilter,
+                literal_owner,
+                gated,
+            }))
         };
         let locations_of = |case_sensitive: bool| -> HashSet<Location> {
             rules
@@ -423,8 +531,7 @@ impl Engine {
         {
             let mut hit = Vec::new();
             exact.matching_rules(text, &mut hit);
-            for index in dedup_rules(hit.into_iter()).into_iter().filter(here)
-            {
+            for index in dedup_rules(hit.into_iter()).into_iter().filter(here) {
                 let rule = &self.rules[index];
                 let spans: Vec<(usize, usize)> = rule
                     .regexes()
@@ -531,7 +638,11 @@ pub fn pattern_costs(packs: &[Pack], texts: &[&str]) -> Vec<(String, String, f64
             for t in texts {
                 std::hint::black_box(set.matches(t.as_bytes()));
             }
-            out.push((rule.id.clone(), pattern.clone(), start.elapsed().as_secs_f64()));
+            out.push((
+                rule.id.clone(),
+                pattern.clone(),
+                start.elapsed().as_secs_f64(),
+            ));
         }
     }
     out.sort_by(|a, b| b.2.total_cmp(&a.2));
@@ -556,7 +667,28 @@ fn dedup_rules(indices: impl Iterator<Item = usize>) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::ascii_classes;
+    use super::{ascii_classes, prefix_literals, set_form};
+
+    #[test]
+    fn set_form_makes_gaps_and_negated_ascii_classes_byte_wide() {
+        assert_eq!(set_form("a.{0,5}b"), "a(?-u:[^\\n]){0,5}b");
+        assert_eq!(
+            set_form("num.ro"),
+            "num.ro",
+            "a lone dot stays one character"
+        );
+        assert_eq!(set_form("[^>]*"), "(?-u:[^>])*");
+        assert_eq!(set_form("[^é]"), "[^é]", "non-ASCII classes keep Unicode");
+        assert_eq!(set_form(r"\.x"), r"\.x");
+    }
+
+    #[test]
+    fn prefix_literals_gate_only_selective_patterns() {
+        let lits = prefix_literals(r"\b(?:ignore|Forget)\s+all", true).unwrap_or_default();
+        assert_eq!(lits, vec![b"ignore".to_vec(), b"forget".to_vec()]);
+        assert_eq!(prefix_literals(r"(?-u:[^\n]){0,5}x", true), None);
+        assert_eq!(prefix_literals(r"ab|xyz", false), None, "too short to gate");
+    }
 
     #[test]
     fn perl_classes_become_ascii_inside_and_outside_brackets() {
