@@ -2,7 +2,7 @@
 //! stream usage if needed, forward with the provider credential, relay the answer.
 
 use crate::answer::AnswerFilter;
-use crate::body::{BoxError, ObservedBody};
+use crate::body::ObservedBody;
 use crate::error::{ProxyError, Reason};
 use crate::events::EventSink;
 use crate::exchange::{Exchange, Outcome};
@@ -12,7 +12,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use portcullis_core::model::KeyScope;
 use portcullis_core::proxy::{AuthMode, Decision};
@@ -350,9 +349,7 @@ impl Relay {
             .is_success()
             .then(|| AnswerFilter::new(proxy, exchange.redactor.as_ref()))
             .flatten();
-        let mut incoming: UpstreamBody = incoming
-            .map_err(|e| -> BoxError { Box::new(e) })
-            .boxed_unsync();
+        let mut incoming = UpstreamBody::Live(incoming);
         let mut observer = None;
         if is_sse {
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -370,9 +367,7 @@ impl Relay {
             parts
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(held.len()));
-            incoming = Full::new(held)
-                .map_err(|never| match never {})
-                .boxed_unsync();
+            incoming = UpstreamBody::Held(Some(held));
         }
         exchange.overhead += head_at.elapsed();
         parts
@@ -387,7 +382,45 @@ impl Relay {
     }
 }
 
-pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+/// The answer's body: straight from the upstream, or read whole and rewritten.
+/// An enum, not a boxed body, so the common path costs no allocation.
+pub enum UpstreamBody {
+    Live(hyper::body::Incoming),
+    Held(Option<Bytes>),
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Live(inner) => std::pin::Pin::new(inner).poll_frame(cx),
+            UpstreamBody::Held(held) => {
+                std::task::Poll::Ready(held.take().map(|b| Ok(http_body::Frame::data(b))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Live(inner) => inner.is_end_stream(),
+            UpstreamBody::Held(held) => held.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            UpstreamBody::Live(inner) => inner.size_hint(),
+            UpstreamBody::Held(held) => {
+                http_body::SizeHint::with_exact(held.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
 
 /// Largest non-streamed answer read whole for restoring or inspection.
 const HELD_ANSWER_LIMIT: usize = 8 * 1024 * 1024;
