@@ -123,24 +123,39 @@ pub async fn update(
     let spec: ProxySpec = serde_path_to_error::deserialize(merged)
         .map_err(|e| ApiError::bad_request(format!("{}: {}", e.path(), e.inner())))?;
     check(&state, &spec).await?;
+    let changed = json!({"changed": patch.keys().collect::<Vec<_>>()});
+    let proxy = replace_spec(&state, &caller, &current, spec, "proxy.update", changed).await?;
+    Ok(Json(view(&state, proxy)))
+}
+
+/// Stores a proxy's new spec, audits it, and restarts the proxy if it was running
+/// (a failure to start shows in its status).
+async fn replace_spec(
+    state: &AppState,
+    caller: &Caller,
+    current: &Proxy,
+    spec: ProxySpec,
+    action: &str,
+    details: serde_json::Value,
+) -> ApiResult<Proxy> {
     let was_running = state.data_plane.lookup(&current.spec.name).is_some();
     let proxy = state
         .store
-        .update_proxy(&id, &spec, state.clock.now())
+        .update_proxy(&current.id, &spec, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("proxy"))?;
     state
         .audit(
             caller
-                .draft("proxy.update", format!("proxy:{}", proxy.spec.name))
-                .details(json!({"changed": patch.keys().collect::<Vec<_>>()})),
+                .draft(action, format!("proxy:{}", proxy.spec.name))
+                .details(details),
         )
         .await;
     if was_running {
-        state.data_plane.stop(&current).await;
+        state.data_plane.stop(current).await;
         let _ = state.data_plane.start(&proxy).await;
     }
-    Ok(Json(view(&state, proxy)))
+    Ok(proxy)
 }
 
 /// Stops and deletes a proxy.
@@ -235,22 +250,7 @@ pub async fn set_policies(
         policies: req.policies,
         ..current.spec.clone()
     };
-    let was_running = state.data_plane.lookup(&current.spec.name).is_some();
-    let proxy = state
-        .store
-        .update_proxy(&id, &spec, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::not_found("proxy"))?;
-    state
-        .audit(
-            caller
-                .draft("proxy.policies", format!("proxy:{}", proxy.spec.name))
-                .details(json!({"from": current.spec.policies, "to": proxy.spec.policies})),
-        )
-        .await;
-    if was_running {
-        // A failure to start is visible in the status, as for other edits.
-        let _ = state.data_plane.restart(&proxy).await;
-    }
+    let details = json!({"from": current.spec.policies, "to": spec.policies});
+    let proxy = replace_spec(&state, &caller, &current, spec, "proxy.policies", details).await?;
     Ok(Json(view(&state, proxy)))
 }
