@@ -1,0 +1,5 @@
+//! Spend and usage control for the data plane: request/token rate limits and
+//! budget ledgers. Each has an in-process back end (one gateway) and a Redis back
+//! end (several replicas share one limit).
+
+pub mod shared;
