@@ -6,11 +6,13 @@
 pub mod alert;
 pub mod api_key;
 pub mod audit;
+pub mod budget;
 pub mod clock;
 pub mod drain;
 pub mod id;
 pub mod model;
 pub mod password;
+pub mod pricing;
 pub mod proxy;
 pub mod role;
 pub mod secret;

@@ -192,6 +192,8 @@ pub struct ProxyEvent {
     pub response_bytes: u64,
     #[schema(value_type = Vec<Object>)]
     pub findings: serde_json::Value,
+    /// USD; `None` when tokens were used but the model has no price.
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

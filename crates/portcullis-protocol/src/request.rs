@@ -12,6 +12,9 @@ pub struct RequestInfo {
     pub client_wants_stream_usage: bool,
     /// The end user the body names: OpenAI `user`, Anthropic `metadata.user_id`.
     pub user: Option<String>,
+    /// The cap on generated tokens the client set (`max_tokens`,
+    /// `max_completion_tokens` or `max_output_tokens`), for cost estimates.
+    pub max_output_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -26,6 +29,12 @@ struct Peek<'a> {
     user: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     metadata: Option<Metadata>,
+    #[serde(default)]
+    max_tokens: Option<serde_json::Number>,
+    #[serde(default)]
+    max_completion_tokens: Option<serde_json::Number>,
+    #[serde(default)]
+    max_output_tokens: Option<serde_json::Number>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +78,15 @@ fn info_of(peek: Peek<'_>) -> RequestInfo {
             .user
             .map(|u| u.into_owned())
             .or_else(|| peek.metadata.and_then(|m| m.user_id)),
+        // A cap that is not a whole number is the upstream's to refuse.
+        max_output_tokens: [
+            peek.max_completion_tokens,
+            peek.max_output_tokens,
+            peek.max_tokens,
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|n| n.as_u64()),
     }
 }
 
@@ -123,6 +141,26 @@ mod tests {
             inspect(value.to_string().as_bytes()).ok()
         );
         assert!(inspect_value(&serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn reads_the_output_cap_of_every_dialect() {
+        let cap = |body: &str| {
+            inspect(body.as_bytes())
+                .ok()
+                .and_then(|i| i.max_output_tokens)
+        };
+        assert_eq!(cap(r#"{"max_tokens":256}"#), Some(256));
+        assert_eq!(
+            cap(r#"{"max_completion_tokens":64,"max_tokens":9}"#),
+            Some(64)
+        );
+        assert_eq!(cap(r#"{"max_output_tokens":32}"#), Some(32));
+        assert_eq!(cap(r#"{"max_tokens":null}"#), None);
+        // Odd caps pass through for the upstream to judge.
+        assert_eq!(cap(r#"{"max_tokens":-1}"#), None);
+        assert_eq!(cap(r#"{"max_tokens":1.5}"#), None);
+        assert_eq!(cap(r#"{"model":"m"}"#), None);
     }
 
     #[test]

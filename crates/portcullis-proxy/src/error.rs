@@ -10,6 +10,8 @@ pub enum Reason {
     Forbidden,
     /// A policy rule with action `block` fired.
     PolicyBlocked,
+    /// A `block` budget of the caller is used up.
+    BudgetExceeded,
     BadRequest,
     NotFound,
     MethodNotAllowed,
@@ -29,6 +31,7 @@ impl Reason {
             Reason::Unauthenticated => "unauthenticated",
             Reason::Forbidden => "forbidden",
             Reason::PolicyBlocked => "policy_blocked",
+            Reason::BudgetExceeded => "budget_exceeded",
             Reason::BadRequest => "bad_request",
             Reason::NotFound => "not_found",
             Reason::MethodNotAllowed => "method_not_allowed",
@@ -50,6 +53,7 @@ impl Reason {
             Reason::Unauthenticated => ErrorKind::Authentication,
             Reason::Forbidden => ErrorKind::PermissionDenied,
             Reason::PolicyBlocked => ErrorKind::PolicyViolation,
+            Reason::BudgetExceeded => ErrorKind::BudgetExceeded,
             Reason::BadRequest | Reason::MethodNotAllowed => ErrorKind::InvalidRequest,
             Reason::NotFound => ErrorKind::NotFound,
             Reason::BodyTooLarge => ErrorKind::PayloadTooLarge,

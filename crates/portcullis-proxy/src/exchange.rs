@@ -6,6 +6,7 @@ use crate::error::Reason;
 use crate::events::EventSink;
 use crate::keys::Identity;
 use crate::runtime::ProxyRuntime;
+use crate::spend::{Hold, Spend};
 use jiff::Timestamp;
 use portcullis_core::proxy::{Decision, ProxyEvent};
 use portcullis_protocol::{Endpoint, Usage};
@@ -31,6 +32,11 @@ pub struct Exchange {
     pub findings: Vec<serde_json::Value>,
     /// Placeholders put into the request, to restore in the answer.
     pub redactor: Option<Arc<portcullis_policy::redact::Redactor>>,
+    spend: Arc<Spend>,
+    /// Budget reservations to settle with the real cost.
+    pub holds: Vec<Hold>,
+    /// The caller's budget state, reported on the answer.
+    pub budget_header: Option<http::HeaderValue>,
     stream_counted: bool,
     done: bool,
 }
@@ -45,7 +51,13 @@ pub struct Outcome {
 }
 
 impl Exchange {
-    pub fn new(proxy: Arc<ProxyRuntime>, sink: EventSink, started: Instant, at: Timestamp) -> Self {
+    pub fn new(
+        proxy: Arc<ProxyRuntime>,
+        sink: EventSink,
+        spend: Arc<Spend>,
+        started: Instant,
+        at: Timestamp,
+    ) -> Self {
         Self {
             proxy,
             sink,
@@ -62,6 +74,9 @@ impl Exchange {
             response_bytes: 0,
             findings: Vec::new(),
             redactor: None,
+            spend,
+            holds: Vec::new(),
+            budget_header: None,
             stream_counted: false,
             done: false,
         }
@@ -97,6 +112,13 @@ impl Exchange {
         if let Some(reason) = outcome.reason.filter(|r| r.is_upstream()) {
             m.count_upstream_error(reason.as_str());
         }
+        let cost_usd = self.spend.cost_usd(self.model.as_deref(), &usage);
+        self.spend.settle(
+            std::mem::take(&mut self.holds),
+            self.model.as_deref(),
+            &usage,
+            (&self.proxy.id, &self.proxy.name),
+        );
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.sink.emit(ProxyEvent {
             id: portcullis_core::id::new_id(),
@@ -127,6 +149,7 @@ impl Exchange {
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
             findings: serde_json::Value::Array(std::mem::take(&mut self.findings)),
+            cost_usd,
         });
     }
 }

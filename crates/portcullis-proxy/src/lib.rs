@@ -15,6 +15,7 @@ pub mod manager;
 pub mod metrics;
 pub mod relay;
 pub mod runtime;
+pub mod spend;
 pub mod upstream;
 
 pub use manager::{resolve_policies, DataPlane, PolicyLookupError, StartError};

@@ -8,6 +8,7 @@ use crate::events::EventSink;
 use crate::exchange::{Exchange, Outcome};
 use crate::keys::{presented_key, KeyAuthenticator, KeyRejection};
 use crate::runtime::ProxyRuntime;
+use crate::spend::{Spend, BUDGET_HEADER};
 use axum::body::Body;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -32,6 +33,7 @@ pub struct Relay {
     pub keys: Arc<KeyAuthenticator>,
     pub events: EventSink,
     pub clock: Arc<dyn Clock>,
+    pub spend: Arc<Spend>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded in either direction.
@@ -116,12 +118,14 @@ impl Relay {
         let mut exchange = Exchange::new(
             proxy.clone(),
             self.events.clone(),
+            self.spend.clone(),
             started,
             self.clock.now(),
         );
         match self.forward(&proxy, req, path, &mut exchange).await {
             // The exchange moves into the body, which ends it.
             Ok(upstream) => {
+                let exchange_header = exchange.budget_header.take();
                 let body = ObservedBody::new(
                     upstream.incoming,
                     upstream.parts.status.as_u16(),
@@ -129,7 +133,11 @@ impl Relay {
                     upstream.observer,
                     exchange,
                 );
-                Response::from_parts(upstream.parts, Body::new(body))
+                let mut parts = upstream.parts;
+                if let Some(v) = exchange_header {
+                    parts.headers.insert(BUDGET_HEADER, v);
+                }
+                Response::from_parts(parts, Body::new(body))
             }
             Err(e) => {
                 let dialect = exchange
@@ -159,6 +167,9 @@ impl Relay {
                 response
                     .headers_mut()
                     .insert(OVERHEAD_HEADER, overhead_value(exchange.overhead));
+                if let Some(v) = exchange.budget_header.take() {
+                    response.headers_mut().insert(BUDGET_HEADER, v);
+                }
                 response
             }
         }
@@ -282,6 +293,19 @@ impl Relay {
             }
             exchange.model = info.model;
             exchange.stream = info.stream;
+            // Last check before the upstream: a refused request reserves nothing.
+            let admitted = self
+                .spend
+                .admit(
+                    exchange.identity.as_deref(),
+                    exchange.model.as_deref(),
+                    body.len() as u64,
+                    info.max_output_tokens,
+                    (&proxy.id, &proxy.name),
+                )
+                .await?;
+            exchange.holds = admitted.holds;
+            exchange.budget_header = admitted.header;
         }
 
         let uri = proxy

@@ -7,10 +7,12 @@
 
 mod postgres;
 mod records;
+mod spend;
 mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
+pub use spend::{BudgetPatch, NewBudget, SpendStore, UsageDim, UsageQuery, UsageRow};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -186,7 +188,7 @@ pub struct AlertChange {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SpendStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;

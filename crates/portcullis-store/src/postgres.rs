@@ -1,6 +1,7 @@
 //! PostgreSQL, for several replicas sharing one state.
 
 use crate::records::*;
+use crate::spend::{budget_cols, impl_spend_store};
 use crate::sql::{
     alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, impl_store, key_cols,
     policy_cols, proxy_cols, user_cols,
@@ -84,3 +85,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore, sqlx::Postgres, crate::Backend::Postgres);
+impl_spend_store!(PgStore, sqlx::Postgres);

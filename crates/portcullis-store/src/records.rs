@@ -314,6 +314,7 @@ pub(crate) struct EventRow {
     request_bytes: i64,
     response_bytes: i64,
     findings: String,
+    cost_usd: Option<f64>,
 }
 
 fn unsigned(v: i64) -> u64 {
@@ -346,6 +347,7 @@ impl TryFrom<EventRow> for ProxyEvent {
             request_bytes: unsigned(r.request_bytes),
             response_bytes: unsigned(r.response_bytes),
             findings: serde_json::from_str(&r.findings).unwrap_or(serde_json::Value::Array(vec![])),
+            cost_usd: r.cost_usd,
             id: r.id,
         })
     }

@@ -19,7 +19,7 @@ macro_rules! cred_cols {
     };
 }
 macro_rules! proxy_cols { () => { "id, name, kind, provider, upstream_url, credential_id, listen_port, auth_mode, auto_start, connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, max_body_bytes, policies, managed_by, created_at, updated_at" }; }
-macro_rules! event_cols { () => { "id, at, proxy_id, proxy_name, endpoint, key_id, group_id, end_user, model, status, decision, error, stream, latency_us, ttft_us, overhead_us, input_tokens, output_tokens, cached_tokens, request_bytes, response_bytes, findings" }; }
+macro_rules! event_cols { () => { "id, at, proxy_id, proxy_name, endpoint, key_id, group_id, end_user, model, status, decision, error, stream, latency_us, ttft_us, overhead_us, input_tokens, output_tokens, cached_tokens, request_bytes, response_bytes, findings, cost_usd" }; }
 macro_rules! policy_cols {
     () => {
         "name, description, rule_count, pack, created_at, updated_at"
@@ -387,7 +387,7 @@ macro_rules! impl_store {
             async fn insert_events(&self, events: &[portcullis_core::proxy::ProxyEvent], alert_min: Option<portcullis_core::alert::Severity>) -> $crate::Result<Vec<portcullis_core::alert::Alert>> {
                 let mut tx = self.pool.begin().await?;
                 let mut fresh = std::collections::HashSet::new();
-                // One statement per 500 rows: 22 binds a row stays under both
+                // One statement per 500 rows: 23 binds a row stays under both
                 // back ends' parameter limits, and one round trip beats 500.
                 for chunk in events.chunks(500) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO events (", event_cols!(), ") "));
@@ -413,7 +413,8 @@ macro_rules! impl_store {
                             .push_bind(signed(e.cached_tokens))
                             .push_bind(signed(e.request_bytes))
                             .push_bind(signed(e.response_bytes))
-                            .push_bind(e.findings.to_string());
+                            .push_bind(e.findings.to_string())
+                            .push_bind(e.cost_usd);
                     });
                     // Replays are ignored; the ids returned are the events new here.
                     q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");

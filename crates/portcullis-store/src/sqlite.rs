@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 use crate::records::*;
+use crate::spend::{budget_cols, impl_spend_store};
 use crate::sql::{
     alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, impl_store, key_cols,
     policy_cols, proxy_cols, user_cols,
@@ -55,3 +56,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, sqlx::Sqlite, crate::Backend::Sqlite);
+impl_spend_store!(SqliteStore, sqlx::Sqlite);

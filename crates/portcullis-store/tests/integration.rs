@@ -421,6 +421,7 @@ fn event(i: u16, proxy: &str, group: &str, model: &str) -> portcullis_core::prox
         request_bytes: 100,
         response_bytes: 200,
         findings: serde_json::json!([]),
+        cost_usd: Some(0.25),
     }
 }
 
@@ -757,6 +758,201 @@ async fn alerts_raised_from_findings_filtered_and_reviewed() {
             .await
             .unwrap()
             .is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn prices_budgets_spend_and_usage() {
+    use portcullis_core::budget::{BudgetScope, Enforcement};
+    use portcullis_core::pricing::{Price, PriceOverride};
+    on_both(|store| async move {
+        // Operator prices: upsert, list, delete.
+        let price = PriceOverride {
+            model: "house-model".into(),
+            provider: "custom".into(),
+            price: Price::new(1.0, 2.0, 0.5),
+        };
+        store.put_price(&price, t(0)).await.unwrap();
+        let mut changed = price.clone();
+        changed.price.output = 3.0;
+        store.put_price(&changed, t(1)).await.unwrap();
+        assert_eq!(store.price_overrides().await.unwrap(), vec![changed]);
+        assert!(store.delete_price("house-model").await.unwrap());
+        assert!(!store.delete_price("house-model").await.unwrap());
+
+        // Budgets: one per (scope, target); patch; reset history.
+        let new = NewBudget {
+            scope: BudgetScope::Group,
+            target_id: "g1".into(),
+            limit_usd: 10.0,
+            warn_percent: 80,
+            enforcement: Enforcement::Block,
+            timezone: "UTC".into(),
+        };
+        let b = store.create_budget(new.clone(), t(0)).await.unwrap();
+        assert!(matches!(
+            store.create_budget(new.clone(), t(0)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let key_budget = store
+            .create_budget(
+                NewBudget {
+                    scope: BudgetScope::Key,
+                    ..new.clone()
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        let patched = store
+            .update_budget(
+                &b.id,
+                BudgetPatch {
+                    limit_usd: Some(20.0),
+                    enforcement: Some(Enforcement::Warn),
+                    ..Default::default()
+                },
+                t(5),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (patched.limit_usd, patched.enforcement, patched.warn_percent),
+            (20.0, Enforcement::Warn, 80)
+        );
+        assert!(patched.reset_at.is_none());
+        let reset = store
+            .reset_budget(&b.id, "admin", t(7))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reset.reset_at, Some(t(7)));
+        assert_eq!(store.budget_resets(&b.id).await.unwrap(), vec![t(7)]);
+        assert!(store
+            .reset_budget("nope", "admin", t(8))
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(store.list_budgets().await.unwrap().len(), 2);
+        assert!(store.delete_budget(&key_budget.id).await.unwrap());
+        assert!(store.budget(&key_budget.id).await.unwrap().is_none());
+
+        // Spend and usage from event costs: 10 events at $0.25, one unpriced.
+        let mut events: Vec<_> = (0..10).map(|i| event(i, "p1", "g1", "gpt-4o")).collect();
+        events.push(portcullis_core::proxy::ProxyEvent {
+            cost_usd: None,
+            model: Some("mystery".into()),
+            ..event(20, "p1", "g2", "mystery")
+        });
+        store.insert_events(&events, None).await.unwrap();
+        let spent = store
+            .spent_usd(BudgetScope::Group, "g1", t(0), t(100))
+            .await
+            .unwrap();
+        assert!((spent - 2.5).abs() < 1e-9, "{spent}");
+        let spent = store
+            .spent_usd(BudgetScope::Group, "g1", t(5), t(100))
+            .await
+            .unwrap();
+        assert!((spent - 1.25).abs() < 1e-9, "window: {spent}");
+        assert_eq!(
+            store
+                .spent_usd(BudgetScope::Key, "nobody", t(0), t(100))
+                .await
+                .unwrap(),
+            0.0
+        );
+
+        let by_group = store
+            .usage(&UsageQuery {
+                group_by: vec![UsageDim::Group, UsageDim::Model],
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_group.len(), 2);
+        let g1 = by_group
+            .iter()
+            .find(|r| r.group_id.as_deref() == Some("g1"))
+            .unwrap();
+        assert_eq!(
+            (g1.requests, g1.input_tokens, g1.output_tokens),
+            (10, 100, 50)
+        );
+        assert!((g1.cost_usd - 2.5).abs() < 1e-9);
+        assert_eq!(g1.model.as_deref(), Some("gpt-4o"));
+        assert!(g1.key_id.is_none() && g1.bucket.is_none());
+        let g2 = by_group
+            .iter()
+            .find(|r| r.group_id.as_deref() == Some("g2"))
+            .unwrap();
+        assert_eq!(g2.unpriced_requests, 1);
+
+        let by_day = store
+            .usage(&UsageQuery {
+                group_by: vec![UsageDim::Day],
+                group_id: Some("g1".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_day.len(), 1);
+        let day = by_day[0].bucket.unwrap();
+        assert_eq!(day.as_second() % 86_400, 0);
+        assert!(day <= t(0));
+        let total = store
+            .usage(&UsageQuery {
+                since: Some(t(5)),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(total.len(), 1);
+        assert_eq!(total[0].requests, 6);
+        let by_hour = store
+            .usage(&UsageQuery {
+                group_by: vec![UsageDim::Hour, UsageDim::Proxy, UsageDim::Key],
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(by_hour
+            .iter()
+            .all(|r| r.proxy.as_deref() == Some("p") && r.key_id.is_some()));
+
+        // Budget alerts: raised once per (event id, rule, location).
+        let alert = portcullis_core::alert::Alert {
+            id: portcullis_core::id::new_id(),
+            created_at: t(9),
+            event_id: format!("budget:{}:{}", b.id, 0),
+            proxy_id: "p1".into(),
+            proxy_name: "p".into(),
+            rule: "BUDGET-WARNING".into(),
+            category: "budget".into(),
+            severity: portcullis_core::alert::Severity::Medium,
+            action: "warn".into(),
+            location: "budget".into(),
+            key_id: None,
+            group_id: Some("g1".into()),
+            status: portcullis_core::alert::AlertStatus::Open,
+            status_changed_at: None,
+            status_changed_by: None,
+            note: Some("80% of $20.00".into()),
+        };
+        assert!(store.raise_alert(&alert).await.unwrap());
+        let again = portcullis_core::alert::Alert {
+            id: portcullis_core::id::new_id(),
+            ..alert.clone()
+        };
+        assert!(!store.raise_alert(&again).await.unwrap());
+        let stored = store.alert(&alert.id).await.unwrap().unwrap();
+        assert_eq!(stored.note.as_deref(), Some("80% of $20.00"));
     })
     .await;
 }

@@ -3,14 +3,17 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod budgets;
 pub mod config;
 pub mod credentials;
 pub mod events;
 pub mod groups;
 pub mod keys;
 pub mod policies;
+pub mod pricing;
 pub mod proxies;
 pub mod system;
+pub mod usage;
 pub mod users;
 
 use crate::error::ApiError;

@@ -195,9 +195,11 @@ async fn declared_access_is_as_reviewed() {
         .collect();
     table.sort();
     let expected = "\
+DELETE /api/v1/budgets/{id} admin
 DELETE /api/v1/credentials/{id} admin
 DELETE /api/v1/groups/{id} developer
 DELETE /api/v1/policies/{name} developer
+DELETE /api/v1/pricing/{model} admin
 DELETE /api/v1/proxies/{id} developer
 DELETE /api/v1/users/{id} admin
 GET    /api/v1/alerts read_only
@@ -205,6 +207,9 @@ GET    /api/v1/alerts/{id} read_only
 GET    /api/v1/audit read_only
 GET    /api/v1/audit/verify read_only
 GET    /api/v1/auth/me read_only
+GET    /api/v1/budgets read_only
+GET    /api/v1/budgets/{id} read_only
+GET    /api/v1/budgets/{id}/history read_only
 GET    /api/v1/credentials read_only
 GET    /api/v1/credentials/{id} read_only
 GET    /api/v1/events read_only
@@ -215,14 +220,18 @@ GET    /api/v1/keys/{id} read_only
 GET    /api/v1/openapi.json public
 GET    /api/v1/policies read_only
 GET    /api/v1/policies/{name} read_only
+GET    /api/v1/pricing read_only
+GET    /api/v1/pricing/{model} read_only
 GET    /api/v1/proxies read_only
 GET    /api/v1/proxies/{id} read_only
+GET    /api/v1/usage read_only
 GET    /api/v1/users admin
 GET    /api/v1/users/{id} admin
 GET    /healthz public
 GET    /metrics public
 GET    /readyz public
 PATCH  /api/v1/alerts/{id} developer
+PATCH  /api/v1/budgets/{id} admin
 PATCH  /api/v1/credentials/{id} admin
 PATCH  /api/v1/groups/{id} developer
 PATCH  /api/v1/proxies/{id} developer
@@ -230,6 +239,8 @@ PATCH  /api/v1/users/{id} admin
 POST   /api/v1/auth/change-password read_only
 POST   /api/v1/auth/login public
 POST   /api/v1/auth/logout read_only
+POST   /api/v1/budgets admin
+POST   /api/v1/budgets/{id}/reset admin
 POST   /api/v1/config/reload admin
 POST   /api/v1/credentials admin
 POST   /api/v1/groups developer
@@ -246,6 +257,7 @@ POST   /api/v1/proxies/{id}/stop developer
 POST   /api/v1/users admin
 POST   /api/v1/users/{id}/password admin
 PUT    /api/v1/policies/{name} developer
+PUT    /api/v1/pricing/{model} admin
 PUT    /api/v1/proxies/{id}/policies developer";
     assert_eq!(table.join("\n"), expected);
 }

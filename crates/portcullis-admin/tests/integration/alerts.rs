@@ -32,6 +32,7 @@ fn event(at_secs: i64, proxy: &str, findings: Value) -> ProxyEvent {
         request_bytes: 10,
         response_bytes: 10,
         findings,
+        cost_usd: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod access;
 mod alerts;
 mod audit;
 mod auth;
+mod budgets;
 mod input;
 mod policies;
 mod resources;

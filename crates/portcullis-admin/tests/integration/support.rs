@@ -48,11 +48,19 @@ impl Harness {
 
     /// A harness whose admin API accepts bodies up to `admin_body_bytes`.
     pub async fn with_body_limit(admin_body_bytes: usize) -> Self {
+        Self::with_options(admin_body_bytes, Arc::new(SystemClock)).await
+    }
+
+    /// A harness whose admin API and data plane read time from `clock`.
+    pub async fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::with_options(BODY_LIMIT, clock).await
+    }
+
+    async fn with_options(admin_body_bytes: usize, clock: Arc<dyn Clock>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("admin.db");
         let store: portcullis_store::DynStore =
             Arc::new(SqliteStore::open(&db_path).await.unwrap());
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let master_key = Arc::new(MasterKey::generate());
         let mut registry = prometheus_client::registry::Registry::default();
         let proxy_metrics = ProxyMetrics::register(&mut registry);
@@ -67,10 +75,16 @@ impl Harness {
             alerts,
             Shutdown::new(),
         );
+        let spend = Arc::new(portcullis_proxy::spend::Spend::new(
+            store.clone(),
+            clock.clone(),
+            portcullis_governance::budget::Ledger::local(),
+        ));
         let relay = Arc::new(Relay {
             keys: Arc::new(KeyAuthenticator::new(store.clone(), clock.clone())),
             events,
             clock: clock.clone(),
+            spend,
         });
         let data_plane = DataPlane::new(
             relay,

@@ -11,9 +11,13 @@ use portcullis_core::{Clock, SystemClock};
 use portcullis_proxy::keys::KeyAuthenticator;
 use portcullis_proxy::metrics::ProxyMetrics;
 use portcullis_proxy::relay::Relay;
+use portcullis_proxy::spend::Spend;
 use portcullis_proxy::DataPlane;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// How often prices and budgets are re-read (changes made on other replicas).
+const SPEND_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = bootstrap::load_config(global, args.listen)?;
@@ -48,10 +52,26 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         alerts,
         events_shutdown.clone(),
     );
+    let ledger = match &opened.config.redis_url {
+        Some(url) => {
+            let shared = portcullis_governance::shared::Shared::connect(url.expose(), "portcullis")
+                .await
+                .context("redis_url is set but Redis cannot be used (budgets and rate limits are shared through it)")?;
+            portcullis_governance::budget::Ledger::shared(shared)
+        }
+        None => portcullis_governance::budget::Ledger::local(),
+    };
+    let spend = Arc::new(Spend::new(opened.store.clone(), clock.clone(), ledger));
+    spend
+        .reload()
+        .await
+        .context("cannot read prices and budgets")?;
+    spend.spawn_refresh(SPEND_REFRESH);
     let relay = Arc::new(Relay {
         keys: Arc::new(KeyAuthenticator::new(opened.store.clone(), clock.clone())),
         events,
         clock: clock.clone(),
+        spend,
     });
     let master_key = Arc::new(opened.master_key);
     let data_plane = DataPlane::new(
