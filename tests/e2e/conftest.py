@@ -232,3 +232,18 @@ class Setup:
 @pytest.fixture
 def setup(gateway, mock):
     return Setup(gateway(), mock)
+
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+@pytest.fixture
+def pg_database():
+    """A throwaway PostgreSQL database, dropped afterwards."""
+    import uuid
+
+    name = f"pcx_e2e_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", PG_ADMIN_URL, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    subprocess.run(["psql", PG_ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)

@@ -1,20 +1,6 @@
 """The gateway on PostgreSQL: a database of its own, state kept across restarts."""
 
-import os
 import subprocess
-import uuid
-
-import pytest
-
-ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture
-def pg_database():
-    name = f"pcx_e2e_{uuid.uuid4().hex[:12]}"
-    subprocess.run(["psql", ADMIN_URL, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    subprocess.run(["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
 
 
 def test_postgres_backend_keeps_state_across_restarts(gateway, tmp_path, pg_database):
