@@ -181,6 +181,14 @@ pub enum Injection {
     Malformed(&'static str),
 }
 
+/// Whether requests to `endpoint` carry a system prompt [`inject`] can place.
+pub fn takes_system_prompt(endpoint: Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages
+    )
+}
+
 /// Puts `prompt` in front of whatever system text the client sent:
 /// - chat completions: a `system` message first; the client's system or
 ///   developer messages stay after it;
@@ -189,10 +197,7 @@ pub enum Injection {
 /// - Anthropic Messages: `system` absent becomes the prompt; a string gets the
 ///   prompt and a blank line in front; a list of blocks gets a text block first.
 pub fn inject(endpoint: Endpoint, body: &mut Value, prompt: &str) -> Injection {
-    if matches!(
-        endpoint,
-        Endpoint::Completions | Endpoint::Embeddings | Endpoint::Models
-    ) {
+    if !takes_system_prompt(endpoint) {
         return Injection::NotApplicable;
     }
     let Some(fields) = body.as_object_mut() else {

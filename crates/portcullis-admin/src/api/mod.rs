@@ -11,6 +11,7 @@ pub mod keys;
 pub mod policies;
 pub mod proxies;
 pub mod system;
+pub mod system_prompts;
 pub mod users;
 
 use crate::error::ApiError;

@@ -199,6 +199,7 @@ DELETE /api/v1/credentials/{id} admin
 DELETE /api/v1/groups/{id} developer
 DELETE /api/v1/policies/{name} developer
 DELETE /api/v1/proxies/{id} developer
+DELETE /api/v1/system-prompts/{id} developer
 DELETE /api/v1/users/{id} admin
 GET    /api/v1/alerts read_only
 GET    /api/v1/alerts/{id} read_only
@@ -217,6 +218,8 @@ GET    /api/v1/policies read_only
 GET    /api/v1/policies/{name} read_only
 GET    /api/v1/proxies read_only
 GET    /api/v1/proxies/{id} read_only
+GET    /api/v1/system-prompts read_only
+GET    /api/v1/system-prompts/{id} read_only
 GET    /api/v1/users admin
 GET    /api/v1/users/{id} admin
 GET    /healthz public
@@ -226,6 +229,7 @@ PATCH  /api/v1/alerts/{id} developer
 PATCH  /api/v1/credentials/{id} admin
 PATCH  /api/v1/groups/{id} developer
 PATCH  /api/v1/proxies/{id} developer
+PATCH  /api/v1/system-prompts/{id} developer
 PATCH  /api/v1/users/{id} admin
 POST   /api/v1/auth/change-password read_only
 POST   /api/v1/auth/login public
@@ -243,9 +247,12 @@ POST   /api/v1/proxies developer
 POST   /api/v1/proxies/{id}/restart developer
 POST   /api/v1/proxies/{id}/start developer
 POST   /api/v1/proxies/{id}/stop developer
+POST   /api/v1/system-prompts developer
+POST   /api/v1/system-prompts/dry-run read_only
 POST   /api/v1/users admin
 POST   /api/v1/users/{id}/password admin
 PUT    /api/v1/policies/{name} developer
-PUT    /api/v1/proxies/{id}/policies developer";
+PUT    /api/v1/proxies/{id}/policies developer
+PUT    /api/v1/system-prompts/{id}/bindings developer";
     assert_eq!(table.join("\n"), expected);
 }

@@ -16,3 +16,4 @@ mod auth;
 mod input;
 mod policies;
 mod resources;
+mod system_prompts;

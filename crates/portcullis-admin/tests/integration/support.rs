@@ -71,6 +71,7 @@ impl Harness {
             keys: Arc::new(KeyAuthenticator::new(store.clone(), clock.clone())),
             events,
             clock: clock.clone(),
+            prompts: portcullis_proxy::prompts::Prompts::new("Acme"),
         });
         let data_plane = DataPlane::new(
             relay,

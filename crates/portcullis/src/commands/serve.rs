@@ -10,6 +10,7 @@ use portcullis_core::drain::Shutdown;
 use portcullis_core::{Clock, SystemClock};
 use portcullis_proxy::keys::KeyAuthenticator;
 use portcullis_proxy::metrics::ProxyMetrics;
+use portcullis_proxy::prompts::Prompts;
 use portcullis_proxy::relay::Relay;
 use portcullis_proxy::DataPlane;
 use std::net::SocketAddr;
@@ -52,6 +53,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         keys: Arc::new(KeyAuthenticator::new(opened.store.clone(), clock.clone())),
         events,
         clock: clock.clone(),
+        prompts: Prompts::new(opened.config.organization.clone()),
     });
     let master_key = Arc::new(opened.master_key);
     let data_plane = DataPlane::new(
@@ -88,6 +90,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             problems.join("\n  - ")
         );
     }
+    data_plane.refresh_prompts().await?;
     data_plane.start_auto().await?;
     tokio::spawn(reload_on_sighup(state.clone()));
 
