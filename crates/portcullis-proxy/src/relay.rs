@@ -32,7 +32,7 @@ pub struct Relay {
     pub keys: Arc<KeyAuthenticator>,
     pub events: EventSink,
     pub clock: Arc<dyn Clock>,
-    /// Governed system prompts, refreshed by the admin API.
+    /// Governed system prompts: one snapshot for every proxy (see `prompts`).
     pub prompts: crate::prompts::Prompts,
 }
 
@@ -397,9 +397,7 @@ impl Relay {
             dialect: endpoint.dialect(),
         })
     }
-}
 
-impl Relay {
     /// Renders the bound template for this caller and puts it in the body;
     /// whether the body changed. A body whose system field has the wrong shape
     /// is refused rather than sent without the governed prompt.

@@ -15,6 +15,7 @@ use portcullis_proxy::relay::Relay;
 use portcullis_proxy::DataPlane;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = bootstrap::load_config(global, args.listen)?;
@@ -92,6 +93,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     }
     data_plane.refresh_prompts().await?;
     data_plane.start_auto().await?;
+    // Changes made through another replica's admin API arrive here this way.
+    tokio::spawn(refresh_prompts_every(
+        data_plane.clone(),
+        Duration::from_secs(30),
+        shutdown.clone(),
+    ));
     tokio::spawn(reload_on_sighup(state.clone()));
 
     print_banner(
@@ -271,6 +278,21 @@ async fn reload_on_sighup(state: portcullis_admin::AppState) {
             Err(problems) => {
                 tracing::error!(problems = ?problems, "configuration refused on SIGHUP; the running one stays")
             }
+        }
+    }
+}
+
+async fn refresh_prompts_every(data_plane: Arc<DataPlane>, every: Duration, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; the snapshot is fresh
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // A failure is logged by the data plane; the old snapshot serves on.
+                let _ = data_plane.refresh_prompts().await;
+            }
+            _ = shutdown.triggered() => return,
         }
     }
 }
