@@ -472,19 +472,6 @@ pub async fn set_bindings(
     Ok(Json(view(record, &stored, &names)))
 }
 
-fn endpoint_named(name: &str) -> Option<Endpoint> {
-    [
-        Endpoint::ChatCompletions,
-        Endpoint::Completions,
-        Endpoint::Embeddings,
-        Endpoint::Responses,
-        Endpoint::Models,
-        Endpoint::Messages,
-    ]
-    .into_iter()
-    .find(|e| e.as_str() == name)
-}
-
 /// Why the first of `considered` won, or why none applies.
 fn reason(
     endpoint: Endpoint,
@@ -526,7 +513,7 @@ pub async fn dry_run(
 ) -> ApiResult<Json<DryRunResult>> {
     let mut found = Vec::new();
     let endpoint = match (req.endpoint.as_deref(), req.path.as_deref()) {
-        (Some(name), _) => endpoint_named(name).or_else(|| {
+        (Some(name), _) => Endpoint::from_label(name).or_else(|| {
             found.push(format!("endpoint: {name:?} is not one of chat_completions, completions, embeddings, responses, models, messages"));
             None
         }),

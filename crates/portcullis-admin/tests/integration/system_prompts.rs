@@ -34,6 +34,34 @@ async fn bind(h: &Harness, token: &str, id: &str, bindings: Value) -> Reply {
     .await
 }
 
+/// Replaces a template's bindings with one; asserts it was accepted.
+async fn bind_one(
+    h: &Harness,
+    token: &str,
+    template: &Value,
+    kind: &str,
+    target: &str,
+    priority: i64,
+) {
+    let id = template["id"].as_str().unwrap();
+    let binding = json!([{"target_kind": kind, "target": target, "priority": priority}]);
+    let reply = bind(h, token, id, binding).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+async fn research_group(h: &Harness, token: &str) -> Value {
+    let reply = h
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(token),
+            Some(json!({"name": "research"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    reply.body
+}
+
 fn today() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
 }
@@ -153,15 +181,7 @@ async fn templates_are_validated_stored_bound_and_audited() {
     assert_eq!(reply.body["variables"], json!(["user"]));
 
     // Bindings: targets by id or name, each once, must exist.
-    let group = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            Some(&dev),
-            Some(json!({"name": "research"})),
-        )
-        .await
-        .body;
+    let group = research_group(&h, &dev).await;
     let proxy = crate::policies::proxy(&h, &dev, "edge", json!([])).await;
     let reply = bind(
         &h,
@@ -329,15 +349,7 @@ async fn the_winning_prompt_reaches_the_upstream_in_every_format() {
         .unwrap();
     let h = Harness::new().await;
     let (_, dev) = h.user("dev", Role::Developer).await;
-    let group = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            Some(&dev),
-            Some(json!({"name": "research"})),
-        )
-        .await
-        .body;
+    let group = research_group(&h, &dev).await;
     let key = h
         .call(
             Method::POST,
@@ -378,39 +390,9 @@ async fn the_winning_prompt_reaches_the_upstream_in_every_format() {
     let by_group = create(&h, &dev, "research-team", ALL_VARIABLES).await;
     let lower = create(&h, &dev, "research-low", "Lower priority.").await;
     let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        bind(
-            &h,
-            &dev,
-            &id(&by_proxy),
-            json!([{"target_kind": "proxy", "target": "edge", "priority": 100}])
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        bind(
-            &h,
-            &dev,
-            &id(&by_group),
-            json!([{"target_kind": "group", "target": "research", "priority": 2}])
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        bind(
-            &h,
-            &dev,
-            &id(&lower),
-            json!([{"target_kind": "group", "target": "research", "priority": 1}])
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    bind_one(&h, &dev, &by_proxy, "proxy", "edge", 100).await;
+    bind_one(&h, &dev, &by_group, "group", "research", 2).await;
+    bind_one(&h, &dev, &lower, "group", "research", 1).await;
     let expected = format!(
         "Proxy edge serves alice@example.com of research at Acme on {}.",
         today()
