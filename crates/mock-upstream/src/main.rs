@@ -79,27 +79,52 @@ async fn run(args: Args) -> std::io::Result<()> {
                 format!("cannot listen on {}: {err}", args.listen),
             )
         })?;
+    // Handlers go in before the ready line: a caller may signal as soon as it reads it.
+    let signals = Signals::install()?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "mock-upstream listening on http://{}", mock.addr())?;
         stdout.flush()?;
     }
-    let signal = wait_for_signal().await;
+    let signal = signals.wait().await;
     mock.shutdown().await;
     signal
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = terminate.recv() => Ok(()),
-        result = tokio::signal::ctrl_c() => result,
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) -> std::io::Result<()> {
+        tokio::select! {
+            _ = self.terminate.recv() => Ok(()),
+            _ = self.interrupt.recv() => Ok(()),
+        }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Signals)
+    }
+
+    async fn wait(self) -> std::io::Result<()> {
+        tokio::signal::ctrl_c().await
+    }
 }

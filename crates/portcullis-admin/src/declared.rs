@@ -324,5 +324,7 @@ pub async fn apply(
             "removed": applied.removed, "start_errors": applied.start_errors,
         })))
         .await;
+    // Declared groups may be new, renamed or gone: names and bindings follow.
+    let _ = state.data_plane.refresh_prompts().await;
     Ok(applied)
 }

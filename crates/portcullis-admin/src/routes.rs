@@ -267,6 +267,48 @@ pub fn specs() -> Vec<RouteSpec> {
             R(RO),
             api::policies::dry_run,
         ),
+        route(
+            Method::GET,
+            "/api/v1/system-prompts",
+            R(RO),
+            api::system_prompts::list,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/system-prompts",
+            R(DEV),
+            api::system_prompts::create,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/system-prompts/dry-run",
+            R(RO),
+            api::system_prompts::dry_run,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/system-prompts/{id}",
+            R(RO),
+            api::system_prompts::get_one,
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/system-prompts/{id}",
+            R(DEV),
+            api::system_prompts::update,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/system-prompts/{id}",
+            R(DEV),
+            api::system_prompts::remove,
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/system-prompts/{id}/bindings",
+            R(DEV),
+            api::system_prompts::set_bindings,
+        ),
         route(Method::GET, "/api/v1/events", R(RO), api::events::list),
         route(Method::GET, "/api/v1/alerts", R(RO), api::alerts::list),
         route(

@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub encryption_key: Option<String>,
     /// Password of the first `admin` user; random and printed once if unset.
     pub admin_password: Option<String>,
+    /// Organization name, for the `{{organization}}` variable of system prompts.
+    pub organization: Option<String>,
     /// `text` or `json`.
     pub log_format: String,
     /// Level or filter directives, e.g. `info` or `info,portcullis_admin=debug`.
@@ -45,6 +47,7 @@ impl Default for RawConfig {
             jwt_secret: None,
             encryption_key: None,
             admin_password: None,
+            organization: None,
             log_format: "text".into(),
             log_level: "info".into(),
             auth: RawAuth::default(),

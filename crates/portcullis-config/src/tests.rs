@@ -255,3 +255,25 @@ fn alert_threshold_defaults_to_high_and_is_checked() {
     let msg = message(load_yaml("alerts:\n  min_severity: severe\n", &[]));
     assert!(msg.contains("alerts.min_severity"), "{msg}");
 }
+
+#[test]
+fn organization_is_optional_trimmed_and_bounded() {
+    let Ok(config) = load(None, &vars(&[]), &Overrides::default()) else {
+        panic!("defaults must load")
+    };
+    assert_eq!(config.organization, "");
+    let Ok(config) = load_yaml("organization: ' Acme Corp '\n", &[]) else {
+        panic!("an organization must load")
+    };
+    assert_eq!(config.organization, "Acme Corp");
+    let Ok(config) = load_yaml(
+        "organization: Acme\n",
+        &[("PORTCULLIS_ORGANIZATION", "Globex")],
+    ) else {
+        panic!("the variable must load")
+    };
+    assert_eq!(config.organization, "Globex");
+    let long = format!("organization: {}\n", "x".repeat(129));
+    let msg = message(load_yaml(&long, &[]));
+    assert!(msg.contains("organization"), "{msg}");
+}

@@ -17,6 +17,8 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
     pub encryption_key: Option<SecretString>,
     pub admin_password: Option<SecretString>,
+    /// Fills `{{organization}}` in system prompts; empty when unset.
+    pub organization: String,
     pub log_format: LogFormat,
     pub log_level: String,
     pub auth: AuthConfig,
@@ -117,6 +119,10 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
             errors.push(format!("admin_password: {e}"));
         }
     }
+    let organization = raw.organization.as_deref().unwrap_or("").trim().to_owned();
+    if organization.chars().count() > 128 || organization.chars().any(char::is_control) {
+        errors.push("organization: at most 128 characters, on one line".into());
+    }
     let log_format = match raw.log_format.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -184,6 +190,7 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
         jwt_secret: raw.jwt_secret.map(SecretString::new),
         encryption_key: raw.encryption_key.map(SecretString::new),
         admin_password: raw.admin_password.map(SecretString::new),
+        organization,
         log_format,
         log_level: raw.log_level,
         auth,

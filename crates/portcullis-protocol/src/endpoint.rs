@@ -17,6 +17,20 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Responses,
+        Endpoint::Models,
+        Endpoint::Messages,
+    ];
+
+    /// The endpoint with this label (see [`Endpoint::as_str`]).
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == label)
+    }
+
     /// Recognises a path relative to the proxy root (`/v1/chat/completions`).
     pub fn from_path(path: &str) -> Option<Self> {
         let path = path.strip_suffix('/').unwrap_or(path);
@@ -90,5 +104,9 @@ mod tests {
             Some(Dialect::Anthropic)
         );
         assert_eq!(Endpoint::from_path("/v1/files"), None);
+        for e in Endpoint::ALL {
+            assert_eq!(Endpoint::from_label(e.as_str()), Some(e));
+        }
+        assert_eq!(Endpoint::from_label("files"), None);
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod request;
 pub mod sse;
 pub mod stream;
+pub mod system_prompt;
 pub mod usage;
 
 pub use endpoint::{Dialect, Endpoint};

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod keys;
 pub mod manager;
 pub mod metrics;
+pub mod prompts;
 pub mod relay;
 pub mod runtime;
 pub mod spend;

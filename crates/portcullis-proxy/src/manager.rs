@@ -189,6 +189,21 @@ impl DataPlane {
         status
     }
 
+    /// System prompt templates, their bindings or group names changed: reload the
+    /// snapshot the request path reads. On failure the old one keeps serving.
+    pub async fn refresh_prompts(&self) -> Result<(), StoreError> {
+        let refreshed = self.relay.prompts.refresh(self.store.as_ref()).await;
+        if let Err(e) = &refreshed {
+            tracing::error!(error = %e, "system prompts not reloaded");
+        }
+        refreshed
+    }
+
+    /// The governed system prompts as the request path sees them.
+    pub fn prompts(&self) -> &crate::prompts::Prompts {
+        &self.relay.prompts
+    }
+
     /// Keys changed (revoked, expired): forget cached ones.
     pub fn keys_changed(&self) {
         self.relay.keys.invalidate();

@@ -20,7 +20,7 @@ use portcullis_core::Clock;
 use portcullis_policy::redact::Redactor;
 use portcullis_protocol::answer::TextFilter;
 use portcullis_protocol::stream::StreamObserver;
-use portcullis_protocol::{error, request, Dialect, Endpoint};
+use portcullis_protocol::{error, request, system_prompt, Dialect, Endpoint};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ pub struct Relay {
     pub events: EventSink,
     pub clock: Arc<dyn Clock>,
     pub spend: Arc<Spend>,
+    /// Governed system prompts: one snapshot for every proxy (see `prompts`).
+    pub prompts: crate::prompts::Prompts,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded in either direction.
@@ -261,35 +263,50 @@ impl Relay {
         let mut strip_usage = false;
         if !endpoint.is_get() {
             let bad = |e: request::BadBody| ProxyError::new(Reason::BadRequest, e.to_string());
-            // With a policy the whole body is needed: parse it once.
-            let mut parsed: Option<serde_json::Value> = match &proxy.policy {
-                Some(_) => Some(serde_json::from_slice(&body).map_err(|e| {
-                    ProxyError::new(
-                        Reason::BadRequest,
-                        format!("request body is not valid JSON: {e}"),
-                    )
-                })?),
-                None => None,
-            };
+            // A governed prompt applies only where the format has a system prompt
+            // and a template is bound; the snapshot is not even loaded otherwise.
+            let prompts = (system_prompt::takes_system_prompt(endpoint) && self.prompts.any())
+                .then(|| self.prompts.snapshot())
+                .filter(|s| {
+                    let group = exchange.identity.as_ref().map(|i| i.group_id.as_str());
+                    s.pick(&proxy.id, group).is_some()
+                });
+            // With a policy or a prompt the whole body is needed: parse it once.
+            let mut parsed: Option<serde_json::Value> =
+                match proxy.policy.is_some() || prompts.is_some() {
+                    true => Some(serde_json::from_slice(&body).map_err(|e| {
+                        ProxyError::new(
+                            Reason::BadRequest,
+                            format!("request body is not valid JSON: {e}"),
+                        )
+                    })?),
+                    false => None,
+                };
             let info = match &parsed {
                 Some(value) => request::inspect_value(value).map_err(bad)?,
                 None => request::inspect(&body).map_err(bad)?,
             };
+            if exchange.end_user.is_none() {
+                exchange.end_user = info.user.as_ref().map(|u| u.chars().take(256).collect());
+            }
+            let mut changed = false;
             if let (Some(engine), Some(value)) = (&proxy.policy, parsed.as_mut()) {
                 let redactor = inspect_request(engine, endpoint, value, exchange)?;
-                if redactor.changed {
-                    body = serde_json::to_vec(value)
-                        .map_err(|_| ProxyError::new(Reason::Internal, "could not re-encode"))?
-                        .into();
-                }
+                changed = redactor.changed;
                 exchange.redactor = Some(Arc::new(redactor.placeholders));
+            }
+            // After the inspection: the governed prompt is trusted, not scanned.
+            if let (Some(snapshot), Some(value)) = (&prompts, parsed.as_mut()) {
+                changed |= self.govern(snapshot, proxy, endpoint, value, exchange)?;
+            }
+            if let (true, Some(value)) = (changed, &parsed) {
+                body = serde_json::to_vec(value)
+                    .map_err(|_| ProxyError::new(Reason::Internal, "could not re-encode"))?
+                    .into();
             }
             if let Some(rewritten) = request::with_stream_usage(endpoint, &info, &body) {
                 body = rewritten;
                 strip_usage = true;
-            }
-            if exchange.end_user.is_none() {
-                exchange.end_user = info.user.map(|u| u.chars().take(256).collect());
             }
             exchange.model = info.model;
             exchange.stream = info.stream;
@@ -403,6 +420,40 @@ impl Relay {
             observer,
             dialect: endpoint.dialect(),
         })
+    }
+
+    /// Renders the bound template for this caller and puts it in the body;
+    /// whether the body changed. A body whose system field has the wrong shape
+    /// is refused rather than sent without the governed prompt.
+    fn govern(
+        &self,
+        snapshot: &crate::prompts::PromptSnapshot,
+        proxy: &ProxyRuntime,
+        endpoint: Endpoint,
+        value: &mut serde_json::Value,
+        exchange: &Exchange,
+    ) -> Result<bool, ProxyError> {
+        let date = crate::prompts::utc_date(self.clock.now());
+        let facts = crate::prompts::RequestFacts {
+            proxy_id: &proxy.id,
+            proxy_name: &proxy.name,
+            group_id: exchange.identity.as_ref().map(|i| i.group_id.as_str()),
+            user: exchange.end_user.as_deref(),
+            date: &date,
+        };
+        let Some(rendered) = snapshot.render(&facts, self.prompts.organization()) else {
+            return Ok(false);
+        };
+        match system_prompt::inject(endpoint, value, &rendered.text) {
+            system_prompt::Injection::Added => {
+                tracing::debug!(proxy = %proxy.name, template = %rendered.template_id, "system prompt injected");
+                Ok(true)
+            }
+            system_prompt::Injection::NotApplicable => Ok(false),
+            system_prompt::Injection::Malformed(why) => {
+                Err(ProxyError::new(Reason::BadRequest, why))
+            }
+        }
     }
 }
 

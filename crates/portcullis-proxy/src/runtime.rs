@@ -11,15 +11,6 @@ use portcullis_protocol::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
-const ENDPOINTS: [Endpoint; 6] = [
-    Endpoint::ChatCompletions,
-    Endpoint::Completions,
-    Endpoint::Embeddings,
-    Endpoint::Responses,
-    Endpoint::Models,
-    Endpoint::Messages,
-];
-
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("upstream_url {0:?} is not a usable URL")]
@@ -83,12 +74,12 @@ impl ProxyRuntime {
             Ok((endpoint, uri))
         };
         let uris = [
-            uri_for(ENDPOINTS[0])?,
-            uri_for(ENDPOINTS[1])?,
-            uri_for(ENDPOINTS[2])?,
-            uri_for(ENDPOINTS[3])?,
-            uri_for(ENDPOINTS[4])?,
-            uri_for(ENDPOINTS[5])?,
+            uri_for(Endpoint::ALL[0])?,
+            uri_for(Endpoint::ALL[1])?,
+            uri_for(Endpoint::ALL[2])?,
+            uri_for(Endpoint::ALL[3])?,
+            uri_for(Endpoint::ALL[4])?,
+            uri_for(Endpoint::ALL[5])?,
         ];
         let credential_header = match credential {
             None => None,

@@ -164,6 +164,52 @@ pub struct NewPolicy {
     pub pack: String,
 }
 
+/// A governed system prompt template; `content` is validated before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemPromptRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub content: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A template to store or replace.
+#[derive(Debug, Clone)]
+pub struct NewSystemPrompt {
+    pub name: String,
+    pub description: String,
+    pub content: String,
+}
+
+/// What a template is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingTarget {
+    Proxy,
+    Group,
+}
+
+impl BindingTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingTarget::Proxy => "proxy",
+            BindingTarget::Group => "group",
+        }
+    }
+}
+
+/// A template bound to one proxy or group; the higher priority wins among
+/// bindings of the same kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptBinding {
+    pub template_id: String,
+    pub target: BindingTarget,
+    pub target_id: String,
+    pub priority: i64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
     pub status: Option<AlertStatus>,
@@ -309,6 +355,35 @@ pub trait Store: SpendStore + Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Option<PolicyRecord>>;
     async fn delete_policy(&self, name: &str) -> Result<bool>;
+
+    /// Refused with `Conflict` when the name is taken.
+    async fn create_system_prompt(
+        &self,
+        prompt: NewSystemPrompt,
+        now: Timestamp,
+    ) -> Result<SystemPromptRecord>;
+    async fn system_prompt(&self, id: &str) -> Result<Option<SystemPromptRecord>>;
+    /// By name.
+    async fn list_system_prompts(&self) -> Result<Vec<SystemPromptRecord>>;
+    /// Replaces name, description and content; `Conflict` when the new name is taken.
+    async fn update_system_prompt(
+        &self,
+        id: &str,
+        prompt: NewSystemPrompt,
+        now: Timestamp,
+    ) -> Result<Option<SystemPromptRecord>>;
+    /// Deletes the template and its bindings.
+    async fn delete_system_prompt(&self, id: &str) -> Result<bool>;
+    /// Replaces every binding of a template in one transaction (`template_id` of
+    /// each binding is ignored). Returns the bindings as stored.
+    async fn set_prompt_bindings(
+        &self,
+        template_id: &str,
+        bindings: &[PromptBinding],
+    ) -> Result<Vec<PromptBinding>>;
+    /// Every binding, or those of one template; by template, kind, priority (highest
+    /// first), target.
+    async fn list_prompt_bindings(&self, template_id: Option<&str>) -> Result<Vec<PromptBinding>>;
 
     async fn alert(&self, id: &str) -> Result<Option<Alert>>;
     /// Newest first.

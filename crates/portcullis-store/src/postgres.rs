@@ -4,7 +4,7 @@ use crate::records::*;
 use crate::spend::{budget_cols, impl_spend_store};
 use crate::sql::{
     alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, impl_store, key_cols,
-    policy_cols, proxy_cols, user_cols,
+    policy_cols, prompt_cols, proxy_cols, user_cols,
 };
 use crate::Result;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -432,3 +432,56 @@ impl TryFrom<AlertRow> for portcullis_core::alert::Alert {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SystemPromptRow {
+    id: String,
+    name: String,
+    description: String,
+    content: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<SystemPromptRow> for crate::SystemPromptRecord {
+    fn from(r: SystemPromptRow) -> Self {
+        crate::SystemPromptRecord {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            content: r.content,
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PromptBindingRow {
+    template_id: String,
+    target_kind: String,
+    target_id: String,
+    priority: i64,
+}
+
+impl TryFrom<PromptBindingRow> for crate::PromptBinding {
+    type Error = StoreError;
+    fn try_from(r: PromptBindingRow) -> Result<Self> {
+        let target = match r.target_kind.as_str() {
+            "proxy" => crate::BindingTarget::Proxy,
+            "group" => crate::BindingTarget::Group,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "binding of {}: unknown target kind {other:?}",
+                    r.template_id
+                )))
+            }
+        };
+        Ok(crate::PromptBinding {
+            template_id: r.template_id,
+            target,
+            target_id: r.target_id,
+            priority: r.priority,
+        })
+    }
+}

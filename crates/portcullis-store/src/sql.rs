@@ -25,6 +25,11 @@ macro_rules! policy_cols {
         "name, description, rule_count, pack, created_at, updated_at"
     };
 }
+macro_rules! prompt_cols {
+    () => {
+        "id, name, description, content, created_at, updated_at"
+    };
+}
 macro_rules! alert_cols { () => { "id, created_at, event_id, proxy_id, proxy_name, rule, category, severity, action, location, key_id, group_id, status, status_changed_at, status_changed_by, note" }; }
 macro_rules! audit_cols {
     () => {
@@ -225,7 +230,10 @@ macro_rules! impl_store {
                 if keys > 0 {
                     return Err($crate::StoreError::Conflict(format!("group still has {keys} API key(s); delete or move them first")));
                 }
-                let done = sqlx::query("DELETE FROM groups WHERE id = $1").bind(id).execute(&self.pool).await.map_err(conflict("group"))?;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM system_prompt_bindings WHERE target_kind = 'group' AND target_id = $1").bind(id).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM groups WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(conflict("group"))?;
+                tx.commit().await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -380,7 +388,10 @@ macro_rules! impl_store {
             }
 
             async fn delete_proxy(&self, id: &str) -> $crate::Result<bool> {
-                let done = sqlx::query("DELETE FROM proxies WHERE id = $1").bind(id).execute(&self.pool).await?;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM system_prompt_bindings WHERE target_kind = 'proxy' AND target_id = $1").bind(id).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM proxies WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -520,6 +531,76 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn create_system_prompt(&self, p: $crate::NewSystemPrompt, now: jiff::Timestamp) -> $crate::Result<$crate::SystemPromptRecord> {
+                let id = portcullis_core::id::new_id();
+                sqlx::query("INSERT INTO system_prompts (id, name, description, content, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+                    .bind(&id)
+                    .bind(&p.name)
+                    .bind(&p.description)
+                    .bind(&p.content)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("system prompt {:?}", p.name)))?;
+                self.system_prompt(&id).await?.ok_or_else(|| $crate::StoreError::Corrupt("system prompt vanished after insert".into()))
+            }
+
+            async fn system_prompt(&self, id: &str) -> $crate::Result<Option<$crate::SystemPromptRecord>> {
+                let q = concat!("SELECT ", prompt_cols!(), " FROM system_prompts WHERE id = $1");
+                Ok(sqlx::query_as::<_, SystemPromptRow>(q).bind(id).fetch_optional(&self.pool).await?.map(Into::into))
+            }
+
+            async fn list_system_prompts(&self) -> $crate::Result<Vec<$crate::SystemPromptRecord>> {
+                let q = concat!("SELECT ", prompt_cols!(), " FROM system_prompts ORDER BY name");
+                Ok(sqlx::query_as::<_, SystemPromptRow>(q).fetch_all(&self.pool).await?.into_iter().map(Into::into).collect())
+            }
+
+            async fn update_system_prompt(&self, id: &str, p: $crate::NewSystemPrompt, now: jiff::Timestamp) -> $crate::Result<Option<$crate::SystemPromptRecord>> {
+                sqlx::query("UPDATE system_prompts SET name = $2, description = $3, content = $4, updated_at = $5 WHERE id = $1")
+                    .bind(id)
+                    .bind(&p.name)
+                    .bind(&p.description)
+                    .bind(&p.content)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict(&format!("system prompt {:?}", p.name)))?;
+                self.system_prompt(id).await
+            }
+
+            async fn delete_system_prompt(&self, id: &str) -> $crate::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Explicit as well as ON DELETE CASCADE: a SQLite connection opened
+                // without foreign keys must not leave bindings behind.
+                sqlx::query("DELETE FROM system_prompt_bindings WHERE template_id = $1").bind(id).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM system_prompts WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_prompt_bindings(&self, template_id: &str, bindings: &[$crate::PromptBinding]) -> $crate::Result<Vec<$crate::PromptBinding>> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM system_prompt_bindings WHERE template_id = $1").bind(template_id).execute(&mut *tx).await?;
+                for b in bindings {
+                    sqlx::query("INSERT INTO system_prompt_bindings (template_id, target_kind, target_id, priority) VALUES ($1, $2, $3, $4)")
+                        .bind(template_id)
+                        .bind(b.target.as_str())
+                        .bind(&b.target_id)
+                        .bind(b.priority)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict(&format!("binding to {} {}", b.target.as_str(), b.target_id)))?;
+                }
+                tx.commit().await?;
+                self.list_prompt_bindings(Some(template_id)).await
+            }
+
+            async fn list_prompt_bindings(&self, template_id: Option<&str>) -> $crate::Result<Vec<$crate::PromptBinding>> {
+                let q = "SELECT template_id, target_kind, target_id, priority FROM system_prompt_bindings WHERE ($1 IS NULL OR template_id = $1) \
+                         ORDER BY template_id, target_kind, priority DESC, target_id";
+                sqlx::query_as::<_, PromptBindingRow>(q).bind(template_id).fetch_all(&self.pool).await?.into_iter().map(TryInto::try_into).collect()
+            }
+
             async fn alert(&self, id: &str) -> $crate::Result<Option<portcullis_core::alert::Alert>> {
                 let q = concat!("SELECT ", alert_cols!(), " FROM alerts WHERE id = $1");
                 sqlx::query_as::<_, AlertRow>(q).bind(id).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
@@ -637,5 +718,5 @@ macro_rules! impl_store {
 pub(crate) use impl_store;
 pub(crate) use {
     alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, key_cols, policy_cols,
-    proxy_cols, user_cols,
+    prompt_cols, proxy_cols, user_cols,
 };

@@ -762,6 +762,168 @@ async fn alerts_raised_from_findings_filtered_and_reviewed() {
     .await;
 }
 
+fn new_prompt(name: &str, content: &str) -> NewSystemPrompt {
+    NewSystemPrompt {
+        name: name.into(),
+        description: format!("{name} prompt"),
+        content: content.into(),
+    }
+}
+
+fn binding(target: BindingTarget, target_id: &str, priority: i64) -> PromptBinding {
+    PromptBinding {
+        template_id: String::new(),
+        target,
+        target_id: target_id.into(),
+        priority,
+    }
+}
+
+#[tokio::test]
+async fn system_prompts_and_bindings() {
+    use portcullis_core::proxy::ManagedBy;
+    on_both(|store| async move {
+        let a = store
+            .create_system_prompt(new_prompt("base", "Hi {{user}}"), t(0))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                a.name.as_str(),
+                a.content.as_str(),
+                a.created_at,
+                a.updated_at
+            ),
+            ("base", "Hi {{user}}", t(0), t(0))
+        );
+        assert!(matches!(
+            store
+                .create_system_prompt(new_prompt("base", "again"), t(1))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let b = store
+            .create_system_prompt(new_prompt("alpha", "A"), t(1))
+            .await
+            .unwrap();
+        let names: Vec<String> = store
+            .list_system_prompts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["alpha", "base"]);
+
+        // Update: content and name change, the other name is taken.
+        let updated = store
+            .update_system_prompt(&a.id, new_prompt("base-2", "Hello"), t(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                updated.name.as_str(),
+                updated.content.as_str(),
+                updated.created_at,
+                updated.updated_at
+            ),
+            ("base-2", "Hello", t(0), t(5))
+        );
+        assert!(matches!(
+            store
+                .update_system_prompt(&a.id, new_prompt("alpha", "x"), t(6))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store
+            .update_system_prompt("nope", new_prompt("n", "x"), t(6))
+            .await
+            .unwrap()
+            .is_none());
+
+        // Bindings: replaced as a whole, listed highest priority first.
+        let group = store.create_group("team", "", t(0)).await.unwrap();
+        let proxy = store
+            .create_proxy(&spec("edge", None), ManagedBy::Api, t(0))
+            .await
+            .unwrap();
+        let stored = store
+            .set_prompt_bindings(
+                &a.id,
+                &[
+                    binding(BindingTarget::Proxy, &proxy.id, 1),
+                    binding(BindingTarget::Group, &group.id, 5),
+                    binding(BindingTarget::Proxy, "other-proxy", 9),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 3);
+        assert!(stored.iter().all(|s| s.template_id == a.id));
+        assert_eq!(stored[0].target, BindingTarget::Group);
+        assert_eq!(
+            (stored[1].target_id.as_str(), stored[1].priority),
+            ("other-proxy", 9)
+        );
+        assert!(matches!(
+            store
+                .set_prompt_bindings(
+                    &a.id,
+                    &[
+                        binding(BindingTarget::Group, &group.id, 1),
+                        binding(BindingTarget::Group, &group.id, 2),
+                    ],
+                )
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        // The failed replacement changed nothing.
+        assert_eq!(
+            store.list_prompt_bindings(Some(&a.id)).await.unwrap(),
+            stored
+        );
+        store
+            .set_prompt_bindings(&b.id, &[binding(BindingTarget::Group, &group.id, 3)])
+            .await
+            .unwrap();
+        assert_eq!(store.list_prompt_bindings(None).await.unwrap().len(), 4);
+        // Bindings to a template that does not exist are refused.
+        assert!(store
+            .set_prompt_bindings("nope", &[binding(BindingTarget::Group, &group.id, 3)])
+            .await
+            .is_err());
+
+        // Deleting a proxy or group removes the bindings to it.
+        assert!(store.delete_proxy(&proxy.id).await.unwrap());
+        assert_eq!(
+            store.list_prompt_bindings(Some(&a.id)).await.unwrap().len(),
+            2
+        );
+        assert!(store.delete_group(&group.id).await.unwrap());
+        let left = store.list_prompt_bindings(None).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].target_id, "other-proxy");
+
+        // Deleting a template removes its bindings.
+        assert!(store.delete_system_prompt(&a.id).await.unwrap());
+        assert!(!store.delete_system_prompt(&a.id).await.unwrap());
+        assert!(store.system_prompt(&a.id).await.unwrap().is_none());
+        assert!(store.list_prompt_bindings(None).await.unwrap().is_empty());
+        // Emptying a template's bindings.
+        store
+            .set_prompt_bindings(&b.id, &[binding(BindingTarget::Proxy, "p", 0)])
+            .await
+            .unwrap();
+        assert!(store
+            .set_prompt_bindings(&b.id, &[])
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn prices_budgets_spend_and_usage() {
     use portcullis_core::budget::{BudgetScope, Enforcement};

@@ -56,6 +56,8 @@ pub async fn create(
         .store
         .create_group(&req.name, &req.description, state.clock.now())
         .await?;
+    // Templates may name the group ({{group}}); its bindings go with it.
+    let _ = state.data_plane.refresh_prompts().await;
     state
         .audit(
             caller
@@ -113,6 +115,7 @@ pub async fn update(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("group"))?;
+    let _ = state.data_plane.refresh_prompts().await;
     state
         .audit(
             caller
@@ -137,6 +140,7 @@ pub async fn remove(
         .ok_or_else(|| ApiError::not_found("group"))?;
     super::api_managed(group.managed_by)?;
     state.store.delete_group(&id).await?;
+    let _ = state.data_plane.refresh_prompts().await;
     state
         .audit(caller.draft("group.delete", format!("group:{}", group.name)))
         .await;

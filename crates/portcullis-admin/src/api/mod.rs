@@ -13,6 +13,7 @@ pub mod policies;
 pub mod pricing;
 pub mod proxies;
 pub mod system;
+pub mod system_prompts;
 pub mod usage;
 pub mod users;
 

@@ -169,6 +169,8 @@ pub async fn remove(
     file_managed(&proxy)?;
     state.data_plane.forget(&proxy).await;
     state.store.delete_proxy(&id).await?;
+    // Its system prompt bindings went with it.
+    let _ = state.data_plane.refresh_prompts().await;
     state
         .audit(caller.draft("proxy.delete", format!("proxy:{}", proxy.spec.name)))
         .await;

@@ -201,6 +201,7 @@ DELETE /api/v1/groups/{id} developer
 DELETE /api/v1/policies/{name} developer
 DELETE /api/v1/pricing/{model} admin
 DELETE /api/v1/proxies/{id} developer
+DELETE /api/v1/system-prompts/{id} developer
 DELETE /api/v1/users/{id} admin
 GET    /api/v1/alerts read_only
 GET    /api/v1/alerts/{id} read_only
@@ -224,6 +225,8 @@ GET    /api/v1/pricing read_only
 GET    /api/v1/pricing/{model} read_only
 GET    /api/v1/proxies read_only
 GET    /api/v1/proxies/{id} read_only
+GET    /api/v1/system-prompts read_only
+GET    /api/v1/system-prompts/{id} read_only
 GET    /api/v1/usage read_only
 GET    /api/v1/users admin
 GET    /api/v1/users/{id} admin
@@ -235,6 +238,7 @@ PATCH  /api/v1/budgets/{id} admin
 PATCH  /api/v1/credentials/{id} admin
 PATCH  /api/v1/groups/{id} developer
 PATCH  /api/v1/proxies/{id} developer
+PATCH  /api/v1/system-prompts/{id} developer
 PATCH  /api/v1/users/{id} admin
 POST   /api/v1/auth/change-password read_only
 POST   /api/v1/auth/login public
@@ -254,10 +258,13 @@ POST   /api/v1/proxies developer
 POST   /api/v1/proxies/{id}/restart developer
 POST   /api/v1/proxies/{id}/start developer
 POST   /api/v1/proxies/{id}/stop developer
+POST   /api/v1/system-prompts developer
+POST   /api/v1/system-prompts/dry-run read_only
 POST   /api/v1/users admin
 POST   /api/v1/users/{id}/password admin
 PUT    /api/v1/policies/{name} developer
 PUT    /api/v1/pricing/{model} admin
-PUT    /api/v1/proxies/{id}/policies developer";
+PUT    /api/v1/proxies/{id}/policies developer
+PUT    /api/v1/system-prompts/{id}/bindings developer";
     assert_eq!(table.join("\n"), expected);
 }

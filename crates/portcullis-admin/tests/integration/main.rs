@@ -17,3 +17,4 @@ mod budgets;
 mod input;
 mod policies;
 mod resources;
+mod system_prompts;

@@ -85,6 +85,7 @@ impl Harness {
             events,
             clock: clock.clone(),
             spend,
+            prompts: portcullis_proxy::prompts::Prompts::new("Acme"),
         });
         let data_plane = DataPlane::new(
             relay,

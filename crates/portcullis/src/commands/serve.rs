@@ -10,11 +10,13 @@ use portcullis_core::drain::Shutdown;
 use portcullis_core::{Clock, SystemClock};
 use portcullis_proxy::keys::KeyAuthenticator;
 use portcullis_proxy::metrics::ProxyMetrics;
+use portcullis_proxy::prompts::Prompts;
 use portcullis_proxy::relay::Relay;
 use portcullis_proxy::spend::Spend;
 use portcullis_proxy::DataPlane;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How often prices and budgets are re-read (changes made on other replicas).
 const SPEND_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -72,6 +74,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         events,
         clock: clock.clone(),
         spend,
+        prompts: Prompts::new(opened.config.organization.clone()),
     });
     let master_key = Arc::new(opened.master_key);
     let data_plane = DataPlane::new(
@@ -108,7 +111,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             problems.join("\n  - ")
         );
     }
+    data_plane.refresh_prompts().await?;
     data_plane.start_auto().await?;
+    // Changes made through another replica's admin API arrive here this way.
+    tokio::spawn(refresh_prompts_every(
+        data_plane.clone(),
+        Duration::from_secs(30),
+        shutdown.clone(),
+    ));
     tokio::spawn(reload_on_sighup(state.clone()));
 
     print_banner(
@@ -288,6 +298,21 @@ async fn reload_on_sighup(state: portcullis_admin::AppState) {
             Err(problems) => {
                 tracing::error!(problems = ?problems, "configuration refused on SIGHUP; the running one stays")
             }
+        }
+    }
+}
+
+async fn refresh_prompts_every(data_plane: Arc<DataPlane>, every: Duration, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; the snapshot is fresh
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // A failure is logged by the data plane; the old snapshot serves on.
+                let _ = data_plane.refresh_prompts().await;
+            }
+            _ = shutdown.triggered() => return,
         }
     }
 }
