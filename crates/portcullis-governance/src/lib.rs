@@ -2,4 +2,5 @@
 //! budget ledgers. Each has an in-process back end (one gateway) and a Redis back
 //! end (several replicas share one limit).
 
+pub mod ratelimit;
 pub mod shared;

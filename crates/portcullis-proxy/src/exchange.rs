@@ -8,6 +8,7 @@ use crate::keys::Identity;
 use crate::runtime::ProxyRuntime;
 use jiff::Timestamp;
 use portcullis_core::proxy::{Decision, ProxyEvent};
+use portcullis_governance::ratelimit::{RateLimiter, Verdict};
 use portcullis_protocol::{Endpoint, Usage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,10 @@ pub struct Exchange {
     pub findings: Vec<serde_json::Value>,
     /// Placeholders put into the request, to restore in the answer.
     pub redactor: Option<Arc<portcullis_policy::redact::Redactor>>,
+    /// The rate-limit check, for the `x-ratelimit-*` headers.
+    pub verdict: Option<Verdict>,
+    /// Set when the caller has a token limit: the exchange's tokens are debited.
+    pub limiter: Option<Arc<RateLimiter>>,
     stream_counted: bool,
     done: bool,
 }
@@ -62,6 +67,8 @@ impl Exchange {
             response_bytes: 0,
             findings: Vec::new(),
             redactor: None,
+            verdict: None,
+            limiter: None,
             stream_counted: false,
             done: false,
         }
@@ -94,8 +101,21 @@ impl Exchange {
         let usage = outcome.usage.unwrap_or_default();
         m.input_tokens.inc_by(usage.input_tokens);
         m.output_tokens.inc_by(usage.output_tokens);
-        if let Some(reason) = outcome.reason.filter(|r| r.is_upstream()) {
-            m.count_upstream_error(reason.as_str());
+        match outcome.reason {
+            Some(reason) if reason.is_upstream() => m.count_upstream_error(reason.as_str()),
+            Some(Reason::RateLimited) => {
+                m.rate_limited.inc();
+            }
+            Some(Reason::LimiterUnavailable) => {
+                m.limiter_errors.inc();
+            }
+            _ => {}
+        }
+        let used = usage.input_tokens + usage.output_tokens;
+        if let (Some(limiter), Some(identity)) = (&self.limiter, &self.identity) {
+            if let Some(subject) = identity.rate_subject() {
+                limiter.settle(&subject, used);
+            }
         }
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.sink.emit(ProxyEvent {

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use portcullis_core::model::KeyScope;
 use portcullis_core::proxy::{AuthMode, Decision};
 use portcullis_core::Clock;
+use portcullis_governance::ratelimit::{RateLimiter, Verdict, Window};
 use portcullis_policy::redact::Redactor;
 use portcullis_protocol::answer::TextFilter;
 use portcullis_protocol::stream::StreamObserver;
@@ -32,6 +33,8 @@ pub struct Relay {
     pub keys: Arc<KeyAuthenticator>,
     pub events: EventSink,
     pub clock: Arc<dyn Clock>,
+    /// Requests and tokens per minute per key and group (in-process or Redis).
+    pub limiter: Arc<RateLimiter>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded in either direction.
@@ -99,6 +102,55 @@ pub fn error_response(dialect: Dialect, reason: Reason, message: &str) -> Respon
     response
 }
 
+/// A duration as OpenAI writes its resets: `250ms`, `6s`, `1m30s`.
+fn reset_value(d: Duration) -> HeaderValue {
+    let ms = d.as_millis();
+    let text = if ms < 1_000 {
+        format!("{ms}ms")
+    } else {
+        let secs = ms.div_ceil(1_000);
+        match secs / 60 {
+            0 => format!("{secs}s"),
+            m => format!("{m}m{}s", secs % 60),
+        }
+    };
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0s"))
+}
+
+/// `x-ratelimit-*` (OpenAI's names) on every answer to a limited caller, and
+/// `Retry-After` when refused.
+fn rate_limit_headers(headers: &mut HeaderMap, verdict: &Verdict) {
+    let mut put = |names: [&'static str; 3], window: Option<Window>| {
+        let Some(w) = window else { return };
+        let [limit, remaining, reset] = names.map(HeaderName::from_static);
+        headers.insert(limit, HeaderValue::from(w.limit));
+        headers.insert(remaining, HeaderValue::from(w.remaining));
+        headers.insert(reset, reset_value(w.reset));
+    };
+    put(
+        [
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ],
+        verdict.requests,
+    );
+    put(
+        [
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ],
+        verdict.tokens,
+    );
+    if !verdict.allowed {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(verdict.retry_after.as_secs().max(1)),
+        );
+    }
+}
+
 fn overhead_value(d: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0))
         .unwrap_or(HeaderValue::from_static("0"))
@@ -121,7 +173,10 @@ impl Relay {
         );
         match self.forward(&proxy, req, path, &mut exchange).await {
             // The exchange moves into the body, which ends it.
-            Ok(upstream) => {
+            Ok(mut upstream) => {
+                if let Some(verdict) = &exchange.verdict {
+                    rate_limit_headers(&mut upstream.parts.headers, verdict);
+                }
                 let body = ObservedBody::new(
                     upstream.incoming,
                     upstream.parts.status.as_u16(),
@@ -136,7 +191,9 @@ impl Relay {
                     .endpoint
                     .map(Endpoint::dialect)
                     .unwrap_or(Dialect::OpenAi);
-                let decision = if e.reason.is_upstream() || e.reason == Reason::Internal {
+                let decision = if e.reason.is_upstream()
+                    || matches!(e.reason, Reason::Internal | Reason::LimiterUnavailable)
+                {
                     Decision::Error
                 } else {
                     Decision::Blocked
@@ -159,9 +216,46 @@ impl Relay {
                 response
                     .headers_mut()
                     .insert(OVERHEAD_HEADER, overhead_value(exchange.overhead));
+                if let Some(verdict) = &exchange.verdict {
+                    rate_limit_headers(response.headers_mut(), verdict);
+                }
                 response
             }
         }
+    }
+
+    /// Counts the request against the key's and group's limits, before the body
+    /// is read, so a refused request costs the gateway nothing more and never
+    /// reaches the upstream. Unlimited callers skip it.
+    async fn check_rate(
+        &self,
+        identity: &Arc<crate::keys::Identity>,
+        exchange: &mut Exchange,
+    ) -> Result<(), ProxyError> {
+        let Some(subject) = identity.rate_subject() else {
+            return Ok(());
+        };
+        let verdict = self.limiter.check(&subject).await.map_err(|e| {
+            tracing::error!(error = %e, "rate limit check failed; refusing the request");
+            ProxyError::new(
+                Reason::LimiterUnavailable,
+                "the gateway cannot check rate limits right now; retry shortly",
+            )
+        })?;
+        exchange.verdict = Some(verdict);
+        if subject.has_token_limit() {
+            exchange.limiter = Some(self.limiter.clone());
+        }
+        if verdict.allowed {
+            return Ok(());
+        }
+        Err(ProxyError::new(
+            Reason::RateLimited,
+            format!(
+                "rate limit exceeded for this API key or its group; retry after {} s",
+                verdict.retry_after.as_secs().max(1)
+            ),
+        ))
     }
 
     async fn forward(
@@ -205,7 +299,8 @@ impl Relay {
                     };
                     ProxyError::new(reason, r.message())
                 })?;
-            exchange.identity = Some(identity);
+            exchange.identity = Some(identity.clone());
+            self.check_rate(&identity, exchange).await?;
         }
         exchange.end_user = req
             .headers()

@@ -15,4 +15,5 @@ mod audit;
 mod auth;
 mod input;
 mod policies;
+mod rate_limits;
 mod resources;

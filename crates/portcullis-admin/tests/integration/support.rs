@@ -71,6 +71,9 @@ impl Harness {
             keys: Arc::new(KeyAuthenticator::new(store.clone(), clock.clone())),
             events,
             clock: clock.clone(),
+            limiter: Arc::new(portcullis_governance::ratelimit::RateLimiter::local(
+                clock.clone(),
+            )),
         });
         let data_plane = DataPlane::new(
             relay,

@@ -8,12 +8,33 @@ use axum::serve::ListenerExt;
 use portcullis_admin::{metrics::Metrics, AdminParts};
 use portcullis_core::drain::Shutdown;
 use portcullis_core::{Clock, SystemClock};
+use portcullis_governance::ratelimit::RateLimiter;
+use portcullis_governance::shared::Shared;
 use portcullis_proxy::keys::KeyAuthenticator;
 use portcullis_proxy::metrics::ProxyMetrics;
 use portcullis_proxy::relay::Relay;
 use portcullis_proxy::DataPlane;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// In-process buckets, or Redis when configured (shared by every replica). A
+/// configured Redis that does not answer stops the start: running on local
+/// counters instead would silently multiply the limits by the replica count.
+async fn rate_limiter(
+    config: &portcullis_config::Config,
+    clock: Arc<dyn Clock>,
+) -> Result<RateLimiter> {
+    let Some(url) = &config.redis_url else {
+        return Ok(RateLimiter::local(clock));
+    };
+    let shared = Shared::connect(url.expose(), &config.redis_prefix)
+        .await
+        .context(
+        "PORTCULLIS_REDIS_URL is set but Redis cannot be used (rate limits are shared through it)",
+    )?;
+    tracing::info!(prefix = %config.redis_prefix, "rate limits shared through Redis");
+    Ok(RateLimiter::redis(shared))
+}
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = bootstrap::load_config(global, args.listen)?;
@@ -52,6 +73,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         keys: Arc::new(KeyAuthenticator::new(opened.store.clone(), clock.clone())),
         events,
         clock: clock.clone(),
+        limiter: Arc::new(rate_limiter(&opened.config, clock.clone()).await?),
     });
     let master_key = Arc::new(opened.master_key);
     let data_plane = DataPlane::new(
