@@ -18,7 +18,10 @@ struct Setup {
 }
 
 async fn setup(group_limits: Value) -> Setup {
-    let h = Harness::new().await;
+    setup_on(Harness::new().await, group_limits).await
+}
+
+async fn setup_on(h: Harness, group_limits: Value) -> Setup {
     let (_, dev) = h.user("dev", Role::Developer).await;
     let mock = MockUpstream::start(([127, 0, 0, 1], 0).into(), MockConfig::default())
         .await
@@ -350,6 +353,90 @@ async fn limits_must_be_positive_whole_numbers() {
     assert_eq!(
         cleared.body["rate_limits"],
         json!({"rpm": null, "tpm": null})
+    );
+    s.mock.shutdown().await;
+}
+
+/// A TCP relay to the local Redis that can be cut, to play an outage.
+struct Cuttable {
+    addr: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cuttable {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut redis) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
+                    }
+                });
+                held.lock().unwrap().push(relay);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Self { addr, tasks }
+    }
+
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_refuses_with_503_and_never_reaches_the_upstream() {
+    use portcullis_governance::ratelimit::RateLimiter;
+    use portcullis_governance::shared::Shared;
+    let relay = Cuttable::start().await;
+    let prefix = format!("pcx-test:outage:{}", portcullis_core::id::new_id());
+    let shared = match Shared::connect(&format!("redis://{}", relay.addr), &prefix).await {
+        Ok(shared) => shared,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: Redis does not answer on 127.0.0.1:6379 ({e}); run `make services`"
+            );
+            return;
+        }
+    };
+    let s = setup_on(
+        Harness::with_limiter(RateLimiter::redis(shared)).await,
+        json!(null),
+    )
+    .await;
+    let (key, _) = s.key(json!({"rpm": 100})).await;
+    let ok = s.chat(&key).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(header(&ok, "x-ratelimit-remaining-requests"), "99");
+
+    relay.cut();
+    let started = std::time::Instant::now();
+    let refused = s.chat(&key).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.body["error"]["type"], "api_error");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // Unlimited keys do not need Redis.
+    let (free, _) = s.key(json!(null)).await;
+    assert_eq!(s.chat(&free).await.status, StatusCode::OK);
+    assert_eq!(s.mock.requests().len(), 2);
+    let metrics = s.h.call(Method::GET, "/metrics", None, None).await;
+    assert!(
+        metrics
+            .text
+            .contains("portcullis_proxy_rate_limiter_errors_total{proxy=\"llm\"} 1"),
+        "{}",
+        metrics.text
     );
     s.mock.shutdown().await;
 }

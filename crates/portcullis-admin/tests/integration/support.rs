@@ -48,6 +48,18 @@ impl Harness {
 
     /// A harness whose admin API accepts bodies up to `admin_body_bytes`.
     pub async fn with_body_limit(admin_body_bytes: usize) -> Self {
+        Self::build(admin_body_bytes, None).await
+    }
+
+    /// A harness whose data plane counts rate limits with `limiter`.
+    pub async fn with_limiter(limiter: portcullis_governance::ratelimit::RateLimiter) -> Self {
+        Self::build(BODY_LIMIT, Some(limiter)).await
+    }
+
+    async fn build(
+        admin_body_bytes: usize,
+        limiter: Option<portcullis_governance::ratelimit::RateLimiter>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("admin.db");
         let store: portcullis_store::DynStore =
@@ -71,9 +83,9 @@ impl Harness {
             keys: Arc::new(KeyAuthenticator::new(store.clone(), clock.clone())),
             events,
             clock: clock.clone(),
-            limiter: Arc::new(portcullis_governance::ratelimit::RateLimiter::local(
-                clock.clone(),
-            )),
+            limiter: Arc::new(limiter.unwrap_or_else(|| {
+                portcullis_governance::ratelimit::RateLimiter::local(clock.clone())
+            })),
         });
         let data_plane = DataPlane::new(
             relay,

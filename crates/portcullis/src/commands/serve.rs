@@ -27,11 +27,17 @@ async fn rate_limiter(
     let Some(url) = &config.redis_url else {
         return Ok(RateLimiter::local(clock));
     };
-    let shared = Shared::connect(url.expose(), &config.redis_prefix)
-        .await
-        .context(
-        "PORTCULLIS_REDIS_URL is set but Redis cannot be used (rate limits are shared through it)",
-    )?;
+    const HINT: &str =
+        "PORTCULLIS_REDIS_URL is set but Redis cannot be used (rate limits are shared through it)";
+    // The connection manager keeps retrying a refused connection; give up soon.
+    let shared = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        Shared::connect(url.expose(), &config.redis_prefix),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("Redis did not answer within 5 s"))
+    .context(HINT)?
+    .context(HINT)?;
     tracing::info!(prefix = %config.redis_prefix, "rate limits shared through Redis");
     Ok(RateLimiter::redis(shared))
 }
