@@ -9,7 +9,7 @@ import uuid
 import openai
 import pytest
 
-from conftest import UPSTREAM_SECRET, Setup
+from conftest import BIN, UPSTREAM_SECRET, Setup, clean_env, free_port
 from test_postgres import pg_database  # noqa: F401 (fixture)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -111,3 +111,41 @@ def test_two_gateways_share_one_limit_through_redis(gateway, mock, tmp_path, pg_
     if keys.returncode == 0:
         assert keys.stdout.strip(), "no bucket in Redis"
     assert UPSTREAM_SECRET not in "".join(a.seen + b.seen)
+
+
+def test_limits_declared_in_the_file_apply_and_reload(gateway, mock, tmp_path):
+    from test_config_file import write_config
+
+    key = subprocess.run([BIN, "keys", "generate"], capture_output=True, text=True, env=clean_env(), check=True).stdout.strip()
+    cfg = tmp_path / "portcullis.yaml"
+    port = free_port()
+
+    def declare(key_limits, group_limits):
+        write_config(cfg, mock, port)
+        text = cfg.read_text()
+        text = text.replace("    scopes: [llm]\n", f"    scopes: [llm]\n    rate_limits: {key_limits}\n")
+        text = text.replace("    description: declared in the file\n", f"    description: declared in the file\n    rate_limits: {group_limits}\n")
+        cfg.write_text(text)
+
+    declare("{rpm: 1}", "{tpm: 100000}")
+    gw = gateway(env={"PCX_TEST_OPENAI": UPSTREAM_SECRET, "PCX_TEST_KEY": key, "PORTCULLIS_CONFIG": str(cfg)})
+    c = client(f"http://127.0.0.1:{port}", key)
+    raw = ask(c)
+    assert raw.headers["x-ratelimit-limit-requests"] == "1"
+    assert raw.headers["x-ratelimit-limit-tokens"] == "100000"
+    with pytest.raises(openai.RateLimitError):
+        ask(c)
+
+    token = gw.login()
+    group = gw.request("GET", "/api/v1/groups", token=token).json[0]
+    assert group["rate_limits"] == {"rpm": None, "tpm": 100000}
+    declare("{rpm: 1000}", "{}")
+    assert gw.request("POST", "/api/v1/config/reload", token=token).status == 200
+    key_record = gw.request("GET", "/api/v1/keys", token=token).json[0]
+    assert key_record["rate_limits"] == {"rpm": 1000, "tpm": None}
+    assert gw.request("GET", "/api/v1/groups", token=token).json[0]["rate_limits"] == {"rpm": None, "tpm": None}
+    raw = ask(c)
+    assert raw.headers["x-ratelimit-limit-requests"] == "1000"
+    assert "x-ratelimit-limit-tokens" not in raw.headers
+    # Declared records stay file-managed: the API refuses to change their limits.
+    assert gw.request("PATCH", f"/api/v1/keys/{key_record['id']}", {"rate_limits": {"rpm": 5}}, token=token).status == 409
