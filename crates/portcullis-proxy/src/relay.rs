@@ -680,3 +680,60 @@ fn inspect_request(
         format!("blocked by policy: {}", ids.join(", ")),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resets_read_like_openai_durations() {
+        let text = |ms| reset_value(Duration::from_millis(ms));
+        assert_eq!(text(0), "0ms");
+        assert_eq!(text(250), "250ms");
+        assert_eq!(text(1_000), "1s");
+        assert_eq!(text(5_001), "6s");
+        assert_eq!(text(90_000), "1m30s");
+    }
+
+    #[test]
+    fn headers_name_each_kind_and_retry_after_only_when_refused() {
+        let window = Window {
+            limit: 60,
+            remaining: 0,
+            reset: Duration::from_secs(60),
+        };
+        let refused = Verdict {
+            allowed: false,
+            retry_after: Duration::from_secs(2),
+            requests: Some(window),
+            tokens: None,
+        };
+        let mut headers = HeaderMap::new();
+        rate_limit_headers(&mut headers, &refused);
+        assert_eq!(headers["x-ratelimit-limit-requests"], "60");
+        assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+        assert_eq!(headers["x-ratelimit-reset-requests"], "1m0s");
+        assert_eq!(headers[header::RETRY_AFTER], "2");
+        assert!(!headers.contains_key("x-ratelimit-limit-tokens"));
+
+        let allowed = Verdict {
+            allowed: true,
+            retry_after: Duration::ZERO,
+            requests: None,
+            tokens: Some(window),
+        };
+        let mut headers = HeaderMap::new();
+        rate_limit_headers(&mut headers, &allowed);
+        assert_eq!(headers["x-ratelimit-limit-tokens"], "60");
+        assert!(!headers.contains_key(header::RETRY_AFTER));
+        assert!(!headers.contains_key("x-ratelimit-limit-requests"));
+    }
+
+    #[test]
+    fn refusals_map_to_429_and_503_in_the_callers_protocol() {
+        assert_eq!(Reason::RateLimited.status(), 429);
+        assert_eq!(Reason::LimiterUnavailable.status(), 503);
+        let r = error_response(Dialect::Anthropic, Reason::RateLimited, "slow down");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}

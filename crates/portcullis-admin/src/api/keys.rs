@@ -140,6 +140,17 @@ pub async fn get_one(
         .ok_or_else(|| ApiError::not_found("API key"))
 }
 
+/// The key, if it exists and the API may change it (not declared in the file).
+async fn changeable(state: &AppState, id: &str) -> ApiResult<ApiKey> {
+    let key = state
+        .store
+        .api_key(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    super::api_managed(key.managed_by)?;
+    Ok(key)
+}
+
 /// Revokes a key at once; revoking twice is harmless.
 #[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)), responses((status = 200, body = ApiKey), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn revoke(
@@ -147,12 +158,7 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKey>> {
-    let current = state
-        .store
-        .api_key(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
-    super::api_managed(current.managed_by)?;
+    changeable(&state, &id).await?;
     let key = state
         .store
         .revoke_api_key(&id, state.clock.now())
@@ -173,12 +179,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateKey>,
 ) -> ApiResult<Json<ApiKey>> {
-    let current = state
-        .store
-        .api_key(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
-    super::api_managed(current.managed_by)?;
+    let current = changeable(&state, &id).await?;
     let Some(limits) = req.rate_limits else {
         return Ok(Json(current));
     };
