@@ -103,13 +103,16 @@ pub async fn apply(
     let existing_groups = store.list_groups().await.map_err(store_err)?;
     for g in &declared.groups {
         let group = match existing_groups.iter().find(|x| x.name == g.name) {
-            Some(x) if x.description == g.description => x.clone(),
+            Some(x) if x.description == g.description && x.rate_limits == g.rate_limits => {
+                x.clone()
+            }
             Some(x) => store
                 .update_group(
                     &x.id,
                     GroupPatch {
                         name: None,
                         description: Some(g.description.clone()),
+                        rate_limits: Some(g.rate_limits),
                     },
                     now,
                 )
@@ -121,6 +124,16 @@ pub async fn apply(
                     .create_group(&g.name, &g.description, now)
                     .await
                     .map_err(store_err)?;
+                if !g.rate_limits.is_unlimited() {
+                    let patch = GroupPatch {
+                        rate_limits: Some(g.rate_limits),
+                        ..GroupPatch::default()
+                    };
+                    store
+                        .update_group(&created.id, patch, now)
+                        .await
+                        .map_err(store_err)?;
+                }
                 store
                     .set_managed_by(Resource::Group, &created.id, ManagedBy::File)
                     .await
@@ -195,12 +208,16 @@ pub async fn apply(
             continue;
         };
         declared_prefixes.push(prefix.to_owned());
-        if store
-            .api_key_by_prefix(prefix)
-            .await
-            .map_err(store_err)?
-            .is_none()
-        {
+        let existing = store.api_key_by_prefix(prefix).await.map_err(store_err)?;
+        if let Some((x, _)) = &existing {
+            if x.rate_limits != k.rate_limits {
+                store
+                    .set_api_key_rate_limits(&x.id, k.rate_limits)
+                    .await
+                    .map_err(store_err)?;
+            }
+        }
+        if existing.is_none() {
             let group_id = group_ids.get(&k.group).cloned().unwrap_or_default();
             let key = store
                 .create_api_key(
@@ -212,6 +229,7 @@ pub async fn apply(
                         scopes: k.scopes.clone(),
                         expires_at: None,
                         created_by: "config".into(),
+                        rate_limits: k.rate_limits,
                     },
                     now,
                 )

@@ -27,7 +27,7 @@ impl Modify for BearerAuth {
         api::auth::login, api::auth::logout, api::auth::me, api::auth::change_password,
         api::users::list, api::users::create, api::users::get_one, api::users::update, api::users::remove, api::users::set_password,
         api::groups::list, api::groups::create, api::groups::get_one, api::groups::update, api::groups::remove,
-        api::keys::list, api::keys::create, api::keys::get_one, api::keys::revoke,
+        api::keys::list, api::keys::create, api::keys::get_one, api::keys::update, api::keys::revoke,
         api::credentials::list, api::credentials::create, api::credentials::get_one, api::credentials::update, api::credentials::remove,
         api::proxies::list, api::proxies::create, api::proxies::get_one, api::proxies::update, api::proxies::remove,
         api::proxies::start, api::proxies::stop, api::proxies::restart, api::proxies::set_policies,

@@ -140,6 +140,12 @@ pub fn specs() -> Vec<RouteSpec> {
         route(Method::POST, "/api/v1/keys", R(DEV), api::keys::create),
         route(Method::GET, "/api/v1/keys/{id}", R(RO), api::keys::get_one),
         route(
+            Method::PATCH,
+            "/api/v1/keys/{id}",
+            R(DEV),
+            api::keys::update,
+        ),
+        route(
             Method::POST,
             "/api/v1/keys/{id}/revoke",
             R(DEV),

@@ -3,7 +3,7 @@
 //! The whole set is validated before any of it is applied.
 
 use crate::env::EnvSource;
-use portcullis_core::model::{KeyScope, ProviderKind};
+use portcullis_core::model::{KeyScope, ProviderKind, RateLimits};
 use portcullis_core::proxy::ProxySpec;
 use portcullis_core::SecretString;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,9 @@ pub struct RawGroup {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// `{rpm, tpm}` for all the group's keys together.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +39,9 @@ pub struct RawKey {
     pub key: String,
     #[serde(default)]
     pub scopes: Option<Vec<KeyScope>>,
+    /// `{rpm, tpm}` for this key alone.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
 }
 
 /// A proxy as written in the file: the API's fields, with the credential by name.
@@ -70,6 +76,7 @@ pub struct DeclaredKey {
     pub group: String,
     pub key: SecretString,
     pub scopes: Vec<KeyScope>,
+    pub rate_limits: RateLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +148,9 @@ pub(crate) fn resolve(
         if g.name.trim().is_empty() || g.name.len() > 64 {
             errors.push(format!("groups[{i}].name: 1-64 characters"));
         }
+        for p in g.rate_limits.problems() {
+            errors.push(format!("groups[{i}].rate_limits.{p}"));
+        }
     }
     let credentials = credentials
         .iter()
@@ -176,11 +186,15 @@ pub(crate) fn resolve(
             if scopes.is_empty() {
                 errors.push(format!("keys[{i}].scopes: give at least one"));
             }
+            for p in k.rate_limits.problems() {
+                errors.push(format!("keys[{i}].rate_limits.{p}"));
+            }
             DeclaredKey {
                 name: k.name.clone(),
                 group: k.group.clone(),
                 key,
                 scopes,
+                rate_limits: k.rate_limits,
             }
         })
         .collect();

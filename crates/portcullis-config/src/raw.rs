@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub database_url: Option<String>,
     /// `redis://...` for shared counters across replicas.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub redis_prefix: String,
     /// HMAC secret for admin session tokens; generated into the data dir if unset.
     pub jwt_secret: Option<String>,
     /// 32-byte master key (hex or base64); generated into the data dir if unset.
@@ -44,6 +46,7 @@ impl Default for RawConfig {
             data_dir: "./data".into(),
             database_url: None,
             redis_url: None,
+            redis_prefix: "portcullis".into(),
             jwt_secret: None,
             encryption_key: None,
             admin_password: None,

@@ -178,6 +178,7 @@ fn every_variable_is_documented() {
 const DECLARED: &str = r#"
 groups:
   - name: research
+    rate_limits: {rpm: 600, tpm: 100000}
 credentials:
   - name: openai
     provider: openai
@@ -187,6 +188,7 @@ keys:
     group: research
     key: ${CI_KEY}
     scopes: [llm]
+    rate_limits: {rpm: 10}
 proxies:
   - name: main
     provider: openai
@@ -207,6 +209,12 @@ fn declared_resources_resolve_their_secrets() {
     assert_eq!(d.credentials[0].secret.expose(), "sk-live-1");
     assert_eq!(d.keys[0].key.expose(), CI_KEY);
     assert_eq!(d.proxies[0].spec.listen_port, Some(9001));
+    assert_eq!(d.groups[0].rate_limits.tpm, Some(100_000));
+    assert_eq!(
+        (d.keys[0].rate_limits.rpm, d.keys[0].rate_limits.tpm),
+        (Some(10), None)
+    );
+    assert_eq!(config.redis_prefix, "portcullis");
     assert_eq!(d.proxies[0].credential.as_deref(), Some("openai"));
     assert!(!format!("{config:?}").contains("sk-live-1"));
 }
@@ -214,12 +222,12 @@ fn declared_resources_resolve_their_secrets() {
 #[test]
 fn declared_resources_report_every_problem() {
     let bad = r#"
-groups: [{name: a}, {name: a}]
+groups: [{name: a}, {name: a, rate_limits: {rpm: 0}}]
 credentials:
   - {name: c, provider: openai, secret: sk-literal}
   - {name: d, provider: openai, secret: "${MISSING_VAR}"}
 keys:
-  - {name: k, group: nobody, key: "${NOT_A_KEY}"}
+  - {name: k, group: nobody, key: "${NOT_A_KEY}", rate_limits: {tpm: 0}}
 proxies:
   - {name: p, provider: openai, upstream_url: "ftp://x", credential: zzz, bogus: 1}
   - {name: q, provider: openai, upstream_url: "http://127.0.0.1:1", listen_port: 0}
@@ -231,6 +239,8 @@ proxies:
         "MISSING_VAR",
         "keys[0].group",
         "keys[0].key",
+        "groups[1].rate_limits.rpm",
+        "keys[0].rate_limits.tpm",
         "proxies[0].bogus",
         "proxies[1].listen_port",
     ] {
@@ -276,4 +286,16 @@ fn organization_is_optional_trimmed_and_bounded() {
     let long = format!("organization: {}\n", "x".repeat(129));
     let msg = message(load_yaml(&long, &[]));
     assert!(msg.contains("organization"), "{msg}");
+}
+
+#[test]
+fn redis_prefix_is_checked() {
+    let config = load(
+        None,
+        &vars(&[("PORTCULLIS_REDIS_PREFIX", "pcx-test:1")]),
+        &Overrides::default(),
+    );
+    assert!(config.is_ok_and(|c| c.redis_prefix == "pcx-test:1"));
+    let msg = message(load_yaml("redis_prefix: \"has space\"\n", &[]));
+    assert!(msg.contains("redis_prefix"), "{msg}");
 }

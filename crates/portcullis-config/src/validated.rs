@@ -14,6 +14,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: Database,
     pub redis_url: Option<SecretString>,
+    pub redis_prefix: String,
     pub jwt_secret: Option<SecretString>,
     pub encryption_key: Option<SecretString>,
     pub admin_password: Option<SecretString>,
@@ -99,6 +100,15 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
             }
         }
     };
+    let prefix = &raw.redis_prefix;
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        errors.push("redis_prefix: 1-64 characters of letters, digits and - _ . :".into());
+    }
     if let Some(url) = raw.redis_url.as_deref() {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             errors.push("redis_url: must start with redis:// or rediss://".into());
@@ -187,6 +197,7 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
         data_dir,
         database,
         redis_url: raw.redis_url.map(SecretString::new),
+        redis_prefix: raw.redis_prefix,
         jwt_secret: raw.jwt_secret.map(SecretString::new),
         encryption_key: raw.encryption_key.map(SecretString::new),
         admin_password: raw.admin_password.map(SecretString::new),

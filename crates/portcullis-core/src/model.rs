@@ -40,11 +40,50 @@ impl ManagedBy {
     }
 }
 
+/// Requests and tokens (input + output) per minute; `None` means no limit. Token
+/// buckets: the full limit may be used in a burst, and it refills continuously.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens (input + output) per minute.
+    #[serde(default)]
+    pub tpm: Option<u64>,
+}
+
+impl RateLimits {
+    /// Largest limit accepted: far above any real use, and exact in an `f64`.
+    pub const MAX: u64 = 1_000_000_000_000;
+
+    pub fn is_unlimited(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none()
+    }
+
+    /// What is wrong with these limits, as `field: problem` lines.
+    pub fn problems(&self) -> Vec<String> {
+        [("rpm", self.rpm), ("tpm", self.tpm)]
+            .into_iter()
+            .filter_map(|(name, v)| match v {
+                Some(n) if n == 0 || n > Self::MAX => Some(format!(
+                    "{name}: must be a whole number between 1 and {}",
+                    Self::MAX
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub id: String,
     pub name: String,
     pub description: String,
+    pub rate_limits: RateLimits,
     pub managed_by: ManagedBy,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -123,6 +162,8 @@ pub struct ApiKey {
     /// `pcx_` and the 8-character lookup id; enough to recognise a key, not to use it.
     pub prefix: String,
     pub scopes: Vec<KeyScope>,
+    /// The key's own limits; its group's apply too (the tighter one decides).
+    pub rate_limits: RateLimits,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -210,6 +251,26 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_are_positive_and_bounded() {
+        let ok = RateLimits {
+            rpm: Some(1),
+            tpm: Some(RateLimits::MAX),
+        };
+        assert!(ok.problems().is_empty());
+        assert!(!ok.is_unlimited());
+        assert!(RateLimits::default().is_unlimited());
+        let bad = RateLimits {
+            rpm: Some(0),
+            tpm: Some(RateLimits::MAX + 1),
+        };
+        let problems = bad.problems();
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].starts_with("rpm: "), "{problems:?}");
+        let parsed: Result<RateLimits, _> = serde_json::from_str(r#"{"rpm": 5, "burst": 1}"#);
+        assert!(parsed.is_err(), "unknown fields are refused");
+    }
+
+    #[test]
     fn expiry_and_revocation() {
         let now = Timestamp::from_second(1_000).unwrap_or(Timestamp::UNIX_EPOCH);
         let mut key = ApiKey {
@@ -218,6 +279,7 @@ mod tests {
             group_id: "g".into(),
             prefix: "pcx_abcdefgh".into(),
             scopes: vec![KeyScope::Llm],
+            rate_limits: RateLimits::default(),
             expires_at: None,
             revoked_at: None,
             last_used_at: None,

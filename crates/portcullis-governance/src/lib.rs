@@ -3,4 +3,5 @@
 //! end (several replicas share one limit).
 
 pub mod budget;
+pub mod ratelimit;
 pub mod shared;

@@ -16,6 +16,10 @@ pub enum Reason {
     NotFound,
     MethodNotAllowed,
     BodyTooLarge,
+    /// Over the key's or the group's requests or tokens per minute.
+    RateLimited,
+    /// The shared rate-limit counters (Redis) did not answer: refused, fail closed.
+    LimiterUnavailable,
     ProxyStopped,
     UpstreamConnect,
     UpstreamTimeout,
@@ -36,6 +40,8 @@ impl Reason {
             Reason::NotFound => "not_found",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::BodyTooLarge => "body_too_large",
+            Reason::RateLimited => "rate_limited",
+            Reason::LimiterUnavailable => "limiter_unavailable",
             Reason::ProxyStopped => "proxy_stopped",
             Reason::UpstreamConnect => "upstream_connect",
             Reason::UpstreamTimeout => "upstream_timeout",
@@ -57,18 +63,21 @@ impl Reason {
             Reason::BadRequest | Reason::MethodNotAllowed => ErrorKind::InvalidRequest,
             Reason::NotFound => ErrorKind::NotFound,
             Reason::BodyTooLarge => ErrorKind::PayloadTooLarge,
+            Reason::RateLimited => ErrorKind::RateLimited,
             Reason::ProxyStopped | Reason::UpstreamConnect | Reason::UpstreamBroken => {
                 ErrorKind::UpstreamUnavailable
             }
             Reason::UpstreamTimeout | Reason::UpstreamIdle => ErrorKind::UpstreamTimeout,
-            Reason::ClientClosed | Reason::Internal => ErrorKind::Internal,
+            Reason::ClientClosed | Reason::Internal | Reason::LimiterUnavailable => {
+                ErrorKind::Internal
+            }
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
             Reason::MethodNotAllowed => 405,
-            Reason::ProxyStopped => 503,
+            Reason::ProxyStopped | Reason::LimiterUnavailable => 503,
             Reason::ClientClosed => 499,
             other => other.kind().status(),
         }

@@ -9,6 +9,7 @@ use crate::runtime::ProxyRuntime;
 use crate::spend::{Hold, Spend};
 use jiff::Timestamp;
 use portcullis_core::proxy::{Decision, ProxyEvent};
+use portcullis_governance::ratelimit::{RateLimiter, Verdict};
 use portcullis_protocol::{Endpoint, Usage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,10 @@ pub struct Exchange {
     pub holds: Vec<Hold>,
     /// The caller's budget state, reported on the answer.
     pub budget_header: Option<http::HeaderValue>,
+    /// The rate-limit check, for the `x-ratelimit-*` headers.
+    pub verdict: Option<Verdict>,
+    /// Set when the caller has a token limit: the exchange's tokens are debited.
+    pub limiter: Option<Arc<RateLimiter>>,
     stream_counted: bool,
     done: bool,
 }
@@ -77,6 +82,8 @@ impl Exchange {
             spend,
             holds: Vec::new(),
             budget_header: None,
+            verdict: None,
+            limiter: None,
             stream_counted: false,
             done: false,
         }
@@ -109,8 +116,21 @@ impl Exchange {
         let usage = outcome.usage.unwrap_or_default();
         m.input_tokens.inc_by(usage.input_tokens);
         m.output_tokens.inc_by(usage.output_tokens);
-        if let Some(reason) = outcome.reason.filter(|r| r.is_upstream()) {
-            m.count_upstream_error(reason.as_str());
+        match outcome.reason {
+            Some(reason) if reason.is_upstream() => m.count_upstream_error(reason.as_str()),
+            Some(Reason::RateLimited) => {
+                m.rate_limited.inc();
+            }
+            Some(Reason::LimiterUnavailable) => {
+                m.limiter_errors.inc();
+            }
+            _ => {}
+        }
+        let used = usage.input_tokens + usage.output_tokens;
+        if let (Some(limiter), Some(identity)) = (&self.limiter, &self.identity) {
+            if let Some(subject) = identity.rate_subject() {
+                limiter.settle(&subject, used);
+            }
         }
         let cost_usd = self.spend.cost_usd(self.model.as_deref(), &usage);
         self.spend.settle(

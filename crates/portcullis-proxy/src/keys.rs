@@ -6,8 +6,9 @@
 //! key stops working within [`POSITIVE_TTL`].
 
 use jiff::Timestamp;
-use portcullis_core::model::KeyScope;
+use portcullis_core::model::{KeyScope, RateLimits};
 use portcullis_core::{api_key, Clock};
+use portcullis_governance::ratelimit::Subject;
 use portcullis_store::DynStore;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -26,6 +27,22 @@ pub struct Identity {
     pub group_id: String,
     pub scopes: Vec<KeyScope>,
     pub expires_at: Option<Timestamp>,
+    /// The key's own limits and its group's, as of when the key was cached.
+    pub key_limits: RateLimits,
+    pub group_limits: RateLimits,
+}
+
+impl Identity {
+    /// What the rate limiter needs; `None` when neither key nor group is limited.
+    pub fn rate_subject(&self) -> Option<Subject<'_>> {
+        let subject = Subject {
+            key_id: &self.key_id,
+            group_id: &self.group_id,
+            key: self.key_limits,
+            group: self.group_limits,
+        };
+        subject.is_limited().then_some(subject)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +149,18 @@ impl KeyAuthenticator {
         if !api_key::matches(presented, &digest) || !key.is_usable_at(now) {
             return Ok(None);
         }
+        // The group's limits ride along in the cache, so the request path never
+        // reads them from the database.
+        let group_limits = self
+            .store
+            .group(&key.group_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "group lookup failed");
+                KeyRejection::StoreUnavailable
+            })?
+            .map(|g| g.rate_limits)
+            .unwrap_or_default();
         let stale = key
             .last_used_at
             .is_none_or(|t| now.as_millisecond() - t.as_millisecond() > TOUCH_INTERVAL_MS);
@@ -148,6 +177,8 @@ impl KeyAuthenticator {
             group_id: key.group_id,
             scopes: key.scopes,
             expires_at: key.expires_at,
+            key_limits: key.rate_limits,
+            group_limits,
         })))
     }
 

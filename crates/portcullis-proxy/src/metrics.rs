@@ -55,6 +55,8 @@ pub struct ProxyMetrics {
     tokens: Family<TokenLabels, Counter>,
     upstream_errors: Family<ReasonLabels, Counter>,
     active_streams: Family<ProxyLabel, Gauge>,
+    rate_limited: Family<ProxyLabel, Counter>,
+    limiter_errors: Family<ProxyLabel, Counter>,
     pub events_dropped: Counter,
     pub events_write_failures: Counter,
 }
@@ -69,6 +71,8 @@ impl ProxyMetrics {
             tokens: Family::default(),
             upstream_errors: Family::default(),
             active_streams: Family::default(),
+            rate_limited: Family::default(),
+            limiter_errors: Family::default(),
             events_dropped: Counter::default(),
             events_write_failures: Counter::default(),
         };
@@ -108,6 +112,16 @@ impl ProxyMetrics {
             m.active_streams.clone(),
         );
         registry.register(
+            "portcullis_proxy_rate_limited",
+            "Requests refused with 429 by a key or group rate limit",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "portcullis_proxy_rate_limiter_errors",
+            "Requests refused with 503 because the shared rate-limit store did not answer",
+            m.limiter_errors.clone(),
+        );
+        registry.register(
             "portcullis_events_dropped",
             "Events dropped because the queue was full",
             m.events_dropped.clone(),
@@ -143,6 +157,8 @@ impl ProxyMetrics {
             input_tokens: token("input"),
             output_tokens: token("output"),
             active_streams: self.active_streams.get_or_create(&label).clone(),
+            rate_limited: self.rate_limited.get_or_create(&label).clone(),
+            limiter_errors: self.limiter_errors.get_or_create(&label).clone(),
         }
     }
 }
@@ -157,6 +173,8 @@ pub struct ProxyHandles {
     pub input_tokens: Counter,
     pub output_tokens: Counter,
     pub active_streams: Gauge,
+    pub rate_limited: Counter,
+    pub limiter_errors: Counter,
 }
 
 impl ProxyHandles {

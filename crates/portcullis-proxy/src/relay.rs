@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use portcullis_core::model::KeyScope;
 use portcullis_core::proxy::{AuthMode, Decision};
 use portcullis_core::Clock;
+use portcullis_governance::ratelimit::{RateLimiter, Verdict, Window};
 use portcullis_policy::redact::Redactor;
 use portcullis_protocol::answer::TextFilter;
 use portcullis_protocol::stream::StreamObserver;
@@ -36,6 +37,8 @@ pub struct Relay {
     pub spend: Arc<Spend>,
     /// Governed system prompts: one snapshot for every proxy (see `prompts`).
     pub prompts: crate::prompts::Prompts,
+    /// Requests and tokens per minute per key and group (in-process or Redis).
+    pub limiter: Arc<RateLimiter>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded in either direction.
@@ -103,6 +106,55 @@ pub fn error_response(dialect: Dialect, reason: Reason, message: &str) -> Respon
     response
 }
 
+/// A duration as OpenAI writes its resets: `250ms`, `6s`, `1m30s`.
+fn reset_value(d: Duration) -> HeaderValue {
+    let ms = d.as_millis();
+    let text = if ms < 1_000 {
+        format!("{ms}ms")
+    } else {
+        let secs = ms.div_ceil(1_000);
+        match secs / 60 {
+            0 => format!("{secs}s"),
+            m => format!("{m}m{}s", secs % 60),
+        }
+    };
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0s"))
+}
+
+/// `x-ratelimit-*` (OpenAI's names) on every answer to a limited caller, and
+/// `Retry-After` when refused.
+fn rate_limit_headers(headers: &mut HeaderMap, verdict: &Verdict) {
+    let mut put = |names: [&'static str; 3], window: Option<Window>| {
+        let Some(w) = window else { return };
+        let [limit, remaining, reset] = names.map(HeaderName::from_static);
+        headers.insert(limit, HeaderValue::from(w.limit));
+        headers.insert(remaining, HeaderValue::from(w.remaining));
+        headers.insert(reset, reset_value(w.reset));
+    };
+    put(
+        [
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ],
+        verdict.requests,
+    );
+    put(
+        [
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ],
+        verdict.tokens,
+    );
+    if !verdict.allowed {
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(verdict.retry_after.as_secs().max(1)),
+        );
+    }
+}
+
 fn overhead_value(d: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0))
         .unwrap_or(HeaderValue::from_static("0"))
@@ -126,7 +178,10 @@ impl Relay {
         );
         match self.forward(&proxy, req, path, &mut exchange).await {
             // The exchange moves into the body, which ends it.
-            Ok(upstream) => {
+            Ok(mut upstream) => {
+                if let Some(verdict) = &exchange.verdict {
+                    rate_limit_headers(&mut upstream.parts.headers, verdict);
+                }
                 let exchange_header = exchange.budget_header.take();
                 let body = ObservedBody::new(
                     upstream.incoming,
@@ -146,7 +201,9 @@ impl Relay {
                     .endpoint
                     .map(Endpoint::dialect)
                     .unwrap_or(Dialect::OpenAi);
-                let decision = if e.reason.is_upstream() || e.reason == Reason::Internal {
+                let decision = if e.reason.is_upstream()
+                    || matches!(e.reason, Reason::Internal | Reason::LimiterUnavailable)
+                {
                     Decision::Error
                 } else {
                     Decision::Blocked
@@ -169,12 +226,49 @@ impl Relay {
                 response
                     .headers_mut()
                     .insert(OVERHEAD_HEADER, overhead_value(exchange.overhead));
+                if let Some(verdict) = &exchange.verdict {
+                    rate_limit_headers(response.headers_mut(), verdict);
+                }
                 if let Some(v) = exchange.budget_header.take() {
                     response.headers_mut().insert(BUDGET_HEADER, v);
                 }
                 response
             }
         }
+    }
+
+    /// Counts the request against the key's and group's limits, before the body
+    /// is read, so a refused request costs the gateway nothing more and never
+    /// reaches the upstream. Unlimited callers skip it.
+    async fn check_rate(
+        &self,
+        identity: &Arc<crate::keys::Identity>,
+        exchange: &mut Exchange,
+    ) -> Result<(), ProxyError> {
+        let Some(subject) = identity.rate_subject() else {
+            return Ok(());
+        };
+        let verdict = self.limiter.check(&subject).await.map_err(|e| {
+            tracing::error!(error = %e, "rate limit check failed; refusing the request");
+            ProxyError::new(
+                Reason::LimiterUnavailable,
+                "the gateway cannot check rate limits right now; retry shortly",
+            )
+        })?;
+        exchange.verdict = Some(verdict);
+        if subject.has_token_limit() {
+            exchange.limiter = Some(self.limiter.clone());
+        }
+        if verdict.allowed {
+            return Ok(());
+        }
+        Err(ProxyError::new(
+            Reason::RateLimited,
+            format!(
+                "rate limit exceeded for this API key or its group; retry after {} s",
+                verdict.retry_after.as_secs().max(1)
+            ),
+        ))
     }
 
     async fn forward(
@@ -218,7 +312,8 @@ impl Relay {
                     };
                     ProxyError::new(reason, r.message())
                 })?;
-            exchange.identity = Some(identity);
+            exchange.identity = Some(identity.clone());
+            self.check_rate(&identity, exchange).await?;
         }
         exchange.end_user = req
             .headers()
@@ -659,4 +754,61 @@ fn inspect_request(
         Reason::PolicyBlocked,
         format!("blocked by policy: {}", ids.join(", ")),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resets_read_like_openai_durations() {
+        let text = |ms| reset_value(Duration::from_millis(ms));
+        assert_eq!(text(0), "0ms");
+        assert_eq!(text(250), "250ms");
+        assert_eq!(text(1_000), "1s");
+        assert_eq!(text(5_001), "6s");
+        assert_eq!(text(90_000), "1m30s");
+    }
+
+    #[test]
+    fn headers_name_each_kind_and_retry_after_only_when_refused() {
+        let window = Window {
+            limit: 60,
+            remaining: 0,
+            reset: Duration::from_secs(60),
+        };
+        let refused = Verdict {
+            allowed: false,
+            retry_after: Duration::from_secs(2),
+            requests: Some(window),
+            tokens: None,
+        };
+        let mut headers = HeaderMap::new();
+        rate_limit_headers(&mut headers, &refused);
+        assert_eq!(headers["x-ratelimit-limit-requests"], "60");
+        assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+        assert_eq!(headers["x-ratelimit-reset-requests"], "1m0s");
+        assert_eq!(headers[header::RETRY_AFTER], "2");
+        assert!(!headers.contains_key("x-ratelimit-limit-tokens"));
+
+        let allowed = Verdict {
+            allowed: true,
+            retry_after: Duration::ZERO,
+            requests: None,
+            tokens: Some(window),
+        };
+        let mut headers = HeaderMap::new();
+        rate_limit_headers(&mut headers, &allowed);
+        assert_eq!(headers["x-ratelimit-limit-tokens"], "60");
+        assert!(!headers.contains_key(header::RETRY_AFTER));
+        assert!(!headers.contains_key("x-ratelimit-limit-requests"));
+    }
+
+    #[test]
+    fn refusals_map_to_429_and_503_in_the_callers_protocol() {
+        assert_eq!(Reason::RateLimited.status(), 429);
+        assert_eq!(Reason::LimiterUnavailable.status(), 503);
+        let r = error_response(Dialect::Anthropic, Reason::RateLimited, "slow down");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
 }

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use portcullis_core::alert::{Alert, AlertStatus, Severity};
 use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
-use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ProviderKind, User};
+use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ProviderKind, RateLimits, User};
 use portcullis_core::proxy::{ManagedBy, Proxy, ProxyEvent, ProxySpec};
 use portcullis_core::Role;
 use std::sync::Arc;
@@ -71,6 +71,8 @@ pub struct NewSession {
 pub struct GroupPatch {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// Replaces both limits when given.
+    pub rate_limits: Option<RateLimits>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,7 @@ pub struct NewApiKey {
     pub scopes: Vec<KeyScope>,
     pub expires_at: Option<Timestamp>,
     pub created_by: String,
+    pub rate_limits: RateLimits,
 }
 
 /// A credential to store; `sealed` is already encrypted by the caller, bound to `id`.
@@ -290,6 +293,9 @@ pub trait Store: SpendStore + Send + Sync + 'static {
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<(ApiKey, String)>>;
     async fn list_api_keys(&self, group_id: Option<&str>) -> Result<Vec<ApiKey>>;
     async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<Option<ApiKey>>;
+    /// Replaces both of a key's limits.
+    async fn set_api_key_rate_limits(&self, id: &str, limits: RateLimits)
+        -> Result<Option<ApiKey>>;
     async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()>;
 
     async fn create_credential(

@@ -4,7 +4,7 @@
 use crate::{Result, StoreError};
 use jiff::Timestamp;
 use portcullis_core::audit::{AuditDraft, AuditEntry, StoredAuditRow};
-use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ManagedBy, User};
+use portcullis_core::model::{ApiKey, Credential, Group, KeyScope, ManagedBy, RateLimits, User};
 use portcullis_core::proxy::{AuthMode, Decision, Proxy, ProxyEvent, ProxyKind, ProxySpec};
 
 pub(crate) fn ms(ts: Timestamp) -> i64 {
@@ -66,14 +66,31 @@ pub(crate) struct GroupRow {
     id: String,
     name: String,
     description: String,
+    rpm_limit: Option<i64>,
+    tpm_limit: Option<i64>,
     managed_by: String,
     created_at: i64,
     updated_at: i64,
 }
 
+/// Limits as stored: NULL (or a value that cannot be a limit) is no limit.
+pub(crate) fn limits(rpm: Option<i64>, tpm: Option<i64>) -> RateLimits {
+    let positive = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0);
+    RateLimits {
+        rpm: positive(rpm),
+        tpm: positive(tpm),
+    }
+}
+
+/// A limit as bound: limits are validated to at most `RateLimits::MAX`.
+pub(crate) fn limit_col(v: Option<u64>) -> Option<i64> {
+    v.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 impl From<GroupRow> for Group {
     fn from(r: GroupRow) -> Self {
         Group {
+            rate_limits: limits(r.rpm_limit, r.tpm_limit),
             id: r.id,
             name: r.name,
             description: r.description,
@@ -91,6 +108,8 @@ pub(crate) struct ApiKeyRow {
     group_id: String,
     prefix: String,
     scopes: String,
+    rpm_limit: Option<i64>,
+    tpm_limit: Option<i64>,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
@@ -115,6 +134,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             group_id: r.group_id,
             prefix: r.prefix,
             scopes,
+            rate_limits: limits(r.rpm_limit, r.tpm_limit),
             expires_at: r.expires_at.map(ts),
             revoked_at: r.revoked_at.map(ts),
             last_used_at: r.last_used_at.map(ts),

@@ -9,10 +9,10 @@ macro_rules! user_cols {
 }
 macro_rules! group_cols {
     () => {
-        "id, name, description, managed_by, created_at, updated_at"
+        "id, name, description, rpm_limit, tpm_limit, managed_by, created_at, updated_at"
     };
 }
-macro_rules! key_cols { () => { "id, name, group_id, prefix, scopes, expires_at, revoked_at, last_used_at, created_at, created_by, managed_by" }; }
+macro_rules! key_cols { () => { "id, name, group_id, prefix, scopes, rpm_limit, tpm_limit, expires_at, revoked_at, last_used_at, created_at, created_by, managed_by" }; }
 macro_rules! cred_cols {
     () => {
         "id, name, provider, hint, master_key_id, managed_by, created_at, updated_at"
@@ -214,11 +214,16 @@ macro_rules! impl_store {
             }
 
             async fn update_group(&self, id: &str, patch: $crate::GroupPatch, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::model::Group>> {
-                sqlx::query("UPDATE groups SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = $4 WHERE id = $1")
+                let limits = patch.rate_limits.unwrap_or_default();
+                sqlx::query("UPDATE groups SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = $4, \
+                             rpm_limit = CASE WHEN $5 THEN $6 ELSE rpm_limit END, tpm_limit = CASE WHEN $5 THEN $7 ELSE tpm_limit END WHERE id = $1")
                     .bind(id)
                     .bind(patch.name.as_deref())
                     .bind(patch.description.as_deref())
                     .bind(ms(now))
+                    .bind(patch.rate_limits.is_some())
+                    .bind(limit_col(limits.rpm))
+                    .bind(limit_col(limits.tpm))
                     .execute(&self.pool)
                     .await
                     .map_err(conflict(&format!("group {:?}", patch.name.as_deref().unwrap_or(""))))?;
@@ -239,7 +244,7 @@ macro_rules! impl_store {
 
             async fn create_api_key(&self, key: $crate::NewApiKey, now: jiff::Timestamp) -> $crate::Result<portcullis_core::model::ApiKey> {
                 let id = portcullis_core::id::new_id();
-                sqlx::query("INSERT INTO api_keys (id, name, group_id, prefix, key_hash, scopes, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                sqlx::query("INSERT INTO api_keys (id, name, group_id, prefix, key_hash, scopes, expires_at, created_at, created_by, rpm_limit, tpm_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                     .bind(&id)
                     .bind(&key.name)
                     .bind(&key.group_id)
@@ -249,6 +254,8 @@ macro_rules! impl_store {
                     .bind(key.expires_at.map(ms))
                     .bind(ms(now))
                     .bind(&key.created_by)
+                    .bind(limit_col(key.rate_limits.rpm))
+                    .bind(limit_col(key.rate_limits.tpm))
                     .execute(&self.pool)
                     .await
                     .map_err(conflict("API key"))?;
@@ -275,6 +282,16 @@ macro_rules! impl_store {
 
             async fn revoke_api_key(&self, id: &str, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::model::ApiKey>> {
                 sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL").bind(id).bind(ms(now)).execute(&self.pool).await?;
+                self.api_key(id).await
+            }
+
+            async fn set_api_key_rate_limits(&self, id: &str, limits: portcullis_core::model::RateLimits) -> $crate::Result<Option<portcullis_core::model::ApiKey>> {
+                sqlx::query("UPDATE api_keys SET rpm_limit = $2, tpm_limit = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(limit_col(limits.rpm))
+                    .bind(limit_col(limits.tpm))
+                    .execute(&self.pool)
+                    .await?;
                 self.api_key(id).await
             }
 

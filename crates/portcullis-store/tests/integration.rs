@@ -10,7 +10,7 @@
 
 use jiff::Timestamp;
 use portcullis_core::audit::{AuditDraft, ChainVerifier};
-use portcullis_core::model::{KeyScope, ProviderKind};
+use portcullis_core::model::{KeyScope, ProviderKind, RateLimits};
 use portcullis_core::{api_key, MasterKey, Role};
 use portcullis_store::*;
 use std::future::Future;
@@ -181,6 +181,7 @@ async fn groups_and_keys() {
                 GroupPatch {
                     name: Some("team-b".into()),
                     description: None,
+                    rate_limits: None,
                 },
                 t(2),
             )
@@ -191,6 +192,49 @@ async fn groups_and_keys() {
             (renamed.name.as_str(), renamed.description.as_str()),
             ("team-b", "first team")
         );
+        assert!(renamed.rate_limits.is_unlimited());
+        let limited = RateLimits {
+            rpm: Some(60),
+            tpm: Some(100_000),
+        };
+        let patch = GroupPatch {
+            rate_limits: Some(limited),
+            ..GroupPatch::default()
+        };
+        let renamed = store
+            .update_group(&group.id, patch, t(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.rate_limits),
+            ("team-b", limited)
+        );
+        // A patch without limits keeps them; one with limits replaces both.
+        let patch = GroupPatch {
+            description: Some("first team".into()),
+            ..GroupPatch::default()
+        };
+        let same = store
+            .update_group(&group.id, patch, t(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(same.rate_limits, limited);
+        let only_rpm = RateLimits {
+            rpm: Some(5),
+            tpm: None,
+        };
+        let patch = GroupPatch {
+            rate_limits: Some(only_rpm),
+            ..GroupPatch::default()
+        };
+        let changed = store
+            .update_group(&group.id, patch, t(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed.rate_limits, only_rpm);
 
         let generated = api_key::generate();
         let key = store
@@ -203,12 +247,28 @@ async fn groups_and_keys() {
                     scopes: vec![KeyScope::Llm, KeyScope::Admin],
                     expires_at: Some(t(1000)),
                     created_by: "user:admin".into(),
+                    rate_limits: RateLimits {
+                        rpm: None,
+                        tpm: Some(1_000),
+                    },
                 },
                 t(3),
             )
             .await
             .unwrap();
         assert_eq!(key.scopes, vec![KeyScope::Llm, KeyScope::Admin]);
+        assert_eq!(key.rate_limits.tpm, Some(1_000));
+        let key = store
+            .set_api_key_rate_limits(&key.id, only_rpm)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.rate_limits, only_rpm);
+        assert!(store
+            .set_api_key_rate_limits("missing", only_rpm)
+            .await
+            .unwrap()
+            .is_none());
         let (by_prefix, digest) = store
             .api_key_by_prefix(&generated.prefix)
             .await
@@ -236,6 +296,7 @@ async fn groups_and_keys() {
                     scopes: vec![KeyScope::Llm],
                     expires_at: None,
                     created_by: "t".into(),
+                    rate_limits: RateLimits::default(),
                 },
                 t(4),
             )

@@ -74,6 +74,7 @@ pub async fn prepare(store: &DynStore, clock: &dyn Clock) -> Result<Demo> {
                 scopes: KeyScope::DEFAULT.to_vec(),
                 expires_at: None,
                 created_by: "system".into(),
+                rate_limits: Default::default(),
             },
             now,
         )

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_core::model::Group;
+use portcullis_core::model::{Group, RateLimits};
 use portcullis_store::GroupPatch;
 use serde::Deserialize;
 use serde_json::json;
@@ -19,6 +19,9 @@ pub struct CreateGroup {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Requests and tokens per minute for all the group's keys together.
+    #[serde(default)]
+    pub rate_limits: Option<RateLimits>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -26,6 +29,8 @@ pub struct CreateGroup {
 pub struct UpdateGroup {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// Replaces both limits: a field left out (or null) means no limit.
+    pub rate_limits: Option<RateLimits>,
 }
 
 fn check_description(text: &str) -> ApiResult<()> {
@@ -52,17 +57,31 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Group>)> {
     check_name("name", &req.name)?;
     check_description(&req.description)?;
-    let group = state
+    let limits = req.rate_limits.unwrap_or_default();
+    super::check_rate_limits(&limits)?;
+    let now = state.clock.now();
+    let mut group = state
         .store
-        .create_group(&req.name, &req.description, state.clock.now())
+        .create_group(&req.name, &req.description, now)
         .await?;
+    if !limits.is_unlimited() {
+        let patch = GroupPatch {
+            rate_limits: Some(limits),
+            ..GroupPatch::default()
+        };
+        group = state
+            .store
+            .update_group(&group.id, patch, now)
+            .await?
+            .ok_or_else(|| ApiError::not_found("group"))?;
+    }
     // Templates may name the group ({{group}}); its bindings go with it.
     let _ = state.data_plane.refresh_prompts().await;
     state
         .audit(
             caller
                 .draft("group.create", format!("group:{}", group.name))
-                .details(json!({"id": group.id})),
+                .details(json!({"id": group.id, "rate_limits": group.rate_limits})),
         )
         .await;
     Ok((StatusCode::CREATED, Json(group)))
@@ -82,7 +101,7 @@ pub async fn get_one(
         .ok_or_else(|| ApiError::not_found("group"))
 }
 
-/// Renames a group or changes its description.
+/// Renames a group, changes its description or its rate limits.
 #[utoipa::path(patch, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = String, Path)), request_body = UpdateGroup, responses((status = 200, body = Group), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -102,7 +121,11 @@ pub async fn update(
     if let Some(text) = &req.description {
         check_description(text)?;
     }
-    let changes = json!({"name": req.name, "description": req.description});
+    if let Some(limits) = &req.rate_limits {
+        super::check_rate_limits(limits)?;
+    }
+    let changes =
+        json!({"name": req.name, "description": req.description, "rate_limits": req.rate_limits});
     let group = state
         .store
         .update_group(
@@ -110,11 +133,16 @@ pub async fn update(
             GroupPatch {
                 name: req.name,
                 description: req.description,
+                rate_limits: req.rate_limits,
             },
             state.clock.now(),
         )
         .await?
         .ok_or_else(|| ApiError::not_found("group"))?;
+    if req.rate_limits.is_some() {
+        // Cached key identities carry their group's limits.
+        state.data_plane.keys_changed();
+    }
     let _ = state.data_plane.refresh_prompts().await;
     state
         .audit(

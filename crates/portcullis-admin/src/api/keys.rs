@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use jiff::Timestamp;
 use portcullis_core::api_key;
-use portcullis_core::model::{admin_role_of, ApiKey, KeyScope};
+use portcullis_core::model::{admin_role_of, ApiKey, KeyScope, RateLimits};
 use portcullis_store::NewApiKey;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -27,6 +27,16 @@ pub struct CreateKey {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
+    /// Requests and tokens per minute for this key (its group's limits apply too).
+    #[serde(default)]
+    pub rate_limits: Option<RateLimits>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    /// Replaces both limits: a field left out (or null) means no limit.
+    pub rate_limits: Option<RateLimits>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -76,6 +86,8 @@ pub async fn create(
             )));
         }
     }
+    let rate_limits = req.rate_limits.unwrap_or_default();
+    super::check_rate_limits(&rate_limits)?;
     let now = state.clock.now();
     if req.expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::bad_request("expires_at: must be in the future"));
@@ -97,12 +109,13 @@ pub async fn create(
                 scopes,
                 expires_at: req.expires_at,
                 created_by: caller.actor(),
+                rate_limits,
             },
             now,
         )
         .await?;
     state
-        .audit(caller.draft("key.create", format!("key:{}", key.prefix)).details(json!({"group": group.name, "scopes": key.scopes, "expires_at": key.expires_at})))
+        .audit(caller.draft("key.create", format!("key:{}", key.prefix)).details(json!({"group": group.name, "scopes": key.scopes, "expires_at": key.expires_at, "rate_limits": key.rate_limits})))
         .await;
     Ok((
         StatusCode::CREATED,
@@ -127,6 +140,17 @@ pub async fn get_one(
         .ok_or_else(|| ApiError::not_found("API key"))
 }
 
+/// The key, if it exists and the API may change it (not declared in the file).
+async fn changeable(state: &AppState, id: &str) -> ApiResult<ApiKey> {
+    let key = state
+        .store
+        .api_key(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    super::api_managed(key.managed_by)?;
+    Ok(key)
+}
+
 /// Revokes a key at once; revoking twice is harmless.
 #[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", tag = "keys", params(("id" = String, Path)), responses((status = 200, body = ApiKey), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn revoke(
@@ -134,19 +158,44 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKey>> {
-    let current = state
-        .store
-        .api_key(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
-    super::api_managed(current.managed_by)?;
+    changeable(&state, &id).await?;
     let key = state
         .store
         .revoke_api_key(&id, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
+    state.data_plane.keys_changed();
     state
         .audit(caller.draft("key.revoke", format!("key:{}", key.prefix)))
+        .await;
+    Ok(Json(key))
+}
+
+/// Changes a key's rate limits.
+#[utoipa::path(patch, path = "/api/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKey, responses((status = 200, body = ApiKey), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateKey>,
+) -> ApiResult<Json<ApiKey>> {
+    let current = changeable(&state, &id).await?;
+    let Some(limits) = req.rate_limits else {
+        return Ok(Json(current));
+    };
+    super::check_rate_limits(&limits)?;
+    let key = state
+        .store
+        .set_api_key_rate_limits(&id, limits)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    state.data_plane.keys_changed();
+    state
+        .audit(
+            caller
+                .draft("key.update", format!("key:{}", key.prefix))
+                .details(json!({"rate_limits": key.rate_limits})),
+        )
         .await;
     Ok(Json(key))
 }

@@ -37,6 +37,17 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// Records declared in the configuration file change only there.
+/// Rate limits are positive whole numbers (a negative or fractional one is already
+/// refused by the JSON reader).
+pub(crate) fn check_rate_limits(
+    limits: &portcullis_core::model::RateLimits,
+) -> Result<(), ApiError> {
+    match limits.problems().first() {
+        Some(problem) => Err(ApiError::bad_request(format!("rate_limits.{problem}"))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn api_managed(managed_by: portcullis_core::model::ManagedBy) -> Result<(), ApiError> {
     match managed_by {
         portcullis_core::model::ManagedBy::Api => Ok(()),

@@ -27,6 +27,7 @@ async fn key_with(h: &Harness, group_id: &str, scopes: Vec<KeyScope>) -> String 
                 scopes,
                 expires_at: None,
                 created_by: "test".into(),
+                rate_limits: Default::default(),
             },
             SystemClock.now(),
         )
@@ -237,6 +238,7 @@ PATCH  /api/v1/alerts/{id} developer
 PATCH  /api/v1/budgets/{id} admin
 PATCH  /api/v1/credentials/{id} admin
 PATCH  /api/v1/groups/{id} developer
+PATCH  /api/v1/keys/{id} developer
 PATCH  /api/v1/proxies/{id} developer
 PATCH  /api/v1/system-prompts/{id} developer
 PATCH  /api/v1/users/{id} admin

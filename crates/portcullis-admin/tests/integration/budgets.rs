@@ -41,6 +41,7 @@ async fn key(h: &Harness, group_id: &str, scopes: Vec<KeyScope>) -> (String, Str
                 scopes,
                 expires_at: None,
                 created_by: "test".into(),
+                rate_limits: Default::default(),
             },
             SystemClock.now(),
         )

@@ -16,5 +16,6 @@ mod auth;
 mod budgets;
 mod input;
 mod policies;
+mod rate_limits;
 mod resources;
 mod system_prompts;

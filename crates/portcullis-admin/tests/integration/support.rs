@@ -48,15 +48,24 @@ impl Harness {
 
     /// A harness whose admin API accepts bodies up to `admin_body_bytes`.
     pub async fn with_body_limit(admin_body_bytes: usize) -> Self {
-        Self::with_options(admin_body_bytes, Arc::new(SystemClock)).await
+        Self::with_options(admin_body_bytes, Arc::new(SystemClock), None).await
     }
 
     /// A harness whose admin API and data plane read time from `clock`.
     pub async fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self::with_options(BODY_LIMIT, clock).await
+        Self::with_options(BODY_LIMIT, clock, None).await
     }
 
-    async fn with_options(admin_body_bytes: usize, clock: Arc<dyn Clock>) -> Self {
+    /// A harness whose data plane counts rate limits with `limiter`.
+    pub async fn with_limiter(limiter: portcullis_governance::ratelimit::RateLimiter) -> Self {
+        Self::with_options(BODY_LIMIT, Arc::new(SystemClock), Some(limiter)).await
+    }
+
+    async fn with_options(
+        admin_body_bytes: usize,
+        clock: Arc<dyn Clock>,
+        limiter: Option<portcullis_governance::ratelimit::RateLimiter>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("admin.db");
         let store: portcullis_store::DynStore =
@@ -86,6 +95,9 @@ impl Harness {
             clock: clock.clone(),
             spend,
             prompts: portcullis_proxy::prompts::Prompts::new("Acme"),
+            limiter: Arc::new(limiter.unwrap_or_else(|| {
+                portcullis_governance::ratelimit::RateLimiter::local(clock.clone())
+            })),
         });
         let data_plane = DataPlane::new(
             relay,

@@ -102,6 +102,7 @@ async fn create(
                 scopes,
                 expires_at,
                 created_by: ACTOR.into(),
+                rate_limits: Default::default(),
             },
             now,
         )

@@ -8,6 +8,9 @@ use axum::serve::ListenerExt;
 use portcullis_admin::{metrics::Metrics, AdminParts};
 use portcullis_core::drain::Shutdown;
 use portcullis_core::{Clock, SystemClock};
+use portcullis_governance::budget::Ledger;
+use portcullis_governance::ratelimit::RateLimiter;
+use portcullis_governance::shared::Shared;
 use portcullis_proxy::keys::KeyAuthenticator;
 use portcullis_proxy::metrics::ProxyMetrics;
 use portcullis_proxy::prompts::Prompts;
@@ -20,6 +23,29 @@ use std::time::Duration;
 
 /// How often prices and budgets are re-read (changes made on other replicas).
 const SPEND_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// In-process buckets, or Redis when configured (shared by every replica). A
+/// configured Redis that does not answer stops the start: running on local
+/// counters instead would silently multiply the limits by the replica count.
+/// The Redis connection that replicas share budgets and rate limits through, when
+/// `redis_url` is set. A configured Redis that does not answer stops the start.
+async fn shared_counters(config: &portcullis_config::Config) -> Result<Option<Shared>> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    const HINT: &str = "PORTCULLIS_REDIS_URL is set but Redis cannot be used (budgets and rate limits are shared through it)";
+    // The connection manager keeps retrying a refused connection; give up soon.
+    let shared = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        Shared::connect(url.expose(), &config.redis_prefix),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("Redis did not answer within 5 s"))
+    .context(HINT)?
+    .context(HINT)?;
+    tracing::info!(prefix = %config.redis_prefix, "budgets and rate limits shared through Redis");
+    Ok(Some(shared))
+}
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = bootstrap::load_config(global, args.listen)?;
@@ -54,14 +80,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         alerts,
         events_shutdown.clone(),
     );
-    let ledger = match &opened.config.redis_url {
-        Some(url) => {
-            let shared = portcullis_governance::shared::Shared::connect(url.expose(), "portcullis")
-                .await
-                .context("redis_url is set but Redis cannot be used (budgets and rate limits are shared through it)")?;
-            portcullis_governance::budget::Ledger::shared(shared)
-        }
-        None => portcullis_governance::budget::Ledger::local(),
+    let shared = shared_counters(&opened.config).await?;
+    let (ledger, limiter) = match shared {
+        Some(shared) => (Ledger::shared(shared.clone()), RateLimiter::redis(shared)),
+        None => (Ledger::local(), RateLimiter::local(clock.clone())),
     };
     let spend = Arc::new(Spend::new(opened.store.clone(), clock.clone(), ledger));
     spend
@@ -75,6 +97,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         clock: clock.clone(),
         spend,
         prompts: Prompts::new(opened.config.organization.clone()),
+        limiter: Arc::new(limiter),
     });
     let master_key = Arc::new(opened.master_key);
     let data_plane = DataPlane::new(
