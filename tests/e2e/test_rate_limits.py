@@ -2,17 +2,14 @@
 Retry-After, x-ratelimit-* headers, and one limit shared by two gateway processes
 through Redis and PostgreSQL."""
 
-import os
 import subprocess
 import uuid
 
 import openai
 import pytest
 
-from conftest import BIN, UPSTREAM_SECRET, Setup, clean_env, free_port
-from test_postgres import pg_database  # noqa: F401 (fixture)
+from conftest import BIN, REDIS_URL, UPSTREAM_SECRET, Setup, clean_env, free_port
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
 def client(base, key):

@@ -3,8 +3,7 @@
 use crate::support::*;
 use axum::http::{Method, StatusCode};
 use portcullis_core::model::KeyScope;
-use portcullis_core::{api_key, Clock, Role, SystemClock};
-use portcullis_store::NewApiKey;
+use portcullis_core::{Clock, Role, SystemClock};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy)]
@@ -15,25 +14,7 @@ enum Who {
 }
 
 async fn key_with(h: &Harness, group_id: &str, scopes: Vec<KeyScope>) -> String {
-    let generated = api_key::generate();
-    h.state
-        .store
-        .create_api_key(
-            NewApiKey {
-                name: "k".into(),
-                group_id: group_id.into(),
-                prefix: generated.prefix,
-                key_hash: generated.hash,
-                scopes,
-                expires_at: None,
-                created_by: "test".into(),
-                rate_limits: Default::default(),
-            },
-            SystemClock.now(),
-        )
-        .await
-        .unwrap();
-    generated.plaintext
+    stored_key(h, group_id, scopes).await.0
 }
 
 #[tokio::test]

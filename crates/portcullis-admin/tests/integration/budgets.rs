@@ -7,8 +7,7 @@ use axum::http::{Method, Request, StatusCode};
 use jiff::Timestamp;
 use mock_upstream::{MockConfig, MockUpstream};
 use portcullis_core::model::KeyScope;
-use portcullis_core::{api_key, Clock, ManualClock, SystemClock};
-use portcullis_store::NewApiKey;
+use portcullis_core::{Clock, ManualClock, SystemClock};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,26 +27,7 @@ struct World {
 }
 
 async fn key(h: &Harness, group_id: &str, scopes: Vec<KeyScope>) -> (String, String) {
-    let generated = api_key::generate();
-    let key = h
-        .state
-        .store
-        .create_api_key(
-            NewApiKey {
-                name: "k".into(),
-                group_id: group_id.into(),
-                prefix: generated.prefix,
-                key_hash: generated.hash,
-                scopes,
-                expires_at: None,
-                created_by: "test".into(),
-                rate_limits: Default::default(),
-            },
-            SystemClock.now(),
-        )
-        .await
-        .unwrap();
-    (generated.plaintext, key.id)
+    stored_key(h, group_id, scopes).await
 }
 
 async fn world(start: &str) -> World {

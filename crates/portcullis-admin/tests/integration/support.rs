@@ -234,3 +234,31 @@ pub fn error_code(reply: &Reply) -> String {
     );
     code.to_owned()
 }
+
+/// A key of `group_id` holding `scopes`, stored directly: (plaintext, id).
+pub async fn stored_key(
+    h: &Harness,
+    group_id: &str,
+    scopes: Vec<portcullis_core::model::KeyScope>,
+) -> (String, String) {
+    let generated = portcullis_core::api_key::generate();
+    let key = h
+        .state
+        .store
+        .create_api_key(
+            portcullis_store::NewApiKey {
+                name: "k".into(),
+                group_id: group_id.into(),
+                prefix: generated.prefix,
+                key_hash: generated.hash,
+                scopes,
+                expires_at: None,
+                created_by: "test".into(),
+                rate_limits: Default::default(),
+            },
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+    (generated.plaintext, key.id)
+}
