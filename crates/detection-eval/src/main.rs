@@ -52,6 +52,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the misses and false alarms of one PII type (e.g. PHONE_NUMBER).
+    PiiErrors { kind: String },
     /// Scan every dataset text with all built-in packs and print the throughput.
     Speed {
         /// Passes over the texts.
@@ -90,6 +92,13 @@ fn main() -> Result<()> {
             packs,
             per_pattern,
         } => speed(&cli.datasets, rounds, &packs, per_pattern)?,
+        Command::PiiErrors { kind } => {
+            let rows = data::pii_rows(&cli.datasets)?;
+            let engine = report::engine_of(&["llm-compliance-gdpr"])?;
+            for line in pii::errors(&rows, &engine, &kind) {
+                println!("{line}");
+            }
+        }
         Command::Report { folds, sweep, out } => {
             let text = report::render(&cli.datasets, folds.max(2), sweep, &config)?;
             match out {

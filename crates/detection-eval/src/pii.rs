@@ -73,6 +73,44 @@ pub fn evaluate(rows: &[PiiRow], engine: &Engine) -> BTreeMap<&'static str, Coun
     counts
 }
 
+/// The misses and false alarms of one dataset type, one line each, for working on
+/// its rules (`detection-eval pii-errors PHONE_NUMBER`).
+pub fn errors(rows: &[PiiRow], engine: &Engine, kind: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in rows {
+        let byte_at = |char_index: usize| {
+            row.text
+                .char_indices()
+                .nth(char_index)
+                .map_or(row.text.len(), |(b, _)| b)
+        };
+        let ours: Vec<(usize, usize)> = engine
+            .scan(Location::Request, &row.text)
+            .iter()
+            .filter(|f| f.entity.as_deref().and_then(dataset_type) == Some(kind))
+            .flat_map(|f| f.spans.clone())
+            .collect();
+        let gold: Vec<(usize, usize)> = row
+            .spans
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| (byte_at(s.start), byte_at(s.end)))
+            .collect();
+        let text = |s: (usize, usize)| row.text.get(s.0..s.1).unwrap_or("?").to_owned();
+        for g in &gold {
+            if !ours.iter().any(|o| overlaps(*o, *g)) {
+                out.push(format!("MISS {:?}    in {:?}", text(*g), row.text));
+            }
+        }
+        for o in &ours {
+            if !gold.iter().any(|g| overlaps(*o, *g)) {
+                out.push(format!("FALSE {:?}    in {:?}", text(*o), row.text));
+            }
+        }
+    }
+    out
+}
+
 /// Labelled types no pattern can fairly find, with their span counts.
 pub fn other_types(rows: &[PiiRow]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-fn engine_of(names: &[&str]) -> Result<Engine> {
+pub fn engine_of(names: &[&str]) -> Result<Engine> {
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let mut packs = builtin::select(&names).map_err(anyhow::Error::msg)?;
     // The shipped scorer was trained on every row: measured here it would score

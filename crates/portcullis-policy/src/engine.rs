@@ -536,7 +536,7 @@ impl Engine {
                 let spans: Vec<(usize, usize)> = rule
                     .regexes()
                     .iter()
-                    .flat_map(|r| r.find_iter(text))
+                    .flat_map(|r| value_matches(r, text))
                     .filter(|m| rule.validator.is_none_or(|v| v.check(m.as_str())))
                     .map(|m| (m.start(), m.end()))
                     .collect();
@@ -562,7 +562,7 @@ impl Engine {
                     normalized.views.iter().any(|view| {
                         rule.regexes()
                             .iter()
-                            .flat_map(|r| r.find_iter(&view.text))
+                            .flat_map(|r| value_matches(r, &view.text))
                             .any(|m| v.check(m.as_str()))
                     })
                 });
@@ -663,6 +663,20 @@ fn dedup_rules(indices: impl Iterator<Item = usize>) -> Vec<usize> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// The matches of `regex` in `text`; when the pattern has a group named `value`,
+/// that group's part only, so context words around a value (`fax:`, `call me at`)
+/// help find it without being redacted with it.
+fn value_matches<'t>(regex: &Regex, text: &'t str) -> Vec<regex::Match<'t>> {
+    if regex.capture_names().any(|n| n == Some("value")) {
+        regex
+            .captures_iter(text)
+            .filter_map(|c| c.name("value"))
+            .collect()
+    } else {
+        regex.find_iter(text).collect()
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 pub enum Validator {
     Luhn,
     Iban,
+    /// 7 to 15 digits (E.164's bounds), not all the same digit.
+    PhoneDigits,
 }
 
 impl Validator {
@@ -14,8 +16,18 @@ impl Validator {
         match self {
             Validator::Luhn => luhn(candidate),
             Validator::Iban => iban(candidate),
+            Validator::PhoneDigits => phone_digits(candidate),
         }
     }
+}
+
+/// A phone number's digit count: 7 to 15, and not one digit repeated.
+pub fn phone_digits(s: &str) -> bool {
+    let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
+    let groups: Vec<usize> = s.split('-').map(str::len).collect();
+    // 2024-11-23 has eight digits too.
+    let iso_date = groups == [4, 2, 2] && s.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    (7..=15).contains(&digits.len()) && digits.iter().any(|d| *d != digits[0]) && !iso_date
 }
 
 /// Luhn over the digits of `s` (spaces and dashes allowed), 12 to 19 digits.
@@ -77,6 +89,16 @@ pub fn iban(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phone_digits_bound_the_count_and_refuse_dates() {
+        assert!(phone_digits("0961-7596216"));
+        assert!(phone_digits("(579)888-3058"));
+        assert!(!phone_digits("555 12"));
+        assert!(!phone_digits("0000000"));
+        assert!(!phone_digits("2024-11-23"));
+        assert!(!phone_digits("1234567890123456"));
+    }
 
     #[test]
     fn luhn_accepts_test_cards_and_rejects_typos() {

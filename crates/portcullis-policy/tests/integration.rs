@@ -144,6 +144,43 @@ fn secrets_give_spans_for_redaction() {
 }
 
 #[test]
+fn context_words_find_a_value_without_being_redacted_with_it() {
+    let engine = Engine::compile(&builtin::packs().unwrap()).unwrap();
+    let spans_of = |text: &str, rule: &str| -> Vec<String> {
+        engine
+            .scan(portcullis_policy::Location::Request, text)
+            .iter()
+            .filter(|f| &*f.rule_id == rule)
+            .flat_map(|f| f.spans.iter().map(|s| text[s.0..s.1].to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        spans_of("Fax: 0961-7596216, thanks", "PII-PHONE-CTX-001"),
+        ["0961-7596216"]
+    );
+    assert_eq!(
+        spans_of("they're not answering at 71-33-52-22", "PII-PHONE-CTX-001"),
+        ["71-33-52-22"]
+    );
+    assert_eq!(
+        spans_of("555 437 1089 office\n555 437 1090 fax", "PII-PHONE-CTX-001"),
+        ["555 437 1089", "555 437 1090"]
+    );
+    assert!(spans_of("call me at 2024-11-23", "PII-PHONE-CTX-001").is_empty());
+    assert_eq!(
+        spans_of("charge it to cc 503802053770 today", "PII-CARD-009"),
+        ["503802053770"]
+    );
+    // A dotted quad inside a longer dotted number is not an address; one that
+    // stands alone still is, also right after another.
+    assert!(spans_of("Mobile: 03.93.92.16.85", "PII-IP-001").is_empty());
+    assert_eq!(
+        spans_of("hosts 10.0.0.1 10.0.0.2", "PII-IP-001"),
+        ["10.0.0.1", "10.0.0.2"]
+    );
+}
+
+#[test]
 fn invalid_packs_are_refused_naming_rule_and_field() {
     let bad = r#"{"name":"mine","rules":[
         {"id":"X-1","name":"n","category":"c","severity":"urgent","action":"block","applies_to":["request"],"owasp":"LLM01:2025","patterns":["a"],"examples":{"positive":["a"],"negative":["b"]}}]}"#;
