@@ -39,6 +39,7 @@ use portcullis_core::Clock;
 use portcullis_policy::{Action, Location};
 use portcullis_protocol::mcp::jsonrpc::{self, Kind};
 use portcullis_protocol::mcp::tools;
+use portcullis_protocol::mcp::{self, SESSION_HEADER, VERSION_HEADER};
 use portcullis_store::DynStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -49,15 +50,15 @@ use std::time::Instant;
 const FORWARDED_REQUEST: [&str; 5] = [
     "accept",
     "content-type",
-    "mcp-session-id",
-    "mcp-protocol-version",
+    SESSION_HEADER,
+    VERSION_HEADER,
     "last-event-id",
 ];
 /// Response headers passed back to the client.
 const FORWARDED_RESPONSE: [&str; 4] = [
     "content-type",
-    "mcp-session-id",
-    "mcp-protocol-version",
+    SESSION_HEADER,
+    VERSION_HEADER,
     "cache-control",
 ];
 
@@ -129,6 +130,16 @@ impl McpRelay {
                 Value::Null,
                 jsonrpc::INVALID_REQUEST,
                 "MCP proxies serve Streamable HTTP at /mcp",
+            );
+        }
+        let version = req.headers().get(mcp::VERSION_HEADER).map(|v| v.as_bytes());
+        if !mcp::version_supported(version) {
+            // Fail closed: a protocol the gateway cannot read is not relayed blind.
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "unsupported MCP-Protocol-Version: this gateway relays 2025-03-26, 2025-06-18 and 2025-11-25",
             );
         }
         match *req.method() {
@@ -243,16 +254,12 @@ impl McpRelay {
         call.overhead = started.elapsed();
         let response = match send(&proxy, upstream).await {
             Ok(r) => r,
-            Err(r) => {
-                call.finish(r.status.as_u16(), Decision::Error, Some(&r.message));
-                return http_error(r.status, id, r.code, &r.message);
-            }
+            Err(r) => return failed(&mut call, id, r),
         };
         let head_at = Instant::now();
         let (parts, incoming) = response.into_parts();
         if let Err(r) = upstream_refused_us(parts.status) {
-            call.finish(r.status.as_u16(), Decision::Error, Some(&r.message));
-            return http_error(r.status, id, r.code, &r.message);
+            return failed(&mut call, id, r);
         }
         let content_type = content_type(&parts.headers);
         let mut head = Response::builder().status(parts.status);
@@ -288,23 +295,16 @@ impl McpRelay {
                 let bytes = match read {
                     Ok(Ok(b)) => b,
                     Ok(Err(why)) => {
-                        call.finish(502, Decision::Error, Some(why));
-                        return http_error(
-                            StatusCode::BAD_GATEWAY,
-                            expected.id,
-                            jsonrpc::UPSTREAM_ERROR,
-                            why,
-                        );
+                        let r = Refusal::new(StatusCode::BAD_GATEWAY, jsonrpc::UPSTREAM_ERROR, why);
+                        return failed(&mut call, expected.id, r);
                     }
                     Err(_) => {
-                        let why = "the upstream answer stalled";
-                        call.finish(504, Decision::Error, Some(why));
-                        return http_error(
+                        let r = Refusal::new(
                             StatusCode::GATEWAY_TIMEOUT,
-                            expected.id,
                             jsonrpc::UPSTREAM_ERROR,
-                            why,
+                            "the upstream answer stalled",
                         );
+                        return failed(&mut call, expected.id, r);
                     }
                 };
                 call.response_bytes = bytes.len() as u64;
@@ -322,15 +322,12 @@ impl McpRelay {
                     }
                     _ => {
                         // The gateway cannot check what it cannot read: fail closed.
-                        let why =
-                            "the upstream's answer is not a JSON-RPC response to this request";
-                        call.finish(502, Decision::Error, Some(why));
-                        return http_error(
+                        let r = Refusal::new(
                             StatusCode::BAD_GATEWAY,
-                            expected.id,
                             jsonrpc::UPSTREAM_ERROR,
-                            why,
+                            "the upstream's answer is not a JSON-RPC response to this request",
                         );
+                        return failed(&mut call, expected.id, r);
                     }
                 };
                 if let Some(headers) = head.headers_mut() {
@@ -502,6 +499,12 @@ impl McpRelay {
             }
         }
     }
+}
+
+/// Ends a call that failed at or after the upstream, and says so to the client.
+fn failed(call: &mut McpCall, id: Value, r: Refusal) -> Response<Body> {
+    call.finish(r.status.as_u16(), Decision::Error, Some(&r.message));
+    http_error(r.status, id, r.code, &r.message)
 }
 
 /// Ends a call after its response was checked.
