@@ -329,6 +329,30 @@ pub fn specs() -> Vec<RouteSpec> {
             R(DEV),
             api::alerts::update,
         ),
+        route(
+            Method::GET,
+            "/api/v1/mcp/tools",
+            R(RO),
+            api::mcp_tools::list,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/mcp/tools/{id}",
+            R(RO),
+            api::mcp_tools::get_one,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/mcp/tools/{id}/approve",
+            R(DEV),
+            api::mcp_tools::approve,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/mcp/tools/{id}/disable",
+            R(DEV),
+            api::mcp_tools::disable,
+        ),
         route(Method::GET, "/api/v1/pricing", R(RO), api::pricing::list),
         route(
             Method::GET,

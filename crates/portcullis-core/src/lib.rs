@@ -10,6 +10,7 @@ pub mod budget;
 pub mod clock;
 pub mod drain;
 pub mod id;
+pub mod mcp;
 pub mod model;
 pub mod password;
 pub mod pricing;

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ProxyKind {
     Llm,
+    /// Model Context Protocol (Streamable HTTP at `/mcp`); see `docs/mcp.md`.
+    Mcp,
 }
 
 /// How callers of a proxy authenticate.
@@ -34,8 +36,13 @@ pub struct ProxySpec {
     pub name: String,
     #[serde(default = "default_kind")]
     pub kind: ProxyKind,
+    /// The LLM provider's API format. Ignored by MCP proxies; defaults to
+    /// `openai_compatible` when absent.
+    #[serde(default = "default_provider")]
     pub provider: ProviderKind,
-    /// Base URL of the provider, without `/v1` (`https://api.openai.com`).
+    /// Base URL of the provider, without `/v1` (`https://api.openai.com`); for an
+    /// MCP proxy, the server's whole Streamable HTTP endpoint
+    /// (`http://127.0.0.1:8000/mcp`).
     pub upstream_url: String,
     /// Provider credential injected upstream; none for upstreams without auth.
     #[serde(default)]
@@ -61,10 +68,17 @@ pub struct ProxySpec {
     /// Policy names applied to the traffic (detection engine).
     #[serde(default)]
     pub policies: Vec<String>,
+    /// MCP proxies only: tools seen for the first time are approved at once
+    /// instead of waiting as `pending` (a changed definition is still quarantined).
+    #[serde(default)]
+    pub mcp_auto_approve: bool,
 }
 
 fn default_kind() -> ProxyKind {
     ProxyKind::Llm
+}
+fn default_provider() -> ProviderKind {
+    ProviderKind::OpenaiCompatible
 }
 fn default_auth() -> AuthMode {
     AuthMode::ApiKey
@@ -106,6 +120,9 @@ impl ProxySpec {
         }
         if url.contains('?') || url.contains('#') {
             out.push("upstream_url: must not contain a query or fragment".into());
+        }
+        if self.mcp_auto_approve && self.kind != ProxyKind::Mcp {
+            out.push("mcp_auto_approve: only MCP proxies have a tool inventory".into());
         }
         if self.listen_port == Some(0) {
             out.push("listen_port: must be 1-65535, or absent".into());

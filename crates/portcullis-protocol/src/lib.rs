@@ -6,6 +6,7 @@ pub mod answer;
 pub mod content;
 pub mod endpoint;
 pub mod error;
+pub mod mcp;
 pub mod request;
 pub mod sse;
 pub mod stream;

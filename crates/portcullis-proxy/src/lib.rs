@@ -12,6 +12,7 @@ pub mod events;
 pub mod exchange;
 pub mod keys;
 pub mod manager;
+pub mod mcp;
 pub mod metrics;
 pub mod prompts;
 pub mod relay;

@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::serve::ListenerExt;
 use axum::Router;
 use portcullis_core::drain::Shutdown;
-use portcullis_core::proxy::{Proxy, ProxyState, ProxyStatus};
+use portcullis_core::proxy::{Proxy, ProxyKind, ProxyState, ProxyStatus};
 use portcullis_core::secret::SecretError;
 use portcullis_core::{Clock, MasterKey};
 use portcullis_policy::pack::PackError;
@@ -109,6 +109,7 @@ struct Running {
 
 pub struct DataPlane {
     relay: Arc<Relay>,
+    mcp: Arc<crate::mcp::McpRelay>,
     store: DynStore,
     clock: Arc<dyn Clock>,
     master_key: Arc<MasterKey>,
@@ -130,8 +131,15 @@ impl DataPlane {
         listen_ip: IpAddr,
         drain_timeout: Duration,
     ) -> Arc<Self> {
+        let mcp = crate::mcp::McpRelay::new(
+            relay.keys.clone(),
+            relay.events.clone(),
+            store.clone(),
+            clock.clone(),
+        );
         Arc::new(Self {
             relay,
+            mcp,
             store,
             clock,
             master_key,
@@ -275,7 +283,7 @@ impl DataPlane {
                     .map_err(|source| StartError::Bind { addr, source })?;
                 let addr = socket.local_addr().unwrap_or(addr);
                 let shutdown = Shutdown::new();
-                let router = own_port_router(self.relay.clone(), runtime.clone());
+                let router = own_port_router(self.relay.clone(), self.mcp.clone(), runtime.clone());
                 // Streams are many small writes: without TCP_NODELAY each waits on
                 // the client's delayed ACK (~40 ms).
                 let socket = socket.tap_io(|tcp| {
@@ -402,6 +410,9 @@ async fn by_name(
     req: Request,
 ) -> Response {
     match dp.lookup(&name) {
+        Some(runtime) if runtime.kind == ProxyKind::Mcp => {
+            dp.mcp.handle(runtime, req, &format!("/{rest}")).await
+        }
         Some(runtime) => dp.relay.handle(runtime, req, &format!("/{rest}")).await,
         None => error_response(
             Dialect::OpenAi,
@@ -411,12 +422,19 @@ async fn by_name(
     }
 }
 
-fn own_port_router(relay: Arc<Relay>, runtime: Arc<ProxyRuntime>) -> Router {
+fn own_port_router(
+    relay: Arc<Relay>,
+    mcp: Arc<crate::mcp::McpRelay>,
+    runtime: Arc<ProxyRuntime>,
+) -> Router {
     Router::new().fallback(move |req: Request| {
-        let (relay, runtime) = (relay.clone(), runtime.clone());
+        let (relay, mcp, runtime) = (relay.clone(), mcp.clone(), runtime.clone());
         async move {
             let path = req.uri().path().to_owned();
-            relay.handle(runtime, req, &path).await
+            match runtime.kind {
+                ProxyKind::Mcp => mcp.handle(runtime, req, &path).await,
+                ProxyKind::Llm => relay.handle(runtime, req, &path).await,
+            }
         }
     })
 }

@@ -5,7 +5,7 @@ use crate::metrics::{ProxyHandles, ProxyMetrics};
 use crate::upstream::{self, UpstreamClient};
 use http::{HeaderName, HeaderValue, Uri};
 use portcullis_core::model::ProviderKind;
-use portcullis_core::proxy::{AuthMode, Proxy};
+use portcullis_core::proxy::{AuthMode, Proxy, ProxyKind};
 use portcullis_core::SecretString;
 use portcullis_protocol::Endpoint;
 use std::sync::Arc;
@@ -27,7 +27,12 @@ pub struct ProxyRuntime {
     pub id: String,
     pub name: Arc<str>,
     pub provider: ProviderKind,
+    pub kind: ProxyKind,
     pub auth_mode: AuthMode,
+    /// MCP proxies: the server's Streamable HTTP endpoint, as configured.
+    pub mcp_uri: Option<Uri>,
+    /// MCP proxies: new tools are approved at once.
+    pub mcp_auto_approve: bool,
     /// Upstream URI per endpoint, without query.
     uris: [(Endpoint, Uri); 6],
     base: String,
@@ -84,12 +89,17 @@ impl ProxyRuntime {
         let credential_header = match credential {
             None => None,
             Some(secret) => {
-                let (name, value) = match spec.provider {
-                    ProviderKind::Anthropic => (
+                let (name, value) = match (spec.kind, spec.provider) {
+                    // MCP servers take OAuth-style bearer tokens.
+                    (ProxyKind::Mcp, _) => (
+                        http::header::AUTHORIZATION,
+                        format!("Bearer {}", secret.expose()),
+                    ),
+                    (ProxyKind::Llm, ProviderKind::Anthropic) => (
                         HeaderName::from_static("x-api-key"),
                         secret.expose().to_owned(),
                     ),
-                    ProviderKind::Openai | ProviderKind::OpenaiCompatible => (
+                    (ProxyKind::Llm, ProviderKind::Openai | ProviderKind::OpenaiCompatible) => (
                         http::header::AUTHORIZATION,
                         format!("Bearer {}", secret.expose()),
                     ),
@@ -100,11 +110,27 @@ impl ProxyRuntime {
                 Some((name, value))
             }
         };
+        let mcp_uri = match spec.kind {
+            ProxyKind::Llm => None,
+            ProxyKind::Mcp => {
+                let uri: Uri = spec
+                    .upstream_url
+                    .parse()
+                    .map_err(|_| BuildError::BadUpstream(spec.upstream_url.clone()))?;
+                if uri.scheme().is_none() || uri.authority().is_none() {
+                    return Err(BuildError::BadUpstream(spec.upstream_url.clone()));
+                }
+                Some(uri)
+            }
+        };
         Ok(Self {
             id: proxy.id.clone(),
             name: Arc::from(spec.name.as_str()),
             provider: spec.provider,
+            kind: spec.kind,
             auth_mode: spec.auth_mode,
+            mcp_uri,
+            mcp_auto_approve: spec.mcp_auto_approve,
             uris,
             base,
             credential_header,

@@ -5,12 +5,14 @@
 //! has its own versioned migrations under `migrations/`. SQL is never assembled
 //! from values; every value is a bind parameter (`$1` works on both back ends).
 
+mod mcp;
 mod postgres;
 mod records;
 mod spend;
 mod sql;
 mod sqlite;
 
+pub use mcp::{McpStore, McpToolFilter, ToolSighting};
 pub use postgres::PgStore;
 pub use spend::{BudgetPatch, NewBudget, SpendStore, UsageDim, UsageQuery, UsageRow};
 pub use sqlite::SqliteStore;
@@ -237,7 +239,7 @@ pub struct AlertChange {
 }
 
 #[async_trait]
-pub trait Store: SpendStore + Send + Sync + 'static {
+pub trait Store: SpendStore + McpStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;

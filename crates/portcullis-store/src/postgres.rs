@@ -1,5 +1,6 @@
 //! PostgreSQL, for several replicas sharing one state.
 
+use crate::mcp::{impl_mcp_store, mcp_tool_cols};
 use crate::records::*;
 use crate::spend::{budget_cols, impl_spend_store};
 use crate::sql::{
@@ -86,3 +87,4 @@ impl PgStore {
 
 impl_store!(PgStore, sqlx::Postgres, crate::Backend::Postgres);
 impl_spend_store!(PgStore, sqlx::Postgres);
+impl_mcp_store!(PgStore, sqlx::Postgres);

@@ -272,6 +272,7 @@ pub(crate) struct ProxyRow {
     idle_timeout_ms: i64,
     max_body_bytes: i64,
     policies: String,
+    mcp_auto_approve: bool,
     managed_by: String,
     created_at: i64,
     updated_at: i64,
@@ -299,6 +300,7 @@ impl TryFrom<ProxyRow> for Proxy {
             max_body_bytes: r.max_body_bytes.max(0) as u64,
             policies: serde_json::from_str(&r.policies)
                 .map_err(|_| StoreError::Corrupt(format!("proxy {id}: policies")))?,
+            mcp_auto_approve: r.mcp_auto_approve,
         };
         Ok(Proxy {
             id: r.id,

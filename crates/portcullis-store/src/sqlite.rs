@@ -1,5 +1,6 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+use crate::mcp::{impl_mcp_store, mcp_tool_cols};
 use crate::records::*;
 use crate::spend::{budget_cols, impl_spend_store};
 use crate::sql::{
@@ -57,3 +58,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, sqlx::Sqlite, crate::Backend::Sqlite);
 impl_spend_store!(SqliteStore, sqlx::Sqlite);
+impl_mcp_store!(SqliteStore, sqlx::Sqlite);

@@ -1179,3 +1179,115 @@ async fn prices_budgets_spend_and_usage() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn mcp_tool_inventory() {
+    use portcullis_core::mcp::{McpTool, ToolStatus};
+    use portcullis_core::proxy::ManagedBy;
+    on_both(|s| async move {
+        let mut mcp_spec = spec("tools", None);
+        mcp_spec.kind = portcullis_core::proxy::ProxyKind::Mcp;
+        mcp_spec.mcp_auto_approve = true;
+        let proxy = s
+            .create_proxy(&mcp_spec, ManagedBy::Api, t(0))
+            .await
+            .unwrap();
+        assert_eq!(proxy.spec.kind, portcullis_core::proxy::ProxyKind::Mcp);
+        assert!(proxy.spec.mcp_auto_approve);
+        let tool = McpTool {
+            id: portcullis_core::id::new_id(),
+            proxy_id: proxy.id.clone(),
+            name: "add".into(),
+            definition: serde_json::json!({"name": "add", "description": "Adds."}),
+            hash: "h1".into(),
+            status: ToolStatus::Pending,
+            approved_hash: None,
+            approved_definition: None,
+            flagged_rules: vec![],
+            first_seen_at: t(1),
+            last_seen_at: t(1),
+            approved_by: None,
+            approved_at: None,
+            status_changed_at: t(1),
+        };
+        assert!(s.insert_mcp_tool(&tool).await.unwrap());
+        // A second replica inserting the same name changes nothing.
+        let twin = McpTool {
+            id: portcullis_core::id::new_id(),
+            ..tool.clone()
+        };
+        assert!(!s.insert_mcp_tool(&twin).await.unwrap());
+        assert_eq!(s.mcp_tool(&tool.id).await.unwrap().unwrap(), tool);
+
+        // Approval is for the stored hash only.
+        assert!(!s
+            .approve_mcp_tool(&tool.id, "other", "user:a", t(2))
+            .await
+            .unwrap());
+        assert!(s
+            .approve_mcp_tool(&tool.id, "h1", "user:a", t(2))
+            .await
+            .unwrap());
+        let approved = s.mcp_tool_named(&proxy.id, "add").await.unwrap().unwrap();
+        assert_eq!(approved.status, ToolStatus::Approved);
+        assert_eq!(approved.approved_hash.as_deref(), Some("h1"));
+        assert_eq!(approved.approved_definition, Some(tool.definition.clone()));
+        assert_eq!(approved.approved_by.as_deref(), Some("user:a"));
+        assert_eq!(approved.approved_at, Some(t(2)));
+
+        // A new definition is recorded; the approved one stays.
+        let rules = vec!["MCP-001".to_owned()];
+        s.record_mcp_tool(
+            &tool.id,
+            &ToolSighting {
+                definition: r#"{"name":"add","description":"Adds. <IMPORTANT>"}"#,
+                hash: "h2",
+                status: ToolStatus::Quarantined,
+                flagged_rules: &rules,
+            },
+            t(3),
+        )
+        .await
+        .unwrap();
+        let changed = s.mcp_tool(&tool.id).await.unwrap().unwrap();
+        assert_eq!(changed.status, ToolStatus::Quarantined);
+        assert_eq!(changed.hash, "h2");
+        assert_eq!(changed.approved_hash.as_deref(), Some("h1"));
+        assert_eq!(changed.flagged_rules, rules);
+        assert_eq!(changed.status_changed_at, t(3));
+        assert_eq!(changed.last_seen_at, t(3));
+        assert_eq!(changed.first_seen_at, t(1));
+
+        assert!(s
+            .set_mcp_tool_status(&tool.id, ToolStatus::Disabled, t(4))
+            .await
+            .unwrap());
+        assert!(!s
+            .set_mcp_tool_status("nope", ToolStatus::Disabled, t(4))
+            .await
+            .unwrap());
+        let filter = |status| McpToolFilter {
+            proxy_id: Some(proxy.id.clone()),
+            status,
+            limit: 10,
+        };
+        assert_eq!(
+            s.list_mcp_tools(&filter(Some(ToolStatus::Disabled)))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(s
+            .list_mcp_tools(&filter(Some(ToolStatus::Approved)))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.mcp_tools_of(&proxy.id).await.unwrap().len(), 1);
+
+        // Tools go with their proxy.
+        assert!(s.delete_proxy(&proxy.id).await.unwrap());
+        assert!(s.mcp_tool(&tool.id).await.unwrap().is_none());
+    })
+    .await;
+}

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod events;
 pub mod groups;
 pub mod keys;
+pub mod mcp_tools;
 pub mod policies;
 pub mod pricing;
 pub mod proxies;

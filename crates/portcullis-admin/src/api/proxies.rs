@@ -85,7 +85,7 @@ pub async fn create(
         .store
         .create_proxy(&spec, ManagedBy::Api, state.clock.now())
         .await?;
-    state.audit(caller.draft("proxy.create", format!("proxy:{}", proxy.spec.name)).details(json!({"id": proxy.id, "upstream_url": proxy.spec.upstream_url, "provider": proxy.spec.provider}))).await;
+    state.audit(caller.draft("proxy.create", format!("proxy:{}", proxy.spec.name)).details(json!({"id": proxy.id, "kind": proxy.spec.kind, "upstream_url": proxy.spec.upstream_url, "provider": proxy.spec.provider}))).await;
     if proxy.spec.auto_start {
         // A failure to start is visible in the status; the definition stands.
         let _ = state.data_plane.start(&proxy).await;

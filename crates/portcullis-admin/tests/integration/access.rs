@@ -200,6 +200,8 @@ GET    /api/v1/groups read_only
 GET    /api/v1/groups/{id} read_only
 GET    /api/v1/keys read_only
 GET    /api/v1/keys/{id} read_only
+GET    /api/v1/mcp/tools read_only
+GET    /api/v1/mcp/tools/{id} read_only
 GET    /api/v1/openapi.json public
 GET    /api/v1/policies read_only
 GET    /api/v1/policies/{name} read_only
@@ -233,6 +235,8 @@ POST   /api/v1/credentials admin
 POST   /api/v1/groups developer
 POST   /api/v1/keys developer
 POST   /api/v1/keys/{id}/revoke developer
+POST   /api/v1/mcp/tools/{id}/approve developer
+POST   /api/v1/mcp/tools/{id}/disable developer
 POST   /api/v1/policies developer
 POST   /api/v1/policies/validate read_only
 POST   /api/v1/policies/{name}/clone developer

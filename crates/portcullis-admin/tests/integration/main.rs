@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod budgets;
 mod input;
+mod mcp;
 mod policies;
 mod rate_limits;
 mod resources;

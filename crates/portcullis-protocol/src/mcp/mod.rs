@@ -1,0 +1,35 @@
+//! The Model Context Protocol as the gateway reads it, without I/O: JSON-RPC
+//! message classification and errors ([`jsonrpc`]), tool definitions, their
+//! canonical hash and the text the policy engine scans ([`tools`]), and SSE event
+//! rewriting ([`sse`]).
+//!
+//! Messages stay `serde_json::Value`s so fields the gateway does not know (newer
+//! protocol versions, `_meta`) pass through untouched.
+
+pub mod jsonrpc;
+pub mod sse;
+pub mod tools;
+
+/// Protocol versions of the Streamable HTTP transport with sessions that the
+/// gateway relays (the `MCP-Protocol-Version` header).
+pub const SESSION_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// Whether a request's `MCP-Protocol-Version` is one the gateway understands.
+/// Absent is fine (the initialize request, and 2025-03-26 clients, send none).
+pub fn version_supported(header: Option<&[u8]>) -> bool {
+    header.is_none_or(|v| SESSION_VERSIONS.iter().any(|s| s.as_bytes() == v))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions() {
+        assert!(super::version_supported(None));
+        assert!(super::version_supported(Some(b"2025-06-18")));
+        assert!(super::version_supported(Some(b"2025-11-25")));
+        assert!(!super::version_supported(Some(b"2026-07-28")));
+        assert!(!super::version_supported(Some(b"")));
+    }
+}

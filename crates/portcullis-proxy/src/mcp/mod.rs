@@ -1,0 +1,746 @@
+//! The MCP data plane: Streamable HTTP (protocol 2025-03-26 to 2025-11-25) at
+//! `/mcp`, towards an upstream server speaking Streamable HTTP.
+//!
+//! ```text
+//! POST /mcp ── key auth (scope mcp) ── body bounded (max_body_bytes) ── JSON-RPC check
+//!   │            401 + WWW-Authenticate     413                        400: -32700 / -32600
+//!   ├─ tools/call: inventory says approved? else JSON-RPC error (HTTP 200)
+//!   │              arguments scanned at tool_call; block -> JSON-RPC error naming rules
+//!   ├─ forward: only MCP headers, the proxy's credential as Bearer
+//!   └─ answer:  application/json -> read (bounded), rewrite, send
+//!               text/event-stream -> relayed event by event (SSE framer); the event
+//!               holding the response is rewritten:
+//!                 tools/list -> inventory reconcile, non-approved tools removed
+//!                 tools/call -> result scanned at tool_result; block -> JSON-RPC error
+//! GET /mcp    server-to-client stream relayed; responses on it are dropped
+//! DELETE /mcp session end, relayed
+//! ```
+//!
+//! Session ids and protocol versions are the upstream's, carried unchanged in
+//! `Mcp-Session-Id` and `MCP-Protocol-Version`.
+
+pub mod call;
+pub mod inventory;
+mod stream;
+
+use crate::events::EventSink;
+use crate::keys::{presented_key, Identity, KeyAuthenticator, KeyRejection};
+use crate::runtime::ProxyRuntime;
+use axum::body::Body;
+use bytes::Bytes;
+use call::McpCall;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use inventory::Inventory;
+use portcullis_core::model::KeyScope;
+use portcullis_core::proxy::{AuthMode, Decision};
+use portcullis_core::Clock;
+use portcullis_policy::{Action, Location};
+use portcullis_protocol::mcp::jsonrpc::{self, Kind};
+use portcullis_protocol::mcp::tools;
+use portcullis_protocol::mcp::{self, SESSION_HEADER, VERSION_HEADER};
+use portcullis_store::DynStore;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Request headers passed to the upstream; every other one (the caller's
+/// credentials, cookies, hop-by-hop headers) stays at the gateway.
+const FORWARDED_REQUEST: [&str; 5] = [
+    "accept",
+    "content-type",
+    SESSION_HEADER,
+    VERSION_HEADER,
+    "last-event-id",
+];
+/// Response headers passed back to the client.
+const FORWARDED_RESPONSE: [&str; 4] = [
+    "content-type",
+    SESSION_HEADER,
+    VERSION_HEADER,
+    "cache-control",
+];
+
+/// What the response to the client's request needs before the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pending {
+    ToolsList,
+    ToolsCall,
+    Other,
+}
+
+/// The client's request whose response the gateway waits for.
+#[derive(Debug, Clone)]
+pub(crate) struct Expected {
+    pub id: Value,
+    pub pending: Pending,
+}
+
+/// Shared by every MCP proxy.
+pub struct McpRelay {
+    keys: Arc<KeyAuthenticator>,
+    events: EventSink,
+    clock: Arc<dyn Clock>,
+    inventory: Inventory,
+}
+
+/// A refusal before the upstream: HTTP status, JSON-RPC code, message.
+struct Refusal {
+    status: StatusCode,
+    code: i64,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: i64, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl McpRelay {
+    pub fn new(
+        keys: Arc<KeyAuthenticator>,
+        events: EventSink,
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            keys,
+            events,
+            clock: clock.clone(),
+            inventory: Inventory::new(store, clock),
+        })
+    }
+
+    /// Handles one request for an MCP proxy; `path` is relative to the proxy root.
+    pub async fn handle(
+        self: &Arc<Self>,
+        proxy: Arc<ProxyRuntime>,
+        req: Request<Body>,
+        path: &str,
+    ) -> Response<Body> {
+        if !matches!(path, "/mcp" | "/mcp/") {
+            return http_error(
+                StatusCode::NOT_FOUND,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "MCP proxies serve Streamable HTTP at /mcp",
+            );
+        }
+        let version = req.headers().get(mcp::VERSION_HEADER).map(|v| v.as_bytes());
+        if !mcp::version_supported(version) {
+            // Fail closed: a protocol the gateway cannot read is not relayed blind.
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "unsupported MCP-Protocol-Version: this gateway relays 2025-03-26, 2025-06-18 and 2025-11-25",
+            );
+        }
+        match *req.method() {
+            Method::POST => self.post(proxy, req).await,
+            Method::GET | Method::DELETE => self.relay_other(proxy, req).await,
+            _ => {
+                let mut r = http_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    Value::Null,
+                    jsonrpc::INVALID_REQUEST,
+                    "use POST, GET or DELETE",
+                );
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+                r
+            }
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        proxy: &ProxyRuntime,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<Identity>>, Refusal> {
+        if proxy.auth_mode == AuthMode::None {
+            return Ok(None);
+        }
+        let refuse = |r: KeyRejection| {
+            let status = match r {
+                KeyRejection::Missing | KeyRejection::Invalid => StatusCode::UNAUTHORIZED,
+                KeyRejection::WrongScope => StatusCode::FORBIDDEN,
+                KeyRejection::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            Refusal::new(status, jsonrpc::INVALID_REQUEST, r.message())
+        };
+        let presented = presented_key(headers).ok_or_else(|| refuse(KeyRejection::Missing))?;
+        self.keys
+            .authenticate(presented, KeyScope::Mcp)
+            .await
+            .map(Some)
+            .map_err(refuse)
+    }
+
+    async fn post(
+        self: &Arc<Self>,
+        proxy: Arc<ProxyRuntime>,
+        req: Request<Body>,
+    ) -> Response<Body> {
+        let mut call = McpCall::new(proxy.clone(), self.events.clone(), self.clock.now());
+        let started = call.started();
+        let refused = |mut call: McpCall, id: Value, r: Refusal| {
+            call.overhead = started.elapsed();
+            call.finish(r.status.as_u16(), Decision::Blocked, Some(&r.message));
+            http_error(r.status, id, r.code, &r.message)
+        };
+        match self.authenticate(&proxy, req.headers()).await {
+            Ok(identity) => call.identity = identity,
+            Err(r) => return refused(call, Value::Null, r),
+        }
+        let (parts, body) = req.into_parts();
+        let body = match read_request(&proxy, &parts.headers, body).await {
+            Ok(b) => b,
+            Err(r) => return refused(call, Value::Null, r),
+        };
+        call.request_bytes = body.len() as u64;
+        let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+            let r = Refusal::new(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::PARSE_ERROR,
+                "the body is not valid JSON",
+            );
+            return refused(call, Value::Null, r);
+        };
+        let kind = match jsonrpc::classify(&message) {
+            Ok(kind) => kind,
+            Err(e) => {
+                let r = Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    jsonrpc::INVALID_REQUEST,
+                    e.to_string(),
+                );
+                return refused(call, Value::Null, r);
+            }
+        };
+        let expected = match kind {
+            Kind::Request { id, method } => {
+                call.endpoint = format!("mcp:{}", jsonrpc::method_label(&method));
+                let pending = match method.as_str() {
+                    "tools/list" => Pending::ToolsList,
+                    "tools/call" => Pending::ToolsCall,
+                    _ => Pending::Other,
+                };
+                if pending == Pending::ToolsCall {
+                    if let Err((code, text, data)) =
+                        self.admit_call(&proxy, &message, &mut call).await
+                    {
+                        call.overhead = started.elapsed();
+                        call.finish(200, Decision::Blocked, Some(&text));
+                        return json_response(
+                            StatusCode::OK,
+                            &jsonrpc::error_with_data(id, code, &text, data),
+                        );
+                    }
+                }
+                Some(Expected { id, pending })
+            }
+            Kind::Notification { .. } | Kind::Response { .. } => None,
+        };
+        let id = expected.as_ref().map_or(Value::Null, |e| e.id.clone());
+
+        let upstream = build_upstream(&proxy, Method::POST, &parts.headers, body);
+        call.overhead = started.elapsed();
+        let response = match send(&proxy, upstream).await {
+            Ok(r) => r,
+            Err(r) => return failed(&mut call, id, r),
+        };
+        let head_at = Instant::now();
+        let (parts, incoming) = response.into_parts();
+        if let Err(r) = upstream_refused_us(parts.status) {
+            return failed(&mut call, id, r);
+        }
+        let content_type = content_type(&parts.headers);
+        let mut head = Response::builder().status(parts.status);
+        if let Some(headers) = head.headers_mut() {
+            copy_response_headers(&parts.headers, headers);
+        }
+        let Some(expected) = expected else {
+            // A notification or response from the client: relay the answer (202).
+            call.discard();
+            return finish_head(head, Body::new(incoming));
+        };
+        if !parts.status.is_success() {
+            call.finish(
+                parts.status.as_u16(),
+                Decision::Error,
+                Some(&format!("upstream answered {}", parts.status.as_u16())),
+            );
+            return finish_head(head, Body::new(incoming));
+        }
+        match content_type {
+            ContentType::EventStream => {
+                call.stream_started();
+                call.overhead += head_at.elapsed();
+                let body = stream::spawn(self.clone(), proxy, incoming, Some(expected), Some(call));
+                finish_head(head, Body::new(body))
+            }
+            ContentType::Json | ContentType::Other => {
+                let read = tokio::time::timeout(
+                    proxy.idle_timeout,
+                    read_bounded(incoming, proxy.max_body_bytes),
+                )
+                .await;
+                let bytes = match read {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(why)) => {
+                        let r = Refusal::new(StatusCode::BAD_GATEWAY, jsonrpc::UPSTREAM_ERROR, why);
+                        return failed(&mut call, expected.id, r);
+                    }
+                    Err(_) => {
+                        let r = Refusal::new(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            jsonrpc::UPSTREAM_ERROR,
+                            "the upstream answer stalled",
+                        );
+                        return failed(&mut call, expected.id, r);
+                    }
+                };
+                call.response_bytes = bytes.len() as u64;
+                let processed = Instant::now();
+                let out = match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(mut answer) if is_response_to(&answer, &expected.id) => {
+                        let outcome = self.apply(&proxy, &expected, &mut answer, &mut call).await;
+                        call.overhead += processed.elapsed();
+                        finish_call(&mut call, outcome);
+                        Bytes::from(answer.to_string())
+                    }
+                    _ if expected.pending == Pending::Other => {
+                        call.finish(parts.status.as_u16(), Decision::Allowed, None);
+                        bytes
+                    }
+                    _ => {
+                        // The gateway cannot check what it cannot read: fail closed.
+                        let r = Refusal::new(
+                            StatusCode::BAD_GATEWAY,
+                            jsonrpc::UPSTREAM_ERROR,
+                            "the upstream's answer is not a JSON-RPC response to this request",
+                        );
+                        return failed(&mut call, expected.id, r);
+                    }
+                };
+                if let Some(headers) = head.headers_mut() {
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+                }
+                finish_head(head, Body::from(out))
+            }
+        }
+    }
+
+    /// GET (the server-to-client stream) and DELETE (end of session).
+    async fn relay_other(
+        self: &Arc<Self>,
+        proxy: Arc<ProxyRuntime>,
+        req: Request<Body>,
+    ) -> Response<Body> {
+        if let Err(r) = self.authenticate(&proxy, req.headers()).await {
+            return http_error(r.status, Value::Null, r.code, &r.message);
+        }
+        let method = req.method().clone();
+        let upstream = build_upstream(&proxy, method.clone(), req.headers(), Bytes::new());
+        let response = match send(&proxy, upstream).await {
+            Ok(r) => r,
+            Err(r) => return http_error(r.status, Value::Null, r.code, &r.message),
+        };
+        let (parts, incoming) = response.into_parts();
+        if let Err(r) = upstream_refused_us(parts.status) {
+            return http_error(r.status, Value::Null, r.code, &r.message);
+        }
+        let mut head = Response::builder().status(parts.status);
+        if let Some(headers) = head.headers_mut() {
+            copy_response_headers(&parts.headers, headers);
+        }
+        if method == Method::GET
+            && parts.status.is_success()
+            && content_type(&parts.headers) == ContentType::EventStream
+        {
+            let body = stream::spawn(self.clone(), proxy, incoming, None, None);
+            return finish_head(head, Body::new(body));
+        }
+        finish_head(head, Body::new(incoming))
+    }
+
+    /// A `tools/call` before it leaves: the tool must be approved and its
+    /// arguments must pass the policy. `Err`: JSON-RPC code, message, data.
+    async fn admit_call(
+        &self,
+        proxy: &ProxyRuntime,
+        message: &Value,
+        call: &mut McpCall,
+    ) -> Result<(), (i64, String, Value)> {
+        let params = message.get("params").unwrap_or(&Value::Null);
+        let Some(name) = params.get("name").and_then(Value::as_str) else {
+            return Err((
+                jsonrpc::INVALID_PARAMS,
+                "tools/call needs params.name".into(),
+                json!({"reason": "invalid_params"}),
+            ));
+        };
+        call.tool = Some(name.chars().take(256).collect());
+        match self.inventory.check_call(proxy, name).await {
+            Err(e) => {
+                tracing::error!(proxy = %proxy.name, error = %e, "MCP tool inventory unavailable; call refused");
+                return Err((
+                    jsonrpc::GATEWAY_UNAVAILABLE,
+                    "the gateway cannot check its tool inventory right now".into(),
+                    json!({"reason": "inventory_unavailable"}),
+                ));
+            }
+            Ok(Err(refusal)) => {
+                let (reason, status) = match &refusal {
+                    inventory::CallRefusal::Unknown => ("unknown_tool", Value::Null),
+                    inventory::CallRefusal::NotApproved(s) => {
+                        ("tool_not_approved", Value::from(s.as_str()))
+                    }
+                };
+                return Err((
+                    jsonrpc::INVALID_PARAMS,
+                    refusal.message(name),
+                    json!({"reason": reason, "status": status}),
+                ));
+            }
+            Ok(Ok(())) => {}
+        }
+        if let Some(engine) = &proxy.policy {
+            let rules = scan(
+                engine,
+                Location::ToolCall,
+                &tools::call_text(params),
+                name,
+                &mut call.findings,
+            );
+            if !rules.is_empty() {
+                return Err((
+                    jsonrpc::POLICY_BLOCKED,
+                    format!("tool call blocked by policy: {}", rules.join(", ")),
+                    json!({"reason": "policy", "rules": rules}),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the gateway's checks to the response to the client's request, in
+    /// place. `Some`: what went wrong, the response now being a JSON-RPC error.
+    pub(crate) async fn apply(
+        &self,
+        proxy: &ProxyRuntime,
+        expected: &Expected,
+        answer: &mut Value,
+        call: &mut McpCall,
+    ) -> Option<(Decision, String)> {
+        if answer.get("error").is_some() {
+            return None;
+        }
+        let id = expected.id.clone();
+        match expected.pending {
+            Pending::Other => None,
+            Pending::ToolsList => {
+                let Some(listed) = answer.pointer("/result/tools").and_then(Value::as_array) else {
+                    let why = "the server's tools/list result has no tools array";
+                    *answer = jsonrpc::error(id, jsonrpc::UPSTREAM_ERROR, why);
+                    return Some((Decision::Error, why.into()));
+                };
+                let reconciled = self
+                    .inventory
+                    .reconcile(proxy, listed, &call.id, call.identity.as_deref())
+                    .await;
+                match reconciled {
+                    Ok(listing) => {
+                        call.findings.extend(listing.findings);
+                        if let Some(Value::Array(tools)) = answer.pointer_mut("/result/tools") {
+                            tools.retain(|t| {
+                                tools::tool_name(t).is_some_and(|n| listing.visible.contains(n))
+                            });
+                        }
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(proxy = %proxy.name, error = %e, "MCP tool inventory unavailable; listing refused");
+                        let why = "the gateway cannot check its tool inventory right now";
+                        *answer = jsonrpc::error(id, jsonrpc::GATEWAY_UNAVAILABLE, why);
+                        Some((Decision::Error, why.into()))
+                    }
+                }
+            }
+            Pending::ToolsCall => {
+                let engine = proxy.policy.as_ref()?;
+                let result = answer.get("result")?;
+                let tool = call.tool.clone().unwrap_or_default();
+                let rules = scan(
+                    engine,
+                    Location::ToolResult,
+                    &tools::result_text(result),
+                    &tool,
+                    &mut call.findings,
+                );
+                if rules.is_empty() {
+                    return None;
+                }
+                let why = format!("tool result blocked by policy: {}", rules.join(", "));
+                *answer = jsonrpc::error_with_data(
+                    id,
+                    jsonrpc::POLICY_BLOCKED,
+                    &why,
+                    json!({"reason": "policy", "rules": rules}),
+                );
+                Some((Decision::Blocked, why))
+            }
+        }
+    }
+}
+
+/// Ends a call that failed at or after the upstream, and says so to the client.
+fn failed(call: &mut McpCall, id: Value, r: Refusal) -> Response<Body> {
+    call.finish(r.status.as_u16(), Decision::Error, Some(&r.message));
+    http_error(r.status, id, r.code, &r.message)
+}
+
+/// Ends a call after its response was checked.
+pub(crate) fn finish_call(call: &mut McpCall, outcome: Option<(Decision, String)>) {
+    match outcome {
+        None => call.finish(200, Decision::Allowed, None),
+        Some((decision, why)) => call.finish(200, decision, Some(&why)),
+    }
+}
+
+/// Scans `text` at `location`; findings are recorded (with the tool name), the ids
+/// of `block` rules returned.
+fn scan(
+    engine: &portcullis_policy::Engine,
+    location: Location,
+    text: &str,
+    tool: &str,
+    findings: &mut Vec<Value>,
+) -> Vec<String> {
+    let mut blocking: Vec<String> = Vec::new();
+    if text.is_empty() {
+        return blocking;
+    }
+    for finding in engine.scan(location, text) {
+        if finding.action == Action::Block && !blocking.iter().any(|r| **r == *finding.rule_id) {
+            blocking.push(finding.rule_id.to_string());
+        }
+        let mut json = crate::relay::finding_json(&finding);
+        json["tool"] = Value::from(tool);
+        findings.push(json);
+    }
+    blocking
+}
+
+pub(crate) fn is_response_to(message: &Value, id: &Value) -> bool {
+    matches!(jsonrpc::classify(message), Ok(Kind::Response { id: ref got }) if got == id)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContentType {
+    Json,
+    EventStream,
+    Other,
+}
+
+fn content_type(headers: &HeaderMap) -> ContentType {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if value.starts_with("text/event-stream") {
+        ContentType::EventStream
+    } else if value.starts_with("application/json") {
+        ContentType::Json
+    } else {
+        ContentType::Other
+    }
+}
+
+fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for name in FORWARDED_RESPONSE {
+        for value in from.get_all(name) {
+            to.append(HeaderName::from_static(name), value.clone());
+        }
+    }
+}
+
+fn finish_head(head: http::response::Builder, body: Body) -> Response<Body> {
+    head.body(body).unwrap_or_else(|_| {
+        http_error(
+            StatusCode::BAD_GATEWAY,
+            Value::Null,
+            jsonrpc::UPSTREAM_ERROR,
+            "the upstream's answer cannot be relayed",
+        )
+    })
+}
+
+fn build_upstream(
+    proxy: &ProxyRuntime,
+    method: Method,
+    client: &HeaderMap,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Refusal> {
+    let uri = proxy.mcp_uri.clone().ok_or_else(|| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            jsonrpc::INTERNAL_ERROR,
+            "upstream URL unusable",
+        )
+    })?;
+    let is_post = method == Method::POST;
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(headers) = builder.headers_mut() {
+        for name in FORWARDED_REQUEST {
+            for value in client.get_all(name) {
+                headers.append(HeaderName::from_static(name), value.clone());
+            }
+        }
+        if is_post {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        if !headers.contains_key(header::ACCEPT) {
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            );
+        }
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        if let Some((name, value)) = &proxy.credential_header {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    builder.body(Full::new(body)).map_err(|_| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "request cannot be forwarded",
+        )
+    })
+}
+
+async fn send(
+    proxy: &ProxyRuntime,
+    request: Result<Request<Full<Bytes>>, Refusal>,
+) -> Result<Response<hyper::body::Incoming>, Refusal> {
+    let request = request?;
+    match tokio::time::timeout(proxy.first_byte_timeout, proxy.client.request(request)).await {
+        Err(_) => Err(Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            jsonrpc::UPSTREAM_ERROR,
+            format!(
+                "the upstream MCP server did not answer within {} ms",
+                proxy.first_byte_timeout.as_millis()
+            ),
+        )),
+        Ok(Err(e)) => {
+            tracing::warn!(proxy = %proxy.name, error = %e, "MCP upstream request failed");
+            Err(Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                jsonrpc::UPSTREAM_ERROR,
+                "the upstream MCP server is unreachable",
+            ))
+        }
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// The upstream refusing the gateway's own credential is the gateway's problem,
+/// not the client's: never pass its auth challenge on.
+fn upstream_refused_us(status: StatusCode) -> Result<(), Refusal> {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            jsonrpc::UPSTREAM_ERROR,
+            "the upstream MCP server refused the gateway's credential",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn read_request(
+    proxy: &ProxyRuntime,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::INVALID_REQUEST,
+            format!(
+                "the message is larger than this proxy's limit of {} bytes",
+                proxy.max_body_bytes
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > proxy.max_body_bytes) {
+        return Err(too_large());
+    }
+    match Limited::new(body, proxy.max_body_bytes).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(_) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_REQUEST,
+            "could not read the request body",
+        )),
+    }
+}
+
+async fn read_bounded(
+    mut body: hyper::body::Incoming,
+    limit: usize,
+) -> Result<Bytes, &'static str> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| "the upstream connection broke mid-response")?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err("the upstream's answer is larger than this proxy's max_body_bytes");
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An HTTP-level refusal with a JSON-RPC error body.
+pub fn http_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response<Body> {
+    let mut response = json_response(status, &jsonrpc::error(id, code, message));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"portcullis\""),
+        );
+    }
+    response
+}

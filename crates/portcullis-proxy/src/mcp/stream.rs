@@ -1,0 +1,181 @@
+//! An upstream SSE stream relayed event by event. A task reads the upstream
+//! (bounded per event by the SSE framer), checks the event holding the response
+//! to the client's request (which may need the store), and hands events to the
+//! client's body through a small bounded channel: nothing waits for the whole
+//! stream, and a slow client slows the upstream read instead of filling memory.
+
+use super::call::McpCall;
+use super::{finish_call, is_response_to, Expected, McpRelay};
+use crate::runtime::ProxyRuntime;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use portcullis_core::proxy::Decision;
+use portcullis_protocol::mcp::jsonrpc::{self, Kind};
+use portcullis_protocol::sse::{SseFrame, SseFramer};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Events in flight between the upstream reader and the client.
+const CHANNEL: usize = 16;
+
+/// The client's side of a relayed stream.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|next| next.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// Starts relaying. `expected`/`call`: the POST's request and its event; none
+/// for the GET stream, on which responses are dropped (the gateway cannot tell
+/// which request they answer, so it cannot check them).
+pub(crate) fn spawn(
+    relay: Arc<McpRelay>,
+    proxy: Arc<ProxyRuntime>,
+    incoming: hyper::body::Incoming,
+    expected: Option<Expected>,
+    call: Option<McpCall>,
+) -> ChannelBody {
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    tokio::spawn(pump(relay, proxy, incoming, expected, call, tx));
+    ChannelBody { rx }
+}
+
+enum End {
+    Done,
+    ClientGone,
+    Idle,
+    Broken(&'static str),
+}
+
+async fn pump(
+    relay: Arc<McpRelay>,
+    proxy: Arc<ProxyRuntime>,
+    mut incoming: hyper::body::Incoming,
+    expected: Option<Expected>,
+    mut call: Option<McpCall>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let mut framer = SseFramer::new(proxy.max_body_bytes);
+    let mut frames: Vec<SseFrame> = Vec::new();
+    let mut answered = false;
+    // The POST stream waits for one response; the GET stream may be quiet for long.
+    let idle = expected.is_some().then_some(proxy.idle_timeout);
+    let end = loop {
+        let next = async {
+            match idle {
+                Some(limit) => tokio::time::timeout(limit, incoming.frame()).await.ok(),
+                None => Some(incoming.frame().await),
+            }
+        };
+        let next = tokio::select! {
+            n = next => n,
+            _ = tx.closed() => break End::ClientGone,
+        };
+        let mut ended = false;
+        let chunk = match next {
+            None => break End::Idle,
+            Some(None) => {
+                ended = true;
+                if let Some(frame) = framer.finish() {
+                    frames.push(frame);
+                }
+                Bytes::new()
+            }
+            Some(Some(Err(_))) => break End::Broken("the upstream connection broke mid-stream"),
+            Some(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue,
+            },
+        };
+        if !chunk.is_empty() && framer.push(&chunk, &mut frames).is_err() {
+            break End::Broken("an upstream SSE event exceeded max_body_bytes");
+        }
+        for frame in frames.drain(..) {
+            if let Some(c) = call.as_mut() {
+                c.response_bytes += frame.raw.len() as u64;
+            }
+            let out = relay
+                .check_event(&proxy, frame, expected.as_ref(), &mut call, &mut answered)
+                .await;
+            if let Some(out) = out {
+                if tx.send(out).await.is_err() {
+                    return; // the client left; dropping the call records it
+                }
+            }
+        }
+        if ended {
+            break End::Done;
+        }
+    };
+    let (Some(expected), Some(mut call)) = (expected, call) else {
+        return;
+    };
+    if answered {
+        return;
+    }
+    let why = match end {
+        End::Done => "the upstream's stream ended before the response",
+        End::ClientGone => return,
+        End::Idle => "the upstream's stream stalled",
+        End::Broken(why) => why,
+    };
+    // Tell the client rather than leave it waiting.
+    let error = jsonrpc::error(expected.id, jsonrpc::UPSTREAM_ERROR, why);
+    let _ = tx
+        .send(Bytes::from(format!("event: message\ndata: {error}\n\n")))
+        .await;
+    call.finish(502, Decision::Error, Some(why));
+}
+
+impl McpRelay {
+    /// One event: relayed as is, rewritten (the checked response), or dropped.
+    async fn check_event(
+        &self,
+        proxy: &ProxyRuntime,
+        frame: SseFrame,
+        expected: Option<&Expected>,
+        call: &mut Option<McpCall>,
+        answered: &mut bool,
+    ) -> Option<Bytes> {
+        if frame.data.trim().is_empty() {
+            return Some(frame.raw); // comments, retry hints, priming events
+        }
+        let Ok(mut message) = serde_json::from_str::<Value>(&frame.data) else {
+            return Some(frame.raw); // not JSON-RPC: nothing a client could act on
+        };
+        match jsonrpc::classify(&message) {
+            Ok(Kind::Response { .. }) => {}
+            _ => return Some(frame.raw), // server requests and notifications
+        }
+        let (Some(expected), Some(c)) = (expected, call.as_mut()) else {
+            tracing::debug!(proxy = %proxy.name, "response on the GET stream dropped");
+            return None;
+        };
+        if *answered || !is_response_to(&message, &expected.id) {
+            tracing::debug!(proxy = %proxy.name, "unexpected response on a POST stream dropped");
+            return None;
+        }
+        *answered = true;
+        let started = std::time::Instant::now();
+        let outcome = self.apply(proxy, expected, &mut message, c).await;
+        c.overhead += started.elapsed();
+        finish_call(c, outcome);
+        Some(portcullis_protocol::mcp::sse::replace_data(
+            &frame.raw,
+            &message.to_string(),
+        ))
+    }
+}

@@ -1,0 +1,57 @@
+"""A small MCP server (official Python SDK, FastMCP) over Streamable HTTP whose
+tools are read from a JSON file at start, so a test can change a description and
+restart it (a "rug pull").
+
+    python tool_server.py --port 8123 --tools tools.json [--json-response]
+
+tools.json: {"tools": [{"name": "add", "description": "..."},
+                       {"name": "read_note", "description": "...", "result": "..."}]}
+A tool named `add` adds two integers; any other tool takes `query` and returns its
+`result` (or echoes the query).
+"""
+
+import argparse
+import json
+
+from mcp.server.fastmcp import FastMCP
+
+
+def answerer(result):
+    def answer(query: str) -> str:
+        return result if result is not None else f"echo: {query}"
+
+    return answer
+
+
+def build(spec, json_response):
+    server = FastMCP("portcullis-test-tools", json_response=json_response)
+    for tool in spec["tools"]:
+        name, description = tool["name"], tool.get("description", "")
+        if name == "add":
+
+            def add(a: int, b: int) -> int:
+                return a + b
+
+            server.add_tool(add, name=name, description=description)
+        else:
+            server.add_tool(answerer(tool.get("result")), name=name, description=description)
+    return server
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tools", required=True)
+    parser.add_argument("--json-response", action="store_true")
+    args = parser.parse_args()
+    with open(args.tools) as f:
+        spec = json.load(f)
+    server = build(spec, args.json_response)
+    server.settings.host = "127.0.0.1"
+    server.settings.port = args.port
+    server.settings.log_level = "WARNING"
+    server.run(transport="streamable-http")
+
+
+if __name__ == "__main__":
+    main()
