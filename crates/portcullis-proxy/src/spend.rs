@@ -30,9 +30,24 @@ pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
 /// Remembered accounts (seeded, alerted) beyond which the sets start afresh.
 const MAX_REMEMBERED: usize = 100_000;
 
+/// Budgets by target id, one map per scope so a lookup borrows the caller's id.
 #[derive(Default)]
 struct Budgets {
-    by_target: HashMap<(BudgetScope, String), Arc<Budget>>,
+    by_key: HashMap<String, Arc<Budget>>,
+    by_group: HashMap<String, Arc<Budget>>,
+}
+
+impl Budgets {
+    fn of(&self, scope: BudgetScope, target: &str) -> Option<&Arc<Budget>> {
+        match scope {
+            BudgetScope::Key => self.by_key.get(target),
+            BudgetScope::Group => self.by_group.get(target),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_key.is_empty() && self.by_group.is_empty()
+    }
 }
 
 /// A reservation held by an exchange until it ends.
@@ -99,12 +114,15 @@ impl Spend {
         let overrides = self.store.price_overrides().await?;
         let budgets = self.store.list_budgets().await?;
         self.prices.store(Arc::new(PriceBook::new(&overrides)));
-        self.budgets.store(Arc::new(Budgets {
-            by_target: budgets
-                .into_iter()
-                .map(|b| ((b.scope, b.target_id.clone()), Arc::new(b)))
-                .collect(),
-        }));
+        let mut snapshot = Budgets::default();
+        for b in budgets {
+            let map = match b.scope {
+                BudgetScope::Key => &mut snapshot.by_key,
+                BudgetScope::Group => &mut snapshot.by_group,
+            };
+            map.insert(b.target_id.clone(), Arc::new(b));
+        }
+        self.budgets.store(Arc::new(snapshot));
         Ok(())
     }
 
@@ -151,11 +169,7 @@ impl Spend {
     }
 
     pub fn budget_of(&self, scope: BudgetScope, target: &str) -> Option<Arc<Budget>> {
-        self.budgets
-            .load()
-            .by_target
-            .get(&(scope, target.to_owned()))
-            .cloned()
+        self.budgets.load().of(scope, target).cloned()
     }
 
     fn account(budget: &Budget, period: Period) -> Account {
@@ -217,7 +231,7 @@ impl Spend {
             return Ok(Admitted::default());
         };
         let budgets = self.budgets.load();
-        if budgets.by_target.is_empty() {
+        if budgets.is_empty() {
             return Ok(Admitted::default());
         }
         let applicable: Vec<Arc<Budget>> = [
@@ -225,7 +239,7 @@ impl Spend {
             (BudgetScope::Group, &identity.group_id),
         ]
         .into_iter()
-        .filter_map(|(scope, id)| budgets.by_target.get(&(scope, id.clone())).cloned())
+        .filter_map(|(scope, id)| budgets.of(scope, id).cloned())
         .collect();
         if applicable.is_empty() {
             return Ok(Admitted::default());
