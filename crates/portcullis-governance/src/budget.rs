@@ -52,8 +52,26 @@ pub struct Ledger(Counters);
 enum Counters {
     /// This process only.
     Local(Mutex<HashMap<String, LocalAccount>>),
-    /// Shared by every replica using the same Redis.
-    Shared(Shared),
+    /// Shared by every replica using the same Redis; scripts hashed once.
+    Shared(Shared, Scripts),
+}
+
+struct Scripts {
+    reserve: redis::Script,
+    settle: redis::Script,
+    seed: redis::Script,
+}
+
+/// A Redis call that does not answer within this fails (the caller fails closed).
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1_000);
+
+async fn bounded<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, SharedError> {
+    tokio::time::timeout(REDIS_TIMEOUT, call)
+        .await
+        .map_err(|_| SharedError::Command("no answer within 1 s".into()))?
+        .map_err(SharedError::from)
 }
 
 /// Shared counters outlive their period by this much, for the usage API's sake.
@@ -92,7 +110,14 @@ impl Ledger {
     }
 
     pub fn shared(shared: Shared) -> Self {
-        Ledger(Counters::Shared(shared))
+        Ledger(Counters::Shared(
+            shared,
+            Scripts {
+                reserve: redis::Script::new(RESERVE),
+                settle: redis::Script::new(SETTLE),
+                seed: redis::Script::new(SEED),
+            },
+        ))
     }
 
     fn with_local<T>(
@@ -140,14 +165,17 @@ impl Ledger {
                 }
                 fresh
             })),
-            Counters::Shared(shared) => {
+            Counters::Shared(shared, scripts) => {
                 let mut conn = shared.conn.clone();
-                let taken: i64 = redis::Script::new(SEED)
-                    .key(Self::shared_key(shared, account))
-                    .arg(spent)
-                    .arg(Self::expiry(account))
-                    .invoke_async(&mut conn)
-                    .await?;
+                let taken: i64 = bounded(
+                    scripts
+                        .seed
+                        .key(Self::shared_key(shared, account))
+                        .arg(spent)
+                        .arg(Self::expiry(account))
+                        .invoke_async(&mut conn),
+                )
+                .await?;
                 Ok(taken == 1)
             }
         }
@@ -184,16 +212,19 @@ impl Ledger {
                     },
                 }
             })),
-            Counters::Shared(shared) => {
+            Counters::Shared(shared, scripts) => {
                 let mut conn = shared.conn.clone();
-                let (admitted, spent, reserved): (i64, i64, i64) = redis::Script::new(RESERVE)
-                    .key(Self::shared_key(shared, account))
-                    .arg(limit)
-                    .arg(estimate)
-                    .arg(if enforce { "1" } else { "0" })
-                    .arg(Self::expiry(account))
-                    .invoke_async(&mut conn)
-                    .await?;
+                let (admitted, spent, reserved): (i64, i64, i64) = bounded(
+                    scripts
+                        .reserve
+                        .key(Self::shared_key(shared, account))
+                        .arg(limit)
+                        .arg(estimate)
+                        .arg(if enforce { "1" } else { "0" })
+                        .arg(Self::expiry(account))
+                        .invoke_async(&mut conn),
+                )
+                .await?;
                 Ok(Admission {
                     admitted: admitted == 1,
                     balance: Balance { spent, reserved },
@@ -218,15 +249,18 @@ impl Ledger {
                 });
                 Ok(())
             }
-            Counters::Shared(shared) => {
+            Counters::Shared(shared, scripts) => {
                 let mut conn = shared.conn.clone();
-                let _: i64 = redis::Script::new(SETTLE)
-                    .key(Self::shared_key(shared, account))
-                    .arg(estimate)
-                    .arg(actual)
-                    .arg(Self::expiry(account))
-                    .invoke_async(&mut conn)
-                    .await?;
+                let _: i64 = bounded(
+                    scripts
+                        .settle
+                        .key(Self::shared_key(shared, account))
+                        .arg(estimate)
+                        .arg(actual)
+                        .arg(Self::expiry(account))
+                        .invoke_async(&mut conn),
+                )
+                .await?;
                 Ok(())
             }
         }
@@ -238,14 +272,16 @@ impl Ledger {
                 spent: a.spent,
                 reserved: a.reserved,
             })),
-            Counters::Shared(shared) => {
+            Counters::Shared(shared, _) => {
                 let mut conn = shared.conn.clone();
-                let (spent, reserved): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
-                    .arg(Self::shared_key(shared, account))
-                    .arg("spent")
-                    .arg("reserved")
-                    .query_async(&mut conn)
-                    .await?;
+                let (spent, reserved): (Option<i64>, Option<i64>) = bounded(
+                    redis::cmd("HMGET")
+                        .arg(Self::shared_key(shared, account))
+                        .arg("spent")
+                        .arg("reserved")
+                        .query_async(&mut conn),
+                )
+                .await?;
                 Ok(Balance {
                     spent: spent.unwrap_or(0),
                     reserved: reserved.unwrap_or(0),
