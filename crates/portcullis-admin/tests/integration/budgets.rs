@@ -33,6 +33,10 @@ async fn key(h: &Harness, group_id: &str, scopes: Vec<KeyScope>) -> (String, Str
 async fn world(start: &str) -> World {
     let clock = ManualClock::at(start.parse::<Timestamp>().unwrap());
     let h = Harness::with_clock(Arc::new(clock.clone())).await;
+    world_on(h, clock).await
+}
+
+async fn world_on(h: Harness, clock: ManualClock) -> World {
     let mock = MockUpstream::start(([127, 0, 0, 1], 0).into(), MockConfig::default())
         .await
         .unwrap();
@@ -446,4 +450,52 @@ async fn prices_are_listed_overridden_and_unknown_models_flagged() {
         )
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_shared_ledger_keeps_the_budget_and_fails_closed_when_redis_is_away() {
+    let relay = Cuttable::start().await;
+    let shared = relay.shared("pcx-test:budget").await;
+    let clock = ManualClock::at("2026-11-20T12:00:00Z".parse().unwrap());
+    let h = Harness::with_shared(Arc::new(clock.clone()), shared).await;
+    let w = world_on(h, clock).await;
+    let id = w.budget(0.05, "block").await;
+    let mut passed = 0;
+    while w.chat("hello there, how much is this?").await.status == StatusCode::OK {
+        w.settled(&id).await;
+        passed += 1;
+        assert!(passed < 20, "the budget never ran out");
+    }
+    assert_eq!(w.mock.requests().len(), passed);
+    let view = w.settled(&id).await;
+    assert!(
+        view["status"]["spent_usd"].as_f64().unwrap() >= 0.05,
+        "{view}"
+    );
+
+    // Redis gone: a budgeted caller is refused at once, never let through.
+    relay.cut();
+    w.clock.set("2026-12-01T00:00:01Z".parse().unwrap());
+    let started = std::time::Instant::now();
+    let refused = w.chat("is anyone there?").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("budgets"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        w.mock.requests().len(),
+        passed,
+        "nothing reached the upstream"
+    );
 }

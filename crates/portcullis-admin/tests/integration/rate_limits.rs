@@ -357,54 +357,11 @@ async fn limits_must_be_positive_whole_numbers() {
     s.mock.shutdown().await;
 }
 
-/// A TCP relay to the local Redis that can be cut, to play an outage.
-struct Cuttable {
-    addr: std::net::SocketAddr,
-    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Cuttable {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let held = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let relay = tokio::spawn(async move {
-                    if let Ok(mut redis) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
-                    }
-                });
-                held.lock().unwrap().push(relay);
-            }
-        });
-        tasks.lock().unwrap().push(accept);
-        Self { addr, tasks }
-    }
-
-    fn cut(&self) {
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_redis_outage_refuses_with_503_and_never_reaches_the_upstream() {
     use portcullis_governance::ratelimit::RateLimiter;
-    use portcullis_governance::shared::Shared;
     let relay = Cuttable::start().await;
-    let prefix = format!("pcx-test:outage:{}", portcullis_core::id::new_id());
-    let shared = match Shared::connect(&format!("redis://{}", relay.addr), &prefix).await {
-        Ok(shared) => shared,
-        Err(e) => {
-            eprintln!(
-                "SKIPPED: Redis does not answer on 127.0.0.1:6379 ({e}); run `make services`"
-            );
-            return;
-        }
-    };
+    let shared = relay.shared("pcx-test:outage").await;
     let s = setup_on(
         Harness::with_limiter(RateLimiter::redis(shared)).await,
         json!(null),

@@ -48,23 +48,40 @@ impl Harness {
 
     /// A harness whose admin API accepts bodies up to `admin_body_bytes`.
     pub async fn with_body_limit(admin_body_bytes: usize) -> Self {
-        Self::with_options(admin_body_bytes, Arc::new(SystemClock), None).await
+        Self::with_options(admin_body_bytes, Arc::new(SystemClock), None, None).await
     }
 
     /// A harness whose admin API and data plane read time from `clock`.
     pub async fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self::with_options(BODY_LIMIT, clock, None).await
+        Self::with_options(BODY_LIMIT, clock, None, None).await
     }
 
     /// A harness whose data plane counts rate limits with `limiter`.
     pub async fn with_limiter(limiter: portcullis_governance::ratelimit::RateLimiter) -> Self {
-        Self::with_options(BODY_LIMIT, Arc::new(SystemClock), Some(limiter)).await
+        Self::with_options(BODY_LIMIT, Arc::new(SystemClock), Some(limiter), None).await
+    }
+
+    /// A harness whose rate limits and budget balances live in Redis, as replicas'.
+    pub async fn with_shared(
+        clock: Arc<dyn Clock>,
+        shared: portcullis_governance::shared::Shared,
+    ) -> Self {
+        Self::with_options(
+            BODY_LIMIT,
+            clock,
+            Some(portcullis_governance::ratelimit::RateLimiter::redis(
+                shared.clone(),
+            )),
+            Some(portcullis_governance::budget::Ledger::shared(shared)),
+        )
+        .await
     }
 
     async fn with_options(
         admin_body_bytes: usize,
         clock: Arc<dyn Clock>,
         limiter: Option<portcullis_governance::ratelimit::RateLimiter>,
+        ledger: Option<portcullis_governance::budget::Ledger>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("admin.db");
@@ -87,7 +104,7 @@ impl Harness {
         let spend = Arc::new(portcullis_proxy::spend::Spend::new(
             store.clone(),
             clock.clone(),
-            portcullis_governance::budget::Ledger::local(),
+            ledger.unwrap_or_else(portcullis_governance::budget::Ledger::local),
         ));
         let relay = Arc::new(Relay {
             keys: Arc::new(KeyAuthenticator::new(store.clone(), clock.clone())),
@@ -261,4 +278,46 @@ pub async fn stored_key(
         .await
         .unwrap();
     (generated.plaintext, key.id)
+}
+
+/// A TCP relay to the local Redis that can be cut, to play an outage.
+pub struct Cuttable {
+    pub addr: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cuttable {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut redis) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
+                    }
+                });
+                held.lock().unwrap().push(relay);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Self { addr, tasks }
+    }
+
+    /// Redis through this relay, under a fresh key prefix. `make test` starts
+    /// Redis, so its absence fails the test rather than skipping it.
+    pub async fn shared(&self, prefix: &str) -> portcullis_governance::shared::Shared {
+        let prefix = format!("{prefix}:{}", portcullis_core::id::new_id());
+        portcullis_governance::shared::Shared::connect(&format!("redis://{}", self.addr), &prefix)
+            .await
+            .unwrap_or_else(|e| panic!("Redis must answer on 127.0.0.1:6379 (make services): {e}"))
+    }
+
+    pub fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
 }
