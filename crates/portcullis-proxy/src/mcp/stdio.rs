@@ -569,7 +569,7 @@ async fn read_stdout<R: AsyncBufRead + Unpin>(
                     continue;
                 };
                 if let Some(other) = session.deliver(message) {
-                    answer_server(&proxy, &session, other, limit).await;
+                    answer_server(&proxy, &session, other, limit);
                 }
             }
         }
@@ -578,7 +578,7 @@ async fn read_stdout<R: AsyncBufRead + Unpin>(
 
 /// Requests and notifications from the server. There is no client to relay them
 /// to on a shared session: `ping` is answered, other requests are refused.
-async fn answer_server(proxy: &str, session: &Session, message: Value, limit: usize) {
+fn answer_server(proxy: &str, session: &Session, message: Value, limit: usize) {
     let method = message.get("method").and_then(Value::as_str).unwrap_or("");
     match message.get("id") {
         None => {
@@ -594,7 +594,12 @@ async fn answer_server(proxy: &str, session: &Session, message: Value, limit: us
                     "the gateway does not relay server requests from stdio servers",
                 )
             };
-            let _ = session.send(&answer, limit).await;
+            // Never wait here: the reader blocked on a full stdin queue while the
+            // server blocks on a full stdout would be a deadlock.
+            let sent = frame(&answer, limit).map(|line| session.writer.try_send(line));
+            if !matches!(sent, Ok(Ok(()))) {
+                tracing::warn!(proxy = %proxy, method = %method, "stdio MCP server request not answered (queue full)");
+            }
         }
     }
 }
