@@ -148,6 +148,25 @@ async fn tools(h: &Harness, token: &str) -> Vec<Value> {
         .clone()
 }
 
+/// A key with the `mcp` scope, in a new group, made by `token`'s user.
+async fn mcp_key(h: &Harness, token: &str) -> String {
+    let group = h
+        .state
+        .store
+        .create_group("g", "", portcullis_core::Clock::now(&SystemClock))
+        .await
+        .unwrap();
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/keys",
+            Some(token),
+            Some(json!({"name": "k", "group_id": group.id, "scopes": ["mcp"]})),
+        )
+        .await;
+    created.body["key"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn inventory_rug_pull_policies_and_fail_closed() {
     let h = Harness::new().await;
@@ -184,21 +203,7 @@ async fn inventory_rug_pull_policies_and_fail_closed() {
     assert_eq!(proxy.status, StatusCode::CREATED, "{}", proxy.text);
     assert_eq!(proxy.body["kind"], "mcp");
     assert_eq!(proxy.body["mcp_auto_approve"], false);
-    let group = h
-        .state
-        .store
-        .create_group("g", "", portcullis_core::Clock::now(&SystemClock))
-        .await
-        .unwrap();
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/keys",
-            Some(&dev),
-            Some(json!({"name": "k", "group_id": group.id, "scopes": ["mcp"]})),
-        )
-        .await;
-    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key = mcp_key(&h, &dev).await;
 
     // No key: 401 with a challenge, nothing forwarded.
     let sent = post(&h, None, list()).await;
@@ -422,21 +427,7 @@ async fn stdio_servers_need_admin_and_are_supervised() {
     let changed = h.call(Method::PATCH, &path, Some(&dev), Some(echoed)).await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
 
-    let group = h
-        .state
-        .store
-        .create_group("g", "", portcullis_core::Clock::now(&SystemClock))
-        .await
-        .unwrap();
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/keys",
-            Some(&dev),
-            Some(json!({"name": "k", "group_id": group.id, "scopes": ["mcp"]})),
-        )
-        .await;
-    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key = mcp_key(&h, &dev).await;
 
     let init = json!({"jsonrpc": "2.0", "id": "i", "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
