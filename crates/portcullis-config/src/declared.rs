@@ -211,7 +211,7 @@ pub(crate) fn resolve(
             }
             let spec: ProxySpec =
                 match serde_path_to_error::deserialize(serde_json::Value::Object(p.spec.clone())) {
-                    Ok(spec) => spec,
+                    Ok(spec) => ProxySpec::normalized(spec),
                     Err(e) => {
                         errors.push(format!("proxies[{i}].{}: {}", e.path(), e.inner()));
                         return None;

@@ -4,6 +4,7 @@ pub use crate::model::ManagedBy;
 use crate::model::ProviderKind;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -42,8 +43,21 @@ pub struct ProxySpec {
     pub provider: ProviderKind,
     /// Base URL of the provider, without `/v1` (`https://api.openai.com`); for an
     /// MCP proxy, the server's whole Streamable HTTP endpoint
-    /// (`http://127.0.0.1:8000/mcp`).
+    /// (`http://127.0.0.1:8000/mcp`). An MCP proxy with an `upstream_command`
+    /// leaves it empty or sets it to `stdio:`.
+    #[serde(default)]
     pub upstream_url: String,
+    /// MCP proxies only: the program of a stdio MCP server the gateway starts and
+    /// supervises (instead of `upstream_url`). Setting it needs the admin role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_command: Option<String>,
+    /// Arguments of `upstream_command`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_args: Vec<String>,
+    /// Environment of `upstream_command` (it does not inherit the gateway's,
+    /// apart from `PATH`, `HOME`, `LANG` and `TMPDIR`). Values are never logged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upstream_env: BTreeMap<String, String>,
     /// Provider credential injected upstream; none for upstreams without auth.
     #[serde(default)]
     pub credential_id: Option<String>,
@@ -96,7 +110,23 @@ fn default_body() -> u64 {
     DEFAULT_MAX_BODY_BYTES
 }
 
+/// `upstream_url` of an MCP proxy whose server is a stdio process.
+pub const STDIO_URL: &str = "stdio:";
+
 impl ProxySpec {
+    /// The spec as stored: a command-bearing proxy's URL reads `stdio:`.
+    pub fn normalized(mut self) -> Self {
+        if self.upstream_command.is_some() && self.upstream_url.is_empty() {
+            self.upstream_url = STDIO_URL.into();
+        }
+        self
+    }
+
+    /// Fields whose change runs a different program on the gateway host.
+    pub fn runs_command(&self) -> bool {
+        self.upstream_command.is_some()
+    }
+
     /// Every problem with the spec, each naming its field.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -112,14 +142,64 @@ impl ProxySpec {
             );
         }
         let url = self.upstream_url.as_str();
-        if !(url.starts_with("http://") || url.starts_with("https://"))
-            || url.len() < 10
-            || url.contains(char::is_whitespace)
-        {
-            out.push("upstream_url: must be an http:// or https:// URL".into());
+        if let Some(command) = &self.upstream_command {
+            if self.kind != ProxyKind::Mcp {
+                out.push("upstream_command: only MCP proxies run stdio servers".into());
+            }
+            if command.trim().is_empty() || command.len() > 4096 || command.contains('\0') {
+                out.push("upstream_command: must name a program (1-4096 characters)".into());
+            }
+            if !(url.is_empty() || url == STDIO_URL) {
+                out.push("upstream_url: must be empty or `stdio:` with upstream_command".into());
+            }
+            if self.credential_id.is_some() {
+                out.push(
+                    "credential_id: stdio servers take no credential; use upstream_env".into(),
+                );
+            }
+        } else {
+            if !self.upstream_args.is_empty() {
+                out.push("upstream_args: only with upstream_command".into());
+            }
+            if !self.upstream_env.is_empty() {
+                out.push("upstream_env: only with upstream_command".into());
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() < 10
+                || url.contains(char::is_whitespace)
+            {
+                out.push("upstream_url: must be an http:// or https:// URL".into());
+            }
+            if url.contains('?') || url.contains('#') {
+                out.push("upstream_url: must not contain a query or fragment".into());
+            }
         }
-        if url.contains('?') || url.contains('#') {
-            out.push("upstream_url: must not contain a query or fragment".into());
+        if self.upstream_args.len() > 256
+            || self
+                .upstream_args
+                .iter()
+                .any(|a| a.len() > 4096 || a.contains('\0'))
+        {
+            out.push("upstream_args: at most 256 arguments of at most 4096 characters".into());
+        }
+        let env_name_ok = |k: &str| {
+            !k.is_empty()
+                && k.len() <= 256
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        if self.upstream_env.len() > 256 || !self.upstream_env.keys().all(|k| env_name_ok(k)) {
+            out.push(
+                "upstream_env: at most 256 names of letters, digits and _ (not starting with a digit)"
+                    .into(),
+            );
+        }
+        if self
+            .upstream_env
+            .values()
+            .any(|v| v.len() > 65_536 || v.contains('\0'))
+        {
+            out.push("upstream_env: values must be under 64 KiB, without NUL".into());
         }
         if self.mcp_auto_approve && self.kind != ProxyKind::Mcp {
             out.push("mcp_auto_approve: only MCP proxies have a tool inventory".into());

@@ -162,6 +162,26 @@ impl DataPlane {
     }
 
     pub fn status(&self, proxy: &Proxy) -> ProxyStatus {
+        let status = self.stored_status(proxy);
+        // A running stdio MCP proxy is as well as its server process.
+        let trouble = self
+            .lookup(&proxy.spec.name)
+            .and_then(|r| r.stdio.as_ref().and_then(|s| s.trouble()));
+        match (status.state, trouble) {
+            (ProxyState::Running, Some((down, reason))) => ProxyStatus {
+                state: if down {
+                    ProxyState::Error
+                } else {
+                    ProxyState::Running
+                },
+                reason: Some(reason),
+                ..status
+            },
+            _ => status,
+        }
+    }
+
+    fn stored_status(&self, proxy: &Proxy) -> ProxyStatus {
         self.statuses
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -268,12 +288,21 @@ impl DataPlane {
             }
         };
         let policies = resolve_policies(self.store.as_ref(), &proxy.spec.policies).await?;
-        let runtime = Arc::new(ProxyRuntime::build(
-            proxy,
-            credential.as_ref(),
-            &self.metrics,
-            &policies,
-        )?);
+        let mut runtime =
+            ProxyRuntime::build(proxy, credential.as_ref(), &self.metrics, &policies)?;
+        if let Some(command) = &proxy.spec.upstream_command {
+            runtime.stdio = Some(crate::mcp::stdio::StdioServer::start(
+                crate::mcp::stdio::StdioConfig {
+                    proxy: runtime.name.clone(),
+                    command: command.clone(),
+                    args: proxy.spec.upstream_args.clone(),
+                    env: proxy.spec.upstream_env.clone(),
+                    request_timeout: runtime.first_byte_timeout,
+                    max_message_bytes: runtime.max_body_bytes,
+                },
+            ));
+        }
+        let runtime = Arc::new(runtime);
         let listener = match proxy.spec.listen_port {
             None => None,
             Some(port) => {
@@ -311,6 +340,11 @@ impl DataPlane {
     /// accepting, and in-flight exchanges get the drain timeout to finish.
     pub async fn stop(&self, proxy: &Proxy) -> ProxyStatus {
         let mut running = self.running.lock().await;
+        let stdio = self
+            .routes
+            .load()
+            .get(&proxy.spec.name)
+            .and_then(|r| r.stdio.clone());
         self.routes.rcu(|routes| {
             let mut next = HashMap::clone(routes);
             next.remove(&proxy.spec.name);
@@ -329,6 +363,10 @@ impl DataPlane {
             {
                 task.abort();
             }
+        }
+        if let Some(server) = stdio {
+            // Not left to the last request holding the runtime: the process goes now.
+            server.stop().await;
         }
         tracing::info!(proxy = %proxy.spec.name, "proxy stopped");
         self.set_status(proxy, ProxyState::Stopped, None, None)

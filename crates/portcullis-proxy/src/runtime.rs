@@ -33,8 +33,11 @@ pub struct ProxyRuntime {
     pub mcp_uri: Option<Uri>,
     /// MCP proxies: new tools are approved at once.
     pub mcp_auto_approve: bool,
-    /// Upstream URI per endpoint, without query.
-    uris: [(Endpoint, Uri); 6],
+    /// MCP proxies with an `upstream_command`: the supervised stdio server
+    /// (attached at start by the data plane; `mcp_uri` is then `None`).
+    pub stdio: Option<Arc<crate::mcp::stdio::StdioServer>>,
+    /// Upstream URI per endpoint, without query (LLM proxies).
+    uris: Vec<(Endpoint, Uri)>,
     base: String,
     /// The provider credential as the provider wants it; marked sensitive so it
     /// never appears in debug output.
@@ -78,14 +81,13 @@ impl ProxyRuntime {
             }
             Ok((endpoint, uri))
         };
-        let uris = [
-            uri_for(Endpoint::ALL[0])?,
-            uri_for(Endpoint::ALL[1])?,
-            uri_for(Endpoint::ALL[2])?,
-            uri_for(Endpoint::ALL[3])?,
-            uri_for(Endpoint::ALL[4])?,
-            uri_for(Endpoint::ALL[5])?,
-        ];
+        let uris = match spec.kind {
+            ProxyKind::Llm => Endpoint::ALL
+                .iter()
+                .map(|e| uri_for(*e))
+                .collect::<Result<Vec<_>, _>>()?,
+            ProxyKind::Mcp => Vec::new(),
+        };
         let credential_header = match credential {
             None => None,
             Some(secret) => {
@@ -112,6 +114,7 @@ impl ProxyRuntime {
         };
         let mcp_uri = match spec.kind {
             ProxyKind::Llm => None,
+            ProxyKind::Mcp if spec.upstream_command.is_some() => None,
             ProxyKind::Mcp => {
                 let uri: Uri = spec
                     .upstream_url
@@ -130,6 +133,7 @@ impl ProxyRuntime {
             kind: spec.kind,
             auth_mode: spec.auth_mode,
             mcp_uri,
+            stdio: None,
             mcp_auto_approve: spec.mcp_auto_approve,
             uris,
             base,

@@ -273,6 +273,9 @@ pub(crate) struct ProxyRow {
     max_body_bytes: i64,
     policies: String,
     mcp_auto_approve: bool,
+    upstream_command: Option<String>,
+    upstream_args: String,
+    upstream_env: String,
     managed_by: String,
     created_at: i64,
     updated_at: i64,
@@ -301,6 +304,11 @@ impl TryFrom<ProxyRow> for Proxy {
             policies: serde_json::from_str(&r.policies)
                 .map_err(|_| StoreError::Corrupt(format!("proxy {id}: policies")))?,
             mcp_auto_approve: r.mcp_auto_approve,
+            upstream_command: r.upstream_command,
+            upstream_args: serde_json::from_str(&r.upstream_args)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: upstream_args")))?,
+            upstream_env: serde_json::from_str(&r.upstream_env)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: upstream_env")))?,
         };
         Ok(Proxy {
             id: r.id,

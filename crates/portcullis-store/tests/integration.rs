@@ -1194,6 +1194,24 @@ async fn mcp_tool_inventory() {
             .unwrap();
         assert_eq!(proxy.spec.kind, portcullis_core::proxy::ProxyKind::Mcp);
         assert!(proxy.spec.mcp_auto_approve);
+        assert_eq!(proxy.spec.upstream_command, None);
+
+        // A stdio server's command, arguments and environment round-trip.
+        let mut stdio = spec("local", None);
+        stdio.kind = portcullis_core::proxy::ProxyKind::Mcp;
+        stdio.upstream_url = "stdio:".into();
+        stdio.upstream_command = Some("python3".into());
+        stdio.upstream_args = vec!["server.py".into(), "--flag".into()];
+        stdio.upstream_env = [("TOKEN".to_owned(), "v".to_owned())].into();
+        let local = s.create_proxy(&stdio, ManagedBy::Api, t(0)).await.unwrap();
+        assert_eq!(local.spec, stdio);
+        stdio.upstream_args.clear();
+        let updated = s
+            .update_proxy(&local.id, &stdio, t(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.spec, stdio);
         let tool = McpTool {
             id: portcullis_core::id::new_id(),
             proxy_id: proxy.id.clone(),

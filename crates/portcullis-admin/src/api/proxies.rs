@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::proxy::{ManagedBy, Proxy, ProxySpec, ProxyStatus};
+use portcullis_core::role::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -18,9 +19,33 @@ pub struct ProxyView {
     pub status: ProxyStatus,
 }
 
-fn view(state: &AppState, proxy: Proxy) -> ProxyView {
+fn view(state: &AppState, mut proxy: Proxy) -> ProxyView {
     let status = state.data_plane.status(&proxy);
+    // Environment values of stdio servers may be secrets: write-only.
+    for value in proxy.spec.upstream_env.values_mut() {
+        *value = REDACTED.into();
+    }
     ProxyView { proxy, status }
+}
+
+/// What the API shows instead of an `upstream_env` value.
+const REDACTED: &str = "<redacted>";
+
+/// Running a program on the gateway host is an admin power: setting or changing
+/// a stdio server's command, arguments or environment needs the admin role.
+fn may_run(caller: &Caller, before: Option<&ProxySpec>, after: &ProxySpec) -> ApiResult<()> {
+    let same = before.is_some_and(|b| {
+        b.upstream_command == after.upstream_command
+            && b.upstream_args == after.upstream_args
+            && b.upstream_env == after.upstream_env
+    });
+    let touches = after.runs_command() || before.is_some_and(ProxySpec::runs_command);
+    if touches && !same && caller.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "upstream_command: only admins may set or change the program a proxy runs",
+        ));
+    }
+    Ok(())
 }
 
 async fn load(state: &AppState, id: &str) -> ApiResult<Proxy> {
@@ -80,12 +105,14 @@ pub async fn create(
     caller: Caller,
     ApiJson(spec): ApiJson<ProxySpec>,
 ) -> ApiResult<(StatusCode, Json<ProxyView>)> {
+    may_run(&caller, None, &spec)?;
+    let spec = spec.normalized();
     check(&state, &spec).await?;
     let proxy = state
         .store
         .create_proxy(&spec, ManagedBy::Api, state.clock.now())
         .await?;
-    state.audit(caller.draft("proxy.create", format!("proxy:{}", proxy.spec.name)).details(json!({"id": proxy.id, "kind": proxy.spec.kind, "upstream_url": proxy.spec.upstream_url, "provider": proxy.spec.provider}))).await;
+    state.audit(caller.draft("proxy.create", format!("proxy:{}", proxy.spec.name)).details(json!({"id": proxy.id, "kind": proxy.spec.kind, "upstream_url": proxy.spec.upstream_url, "upstream_command": proxy.spec.upstream_command, "upstream_args": proxy.spec.upstream_args, "upstream_env": proxy.spec.upstream_env.keys().collect::<Vec<_>>(), "provider": proxy.spec.provider}))).await;
     if proxy.spec.auto_start {
         // A failure to start is visible in the status; the definition stands.
         let _ = state.data_plane.start(&proxy).await;
@@ -120,8 +147,23 @@ pub async fn update(
             fields.insert(k.clone(), v.clone());
         }
     }
-    let spec: ProxySpec = serde_path_to_error::deserialize(merged)
+    let mut spec: ProxySpec = serde_path_to_error::deserialize(merged)
         .map_err(|e| ApiError::bad_request(format!("{}: {}", e.path(), e.inner())))?;
+    // A value shown redacted and sent back keeps the stored one.
+    for (name, value) in spec.upstream_env.iter_mut() {
+        if value == REDACTED {
+            *value = current
+                .spec
+                .upstream_env
+                .get(name)
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("upstream_env.{name}: give the value"))
+                })?;
+        }
+    }
+    may_run(&caller, Some(&current.spec), &spec)?;
+    let spec = spec.normalized();
     check(&state, &spec).await?;
     let changed = json!({"changed": patch.keys().collect::<Vec<_>>()});
     let proxy = replace_spec(&state, &caller, &current, spec, "proxy.update", changed).await?;

@@ -148,6 +148,25 @@ async fn tools(h: &Harness, token: &str) -> Vec<Value> {
         .clone()
 }
 
+/// A key with the `mcp` scope, in a new group, made by `token`'s user.
+async fn mcp_key(h: &Harness, token: &str) -> String {
+    let group = h
+        .state
+        .store
+        .create_group("g", "", portcullis_core::Clock::now(&SystemClock))
+        .await
+        .unwrap();
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/keys",
+            Some(token),
+            Some(json!({"name": "k", "group_id": group.id, "scopes": ["mcp"]})),
+        )
+        .await;
+    created.body["key"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn inventory_rug_pull_policies_and_fail_closed() {
     let h = Harness::new().await;
@@ -184,21 +203,7 @@ async fn inventory_rug_pull_policies_and_fail_closed() {
     assert_eq!(proxy.status, StatusCode::CREATED, "{}", proxy.text);
     assert_eq!(proxy.body["kind"], "mcp");
     assert_eq!(proxy.body["mcp_auto_approve"], false);
-    let group = h
-        .state
-        .store
-        .create_group("g", "", portcullis_core::Clock::now(&SystemClock))
-        .await
-        .unwrap();
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/keys",
-            Some(&dev),
-            Some(json!({"name": "k", "group_id": group.id, "scopes": ["mcp"]})),
-        )
-        .await;
-    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key = mcp_key(&h, &dev).await;
 
     // No key: 401 with a challenge, nothing forwarded.
     let sent = post(&h, None, list()).await;
@@ -350,4 +355,124 @@ async fn inventory_rug_pull_policies_and_fail_closed() {
     assert_eq!(refused["error"]["code"], -32002, "{refused}");
     let refused = response_of(&post(&h, Some(&key), list()).await);
     assert_eq!(refused["error"]["code"], -32002, "{refused}");
+}
+
+/// A stdio MCP server in a few lines of Python: answers initialize, lists one
+/// tool, and exits (code 1) when that tool is called with `crash`.
+const STDIO_SERVER: &str = r#"
+import json, os, sys
+print("stdio server up", file=sys.stderr, flush=True)
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m["method"] == "initialize":
+        r = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "py", "version": "1"}}
+    elif m["method"] == "tools/list":
+        r = {"tools": [{"name": "echo", "description": "Echoes.", "inputSchema": {"type": "object"}}]}
+    elif m["params"]["arguments"].get("crash"):
+        os._exit(1)
+    else:
+        r = {"content": [{"type": "text", "text": "echo " + os.environ.get("GREETING", "?")}]}
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}), flush=True)
+"#;
+
+#[tokio::test]
+async fn stdio_servers_need_admin_and_are_supervised() {
+    let h = Harness::new().await;
+    let (_, dev) = h.user("dev", Role::Developer).await;
+    let (_, admin) = h.user("root", Role::Admin).await;
+    let spec = json!({"name": "tools", "kind": "mcp", "upstream_command": "python3",
+        "upstream_args": ["-c", STDIO_SERVER], "upstream_env": {"GREETING": "hello-secret"},
+        "auto_start": true, "mcp_auto_approve": true, "first_byte_timeout_ms": 5000});
+
+    // Running a program on the gateway host is an admin power.
+    let refused = h
+        .call(
+            Method::POST,
+            "/api/v1/proxies",
+            Some(&dev),
+            Some(spec.clone()),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert!(
+        refused.text.contains("upstream_command"),
+        "{}",
+        refused.text
+    );
+    let mut llm = spec.clone();
+    llm["kind"] = json!("llm");
+    llm["upstream_url"] = json!("http://127.0.0.1:1");
+    let bad = h
+        .call(Method::POST, "/api/v1/proxies", Some(&admin), Some(llm))
+        .await;
+    assert!(bad.status.is_client_error(), "{}", bad.text);
+    assert!(bad.text.contains("upstream_command"), "{}", bad.text);
+    assert!(bad.text.contains("upstream_url"), "{}", bad.text);
+
+    let proxy = h
+        .call(Method::POST, "/api/v1/proxies", Some(&admin), Some(spec))
+        .await;
+    assert_eq!(proxy.status, StatusCode::CREATED, "{}", proxy.text);
+    assert_eq!(proxy.body["upstream_url"], "stdio:");
+    assert_eq!(proxy.body["upstream_env"]["GREETING"], "<redacted>");
+    assert!(!proxy.text.contains("hello-secret"));
+    let path = format!("/api/v1/proxies/{}", proxy.body["id"].as_str().unwrap());
+    // A developer may not change what runs, but may change the rest.
+    let patch = json!({"upstream_args": ["-c", "print(1)"]});
+    let changed = h.call(Method::PATCH, &path, Some(&dev), Some(patch)).await;
+    assert_eq!(changed.status, StatusCode::FORBIDDEN, "{}", changed.text);
+    let echoed = json!({"upstream_env": proxy.body["upstream_env"], "idle_timeout_ms": 30000});
+    let changed = h.call(Method::PATCH, &path, Some(&dev), Some(echoed)).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+
+    let key = mcp_key(&h, &dev).await;
+
+    let init = json!({"jsonrpc": "2.0", "id": "i", "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let sent = response_of(&post(&h, Some(&key), init).await);
+    assert_eq!(sent["id"], "i", "{sent}");
+    assert_eq!(sent["result"]["serverInfo"]["name"], "py");
+    assert_eq!(names(&post(&h, Some(&key), list()).await), ["echo"]);
+    let answer = response_of(&post(&h, Some(&key), call("echo")).await);
+    assert_eq!(answer["id"], 8);
+    assert_eq!(answer["result"]["content"][0]["text"], "echo hello-secret");
+
+    // A crash: an error at once, the proxy shows why, and a restart serves again.
+    let crash = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "echo", "arguments": {"crash": true}}});
+    let started = std::time::Instant::now();
+    let sent = post(&h, Some(&key), crash).await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let failed = response_of(&sent);
+    assert_eq!(failed["error"]["code"], -32003, "{failed}");
+    assert_eq!(failed["id"], 9);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let mut served = false;
+    let mut saw_down = false;
+    for _ in 0..100 {
+        let status = h.call(Method::GET, &path, Some(&dev), None).await;
+        saw_down |= status.body["status"]["state"] == "error"
+            && status.body["status"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("stdio server down"));
+        let answer = response_of(&post(&h, Some(&key), call("echo")).await);
+        if answer["result"]["content"][0]["text"] == "echo hello-secret" {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "the server was not restarted");
+    assert!(saw_down, "the status never showed the server down");
+
+    // Stopping the proxy stops the process: calls fail, nothing hangs.
+    let stopped = h
+        .call(Method::POST, &format!("{path}/stop"), Some(&dev), None)
+        .await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
+    assert_eq!(
+        post(&h, Some(&key), list()).await.status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -21,6 +21,7 @@
 
 pub mod call;
 pub mod inventory;
+pub mod stdio;
 mod stream;
 
 use crate::events::EventSink;
@@ -248,6 +249,12 @@ impl McpRelay {
             }
             Kind::Notification { .. } | Kind::Response { .. } => None,
         };
+        if let Some(server) = proxy.stdio.clone() {
+            call.overhead = started.elapsed();
+            return self
+                .post_stdio(&proxy, &server, message, expected, call)
+                .await;
+        }
         let id = expected.as_ref().map_or(Value::Null, |e| e.id.clone());
 
         let upstream = build_upstream(&proxy, Method::POST, &parts.headers, body);
@@ -338,6 +345,54 @@ impl McpRelay {
         }
     }
 
+    /// A checked client message for a stdio server. Failures of the server are
+    /// JSON-RPC errors with HTTP 200: they belong to one request, and the
+    /// client's session with the gateway stays usable.
+    async fn post_stdio(
+        &self,
+        proxy: &ProxyRuntime,
+        server: &stdio::StdioServer,
+        message: Value,
+        expected: Option<Expected>,
+        mut call: McpCall,
+    ) -> Response<Body> {
+        let Some(expected) = expected else {
+            server.notify(message).await;
+            call.discard();
+            let mut accepted = Response::new(Body::empty());
+            *accepted.status_mut() = StatusCode::ACCEPTED;
+            return accepted;
+        };
+        let answer = if message.get("method").and_then(Value::as_str) == Some("initialize") {
+            server.initialize(expected.id.clone()).await
+        } else {
+            server.call(message).await
+        };
+        let mut answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                let why = e.to_string();
+                call.finish(200, Decision::Error, Some(&why));
+                return json_response(
+                    StatusCode::OK,
+                    &jsonrpc::error(expected.id, jsonrpc::UPSTREAM_ERROR, &why),
+                );
+            }
+        };
+        let processed = Instant::now();
+        let outcome = self.apply(proxy, &expected, &mut answer, &mut call).await;
+        call.overhead += processed.elapsed();
+        let out = answer.to_string();
+        call.response_bytes = out.len() as u64;
+        finish_call(&mut call, outcome);
+        let mut response = Response::new(Body::from(out));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
     /// GET (the server-to-client stream) and DELETE (end of session).
     async fn relay_other(
         self: &Arc<Self>,
@@ -348,6 +403,19 @@ impl McpRelay {
             return http_error(r.status, Value::Null, r.code, &r.message);
         }
         let method = req.method().clone();
+        if proxy.stdio.is_some() {
+            // One shared session towards the process: no server-to-client
+            // stream, no client session to end.
+            let mut r = http_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "this MCP proxy's server runs over stdio: use POST",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
         let upstream = build_upstream(&proxy, method.clone(), req.headers(), Bytes::new());
         let response = match send(&proxy, upstream).await {
             Ok(r) => r,
