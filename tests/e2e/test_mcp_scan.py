@@ -3,15 +3,13 @@ a deliberately vulnerable one (every planted issue reported) and a clean one
 (nothing above low), over Streamable HTTP and stdio."""
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN, clean_env, free_port
+from conftest import BIN, clean_env, free_port, wait_for_port
 
 SERVERS = Path(__file__).parent / "mcp_servers"
 SERVER = SERVERS / "scan_server.py"
@@ -22,7 +20,7 @@ TOKEN = "s3cret-scan-token-0042"
 
 
 class ScanServer:
-    def __init__(self, tmp_path, kind, token=None):
+    def __init__(self, tmp_path, kind, token=None, json_response=False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.log_path = tmp_path / f"scan-{kind}-{self.port}.log"
@@ -30,16 +28,10 @@ class ScanServer:
         args = [sys.executable, str(SERVER), "--kind", kind, "--port", str(self.port)]
         if token:
             args += ["--token", token]
+        if json_response:
+            args.append("--json-response")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("scan test server did not start")
+        wait_for_port(self.proc, self.port, self.log_path)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -161,6 +153,85 @@ def test_unreachable_and_bad_targets():
     assert out.returncode == 2 and "http://" in out.stderr
     out = scan("http://127.0.0.1:1/mcp", "-H", "no colon here")
     assert out.returncode == 2 and "Name: value" in out.stderr
+
+
+def test_json_answers(tmp_path):
+    # The same vulnerable server answering with application/json instead of SSE.
+    server = ScanServer(tmp_path, "vulnerable", json_response=True)
+    try:
+        out = scan(server.url, "--json")
+        assert out.returncode == 1, out.stderr
+        report = json.loads(out.stdout)
+        assert not set(PLANTED) - pairs(report)
+    finally:
+        server.stop()
+
+
+class RawServer:
+    """A hand-written Streamable HTTP server: answers initialize with an older
+    version, then refuses requests without that version and its session id, and
+    returns the same `nextCursor` forever."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def reply(self, status, body=None, headers=()):
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                msg = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                seen.append((msg.get("method"), self.headers.get("mcp-protocol-version"), self.headers.get("mcp-session-id")))
+                if msg.get("method") == "initialize":
+                    result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                              "serverInfo": {"name": "raw", "version": "0"}}
+                    return self.reply(200, {"jsonrpc": "2.0", "id": msg["id"], "result": result},
+                                      [("mcp-session-id", "sess-1")])
+                if "id" not in msg:
+                    return self.reply(202)
+                if self.headers.get("mcp-protocol-version") != "2025-06-18" or self.headers.get("mcp-session-id") != "sess-1":
+                    return self.reply(400, {"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32600, "message": "bad headers"}})
+                tool = {"name": "add", "description": "Adds.", "inputSchema": {"type": "object"}}
+                return self.reply(200, {"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": [tool], "nextCursor": "again"}})
+
+            def do_DELETE(self):
+                seen.append(("DELETE", None, self.headers.get("mcp-session-id")))
+                self.reply(200)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/mcp"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_older_version_session_and_repeated_cursor():
+    raw = RawServer()
+    try:
+        out = scan(raw.url, "--json", "--fail-on", "critical")
+        assert out.returncode == 0, out.stdout + out.stderr
+        report = json.loads(out.stdout)
+        assert report["server"]["protocol_version"] == "2025-06-18"
+        assert report["counts"]["tools"] == 2  # two pages, then the cursor repeated
+        assert any("repeated a cursor" in w for w in report["warnings"])
+        assert ("duplicate-tool", "tool:add") in pairs(report)  # the same tool on both pages
+        methods = [m for m, _, _ in raw.seen]
+        assert methods == ["initialize", "notifications/initialized", "tools/list", "tools/list", "DELETE"]
+        assert all(v == "2025-06-18" and s == "sess-1" for m, v, s in raw.seen[1:4])
+        assert raw.seen[-1][2] == "sess-1"
+    finally:
+        raw.httpd.shutdown()
 
 
 def test_not_mcp_answer_is_a_protocol_error(tmp_path):

@@ -1,7 +1,7 @@
 """MCP servers for `portcullis mcp scan` (official Python SDK, FastMCP): one
 deliberately vulnerable, one clean, over Streamable HTTP or stdio.
 
-    python scan_server.py --kind vulnerable|clean [--port 8123] [--token T] [--stdio]
+    python scan_server.py --kind vulnerable|clean [--port 8123] [--token T] [--stdio] [--json-response]
 
 The vulnerable server lists its tools from raw definitions (so it can plant a
 duplicate name and hand-written schemas), three per page with `nextCursor`.
@@ -82,8 +82,8 @@ PLANTED = [
 PAGE = 3
 
 
-def vulnerable():
-    server = FastMCP("scan-vulnerable")
+def vulnerable(json_response=False):
+    server = FastMCP("scan-vulnerable", json_response=json_response)
     tools = [types.Tool.model_validate(t) for t in VULNERABLE_TOOLS]
 
     async def list_tools(req: types.ListToolsRequest):
@@ -111,8 +111,8 @@ def vulnerable():
     return server
 
 
-def clean():
-    server = FastMCP("scan-clean")
+def clean(json_response=False):
+    server = FastMCP("scan-clean", json_response=json_response)
     read_only = types.ToolAnnotations(readOnlyHint=True)
 
     def add(a: int, b: int) -> int:
@@ -157,8 +157,10 @@ def main():
     parser.add_argument("--port", type=int)
     parser.add_argument("--token")
     parser.add_argument("--stdio", action="store_true")
+    parser.add_argument("--json-response", action="store_true", help="JSON answers instead of SSE")
     args = parser.parse_args()
-    server = vulnerable() if args.kind == "vulnerable" else clean()
+    build = vulnerable if args.kind == "vulnerable" else clean
+    server = build(json_response=args.json_response)
     server.settings.log_level = "WARNING"
     if args.stdio:
         server.run(transport="stdio")

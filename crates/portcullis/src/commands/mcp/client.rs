@@ -231,9 +231,13 @@ impl HttpTransport {
 /// The response with this id in a JSON text (an object, or an array of messages).
 fn response_in(text: &str, id: i64) -> Option<Value> {
     let value: Value = serde_json::from_str(text.trim()).ok()?;
-    let is_it = |m: &Value| {
-        m.get("id").and_then(Value::as_i64) == Some(id)
-            && (m.get("result").is_some() || m.get("error").is_some())
+    // An error with a null id answers a request the server could not read.
+    let is_it = |m: &Value| match m.get("id") {
+        Some(Value::Null) => m.get("error").is_some(),
+        Some(v) => {
+            v.as_i64() == Some(id) && (m.get("result").is_some() || m.get("error").is_some())
+        }
+        None => false,
     };
     match value {
         Value::Array(items) => items.into_iter().find(is_it),
@@ -492,5 +496,7 @@ mod tests {
         )
         .is_some());
         assert!(response_in("not json", 3).is_none());
+        assert!(response_in(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700}}"#, 3).is_some());
+        assert!(response_in(r#"{"jsonrpc":"2.0","id":null,"result":{}}"#, 3).is_none());
     }
 }

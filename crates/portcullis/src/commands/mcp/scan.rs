@@ -115,31 +115,14 @@ pub async fn enumerate(session: &mut Session, bounds: Bounds) -> Result<Inventor
         )
         .await?;
     }
-    if caps.get("resources").is_some() {
-        match list(
-            session,
-            "resources/list",
-            "resources",
-            bounds.max_pages,
-            &mut inv.warnings,
-        )
-        .await
-        {
-            Ok(r) => inv.resources = r,
-            Err(e) => inv.warnings.push(format!("{e:#}")),
+    // Resources and prompts are optional: a failure is a warning, the scan goes on.
+    for (method, field) in [("resources/list", "resources"), ("prompts/list", "prompts")] {
+        if caps.get(field).is_none() {
+            continue;
         }
-    }
-    if caps.get("prompts").is_some() {
-        match list(
-            session,
-            "prompts/list",
-            "prompts",
-            bounds.max_pages,
-            &mut inv.warnings,
-        )
-        .await
-        {
-            Ok(p) => inv.prompts = p,
+        match list(session, method, field, bounds.max_pages, &mut inv.warnings).await {
+            Ok(items) if field == "resources" => inv.resources = items,
+            Ok(items) => inv.prompts = items,
             Err(e) => inv.warnings.push(format!("{e:#}")),
         }
     }
@@ -427,13 +410,7 @@ pub fn findings_for(target: &Target, inv: &Inventory, engines: &Engines) -> Vec<
     for prompt in &inv.prompts {
         let name = prompt.get("name").and_then(Value::as_str).unwrap_or("?");
         let target = format!("prompt:{}", clip(name, 100));
-        let mut text = String::new();
-        for field in ["title", "description"] {
-            if let Some(s) = prompt.get(field).and_then(Value::as_str) {
-                text.push_str(s);
-                text.push('\n');
-            }
-        }
+        let mut text = fields_text(prompt, &["title", "description"]);
         if let Some(args) = prompt.get("arguments") {
             text.push_str(&portcullis_protocol::mcp::tools::strings_of(args));
         }
@@ -450,17 +427,10 @@ pub fn findings_for(target: &Target, inv: &Inventory, engines: &Engines) -> Vec<
     for resource in &inv.resources {
         let uri = resource.get("uri").and_then(Value::as_str).unwrap_or("?");
         let target = format!("resource:{}", clip(uri, 200));
-        let mut text = String::new();
-        for field in ["name", "title", "description"] {
-            if let Some(s) = resource.get(field).and_then(Value::as_str) {
-                text.push_str(s);
-                text.push('\n');
-            }
-        }
         policy_findings(
             &engines.descriptions,
             Location::ToolDescription,
-            &text,
+            &fields_text(resource, &["name", "title", "description"]),
             "poisoned-description",
             &target,
             "the resource's description",
@@ -490,6 +460,18 @@ pub fn findings_for(target: &Target, inv: &Inventory, engines: &Engines) -> Vec<
     }
     sort(&mut out);
     out
+}
+
+/// These string fields of an object, one per line.
+fn fields_text(value: &Value, fields: &[&str]) -> String {
+    let mut text = String::new();
+    for field in fields {
+        if let Some(s) = value.get(*field).and_then(Value::as_str) {
+            text.push_str(s);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// Most severe first, then by id and target.
@@ -522,16 +504,20 @@ mod tests {
             .collect()
     }
 
+    fn http(scheme: &str, host: &str, credentials: bool, open: bool) -> Target {
+        Target::Http {
+            scheme: scheme.into(),
+            host: host.into(),
+            credentials,
+            open,
+        }
+    }
+
     #[test]
     fn transport_findings() {
         let engines = Engines::new().unwrap();
         let inv = inventory(json!([]));
-        let remote = Target::Http {
-            scheme: "http".into(),
-            host: "mcp.example.com".into(),
-            credentials: false,
-            open: true,
-        };
+        let remote = http("http", "mcp.example.com", false, true);
         let f = findings_for(&remote, &inv, &engines);
         assert_eq!(
             ids(&f),
@@ -541,21 +527,11 @@ mod tests {
             ]
         );
         assert!(f.iter().all(|f| f.severity == Severity::High));
-        let local = Target::Http {
-            scheme: "http".into(),
-            host: "127.0.0.1".into(),
-            credentials: false,
-            open: true,
-        };
+        let local = http("http", "127.0.0.1", false, true);
         let f = findings_for(&local, &inv, &engines);
         assert_eq!(ids(&f), [("no-auth".into(), "server".into())]);
         assert_eq!(f[0].severity, Severity::Low);
-        let tls = Target::Http {
-            scheme: "https".into(),
-            host: "mcp.example.com".into(),
-            credentials: true,
-            open: false,
-        };
+        let tls = http("https", "mcp.example.com", true, false);
         assert!(findings_for(&tls, &inv, &engines).is_empty());
         assert!(findings_for(&Target::Stdio, &inv, &engines).is_empty());
     }
