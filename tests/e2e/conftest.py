@@ -247,3 +247,16 @@ def pg_database():
     subprocess.run(["psql", PG_ADMIN_URL, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
     yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     subprocess.run(["psql", PG_ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
+
+
+def wait_for_port(proc, port, log_path, timeout=20):
+    """Waits until `proc` (a server being started) accepts connections on `port`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, Path(log_path).read_text()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start")

@@ -47,6 +47,9 @@ pub enum Command {
     /// Detection policies: list, check a text, test packs, scan JSON lines.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// MCP tools: scan a server for vulnerabilities.
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Print the version.
     Version,
 }
@@ -158,4 +161,51 @@ pub enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         new_key_file: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Connect to an MCP server as a client, list its tools, resources and prompts,
+    /// and report security findings.
+    #[command(
+        long_about = "Connect to an MCP server as a client, list its tools, resources and \
+prompts, and report security findings: no authentication, plain HTTP to a non-loopback host, \
+poisoned descriptions, dangerous capabilities without annotations, overly permissive schemas, \
+tool name collisions and shadowing, secrets or injections in resources.\n\n\
+Targets: a Streamable HTTP URL (`portcullis mcp scan http://host/mcp`) or a stdio server \
+command after `--` (`portcullis mcp scan -- npx -y some-server`).\n\n\
+Exit codes: 0 no finding at or above --fail-on, 1 at least one, 2 connection or protocol error."
+    )]
+    Scan(McpScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpScanArgs {
+    /// Streamable HTTP endpoint of the server, e.g. http://127.0.0.1:8000/mcp.
+    #[arg(value_name = "URL", required_unless_present = "command")]
+    pub url: Option<String>,
+    /// A stdio server to start: the command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND", conflicts_with = "url")]
+    pub command: Vec<String>,
+    /// A header sent with every HTTP request, `Name: value` (repeatable). Values are never printed.
+    #[arg(long = "header", short = 'H', value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+    /// Largest message accepted from the server, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
+    pub max_message_bytes: usize,
+    /// Pages read per list (tools, resources, prompts).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub max_pages: usize,
+    /// Text resources read and scanned (0: none).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub max_resources: usize,
+    /// Exit 1 when a finding is at or above this severity: info, low, medium, high, critical.
+    #[arg(long, default_value = "high", value_name = "SEVERITY")]
+    pub fail_on: String,
+    /// One JSON document (server, counts, findings) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod keys;
+mod mcp;
 mod policy;
 mod serve;
 mod users;
@@ -8,9 +9,12 @@ mod users;
 use crate::bootstrap;
 use crate::cli::{Cli, Command};
 use anyhow::Result;
+use std::process::ExitCode;
 
-pub async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+/// Runs a command; most exit 0 on success, `mcp scan` chooses its own code.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let done = match cli.command {
+        Command::Mcp(cmd) => return mcp::run(cmd).await,
         Command::Version => {
             println!("portcullis {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -27,7 +31,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Users(cmd) => users::run(&cli.global, cmd).await,
         Command::Keys(cmd) => keys::run(&cli.global, cmd).await,
         Command::Policy(cmd) => policy::run(cmd),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 pub(crate) fn init_logging(config: &portcullis_config::Config) -> Result<()> {
