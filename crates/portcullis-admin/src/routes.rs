@@ -331,6 +331,48 @@ pub fn specs() -> Vec<RouteSpec> {
         ),
         route(
             Method::GET,
+            "/api/v1/a2a/agents",
+            R(RO),
+            api::a2a_agents::list,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/a2a/agents",
+            R(DEV),
+            api::a2a_agents::create,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/a2a/agents/{id}",
+            R(RO),
+            api::a2a_agents::get_one,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/a2a/agents/{id}",
+            R(DEV),
+            api::a2a_agents::delete,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/a2a/agents/{id}/refresh",
+            R(DEV),
+            api::a2a_agents::refresh,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/a2a/agents/{id}/approve",
+            R(DEV),
+            api::a2a_agents::approve,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/a2a/agents/{id}/disable",
+            R(DEV),
+            api::a2a_agents::disable,
+        ),
+        route(
+            Method::GET,
             "/api/v1/mcp/tools",
             R(RO),
             api::mcp_tools::list,

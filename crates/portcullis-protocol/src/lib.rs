@@ -2,6 +2,7 @@
 //! endpoint a request targets, what it asks for, how its stream is framed, where
 //! the usage is, and how errors look to each provider's clients.
 
+pub mod a2a;
 pub mod answer;
 pub mod content;
 pub mod endpoint;

@@ -5,6 +5,7 @@
 //! atomically swapped map, so the request path takes no lock and reads no database
 //! except for a caller key it has not seen in the last seconds.
 
+pub mod a2a;
 pub mod answer;
 pub mod body;
 pub mod error;

@@ -110,6 +110,7 @@ struct Running {
 pub struct DataPlane {
     relay: Arc<Relay>,
     mcp: Arc<crate::mcp::McpRelay>,
+    a2a: Arc<crate::a2a::A2aRelay>,
     store: DynStore,
     clock: Arc<dyn Clock>,
     master_key: Arc<MasterKey>,
@@ -137,9 +138,16 @@ impl DataPlane {
             store.clone(),
             clock.clone(),
         );
+        let a2a = crate::a2a::A2aRelay::new(
+            relay.keys.clone(),
+            relay.events.clone(),
+            store.clone(),
+            clock.clone(),
+        );
         Arc::new(Self {
             relay,
             mcp,
+            a2a,
             store,
             clock,
             master_key,
@@ -150,6 +158,11 @@ impl DataPlane {
             running: tokio::sync::Mutex::new(HashMap::new()),
             statuses: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The A2A relay (the admin API fetches agent cards through it).
+    pub fn a2a(&self) -> &Arc<crate::a2a::A2aRelay> {
+        &self.a2a
     }
 
     pub fn relay(&self) -> &Arc<Relay> {
@@ -434,8 +447,34 @@ impl DataPlane {
     pub fn gateway_router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/p/{name}/{*rest}", axum::routing::any(by_name))
+            .route("/a2a/{name}", axum::routing::post(a2a_post))
+            .route("/a2a/{name}/", axum::routing::post(a2a_post))
+            .route(
+                "/a2a/{name}/.well-known/agent-card.json",
+                axum::routing::get(a2a_card),
+            )
+            .route(
+                "/a2a/{name}/.well-known/agent.json",
+                axum::routing::get(a2a_card),
+            )
             .with_state(self.clone())
     }
+}
+
+async fn a2a_post(
+    State(dp): State<Arc<DataPlane>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    dp.a2a.post(&name, req).await
+}
+
+async fn a2a_card(
+    State(dp): State<Arc<DataPlane>>,
+    Path(name): Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
+    dp.a2a.card(&name, &headers).await
 }
 
 pub fn gateway_path(name: &str) -> String {

@@ -5,6 +5,7 @@
 //! has its own versioned migrations under `migrations/`. SQL is never assembled
 //! from values; every value is a bind parameter (`$1` works on both back ends).
 
+mod a2a;
 mod mcp;
 mod postgres;
 mod records;
@@ -12,6 +13,7 @@ mod spend;
 mod sql;
 mod sqlite;
 
+pub use a2a::{A2aAgent, A2aStore, AgentStatus};
 pub use mcp::{McpStore, McpToolFilter, ToolSighting};
 pub use postgres::PgStore;
 pub use spend::{BudgetPatch, NewBudget, SpendStore, UsageDim, UsageQuery, UsageRow};
@@ -239,7 +241,7 @@ pub struct AlertChange {
 }
 
 #[async_trait]
-pub trait Store: SpendStore + McpStore + Send + Sync + 'static {
+pub trait Store: SpendStore + McpStore + A2aStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;

@@ -1,5 +1,6 @@
 //! PostgreSQL, for several replicas sharing one state.
 
+use crate::a2a::{a2a_agent_cols, impl_a2a_store};
 use crate::mcp::{impl_mcp_store, mcp_tool_cols};
 use crate::records::*;
 use crate::spend::{budget_cols, impl_spend_store};
@@ -87,4 +88,5 @@ impl PgStore {
 
 impl_store!(PgStore, sqlx::Postgres, crate::Backend::Postgres);
 impl_spend_store!(PgStore, sqlx::Postgres);
+impl_a2a_store!(PgStore);
 impl_mcp_store!(PgStore, sqlx::Postgres);

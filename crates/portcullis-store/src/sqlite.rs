@@ -1,5 +1,6 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+use crate::a2a::{a2a_agent_cols, impl_a2a_store};
 use crate::mcp::{impl_mcp_store, mcp_tool_cols};
 use crate::records::*;
 use crate::spend::{budget_cols, impl_spend_store};
@@ -58,4 +59,5 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, sqlx::Sqlite, crate::Backend::Sqlite);
 impl_spend_store!(SqliteStore, sqlx::Sqlite);
+impl_a2a_store!(SqliteStore);
 impl_mcp_store!(SqliteStore, sqlx::Sqlite);

@@ -1309,3 +1309,59 @@ async fn mcp_tool_inventory() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a2a_agent_registry() {
+    use portcullis_store::{A2aAgent, AgentStatus, StoreError};
+    on_both(|s| async move {
+        let agent = A2aAgent {
+            id: portcullis_core::id::new_id(),
+            name: "echo".into(),
+            base_url: Some("http://127.0.0.1:9".into()),
+            card: serde_json::json!({"name": "Echo", "skills": []}),
+            card_hash: "h1".into(),
+            status: AgentStatus::Pending,
+            created_at: t(0),
+            updated_at: t(0),
+            refreshed_at: t(0),
+        };
+        s.insert_a2a_agent(&agent).await.unwrap();
+        let twin = A2aAgent {
+            id: portcullis_core::id::new_id(),
+            ..agent.clone()
+        };
+        assert!(matches!(
+            s.insert_a2a_agent(&twin).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.a2a_agent(&agent.id).await.unwrap(), Some(agent.clone()));
+        assert_eq!(
+            s.a2a_agent_named("echo").await.unwrap().map(|a| a.id),
+            Some(agent.id.clone())
+        );
+        // Approval is refused when the card changed meanwhile.
+        assert!(!s
+            .set_a2a_agent_status(&agent.id, AgentStatus::Approved, Some("other"), t(1))
+            .await
+            .unwrap());
+        assert!(s
+            .set_a2a_agent_status(&agent.id, AgentStatus::Approved, Some("h1"), t(1))
+            .await
+            .unwrap());
+        let card = serde_json::json!({"name": "Echo", "skills": [{"id": "x", "name": "X"}]});
+        assert!(s
+            .record_a2a_card(&agent.id, &card, "h2", AgentStatus::Changed, t(2))
+            .await
+            .unwrap());
+        let got = s.a2a_agent(&agent.id).await.unwrap().unwrap();
+        assert_eq!(got.status, AgentStatus::Changed);
+        assert_eq!(got.card, card);
+        assert_eq!(got.card_hash, "h2");
+        assert_eq!(got.refreshed_at, t(2));
+        assert_eq!(s.list_a2a_agents().await.unwrap().len(), 1);
+        assert!(s.delete_a2a_agent(&agent.id).await.unwrap());
+        assert!(!s.delete_a2a_agent(&agent.id).await.unwrap());
+        assert!(s.list_a2a_agents().await.unwrap().is_empty());
+    })
+    .await;
+}

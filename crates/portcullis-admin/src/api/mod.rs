@@ -1,5 +1,6 @@
 //! Handlers of the admin API, one module per resource.
 
+pub mod a2a_agents;
 pub mod alerts;
 pub mod audit;
 pub mod auth;

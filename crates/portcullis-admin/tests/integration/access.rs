@@ -177,6 +177,7 @@ async fn declared_access_is_as_reviewed() {
         .collect();
     table.sort();
     let expected = "\
+DELETE /api/v1/a2a/agents/{id} developer
 DELETE /api/v1/budgets/{id} admin
 DELETE /api/v1/credentials/{id} admin
 DELETE /api/v1/groups/{id} developer
@@ -185,6 +186,8 @@ DELETE /api/v1/pricing/{model} admin
 DELETE /api/v1/proxies/{id} developer
 DELETE /api/v1/system-prompts/{id} developer
 DELETE /api/v1/users/{id} admin
+GET    /api/v1/a2a/agents read_only
+GET    /api/v1/a2a/agents/{id} read_only
 GET    /api/v1/alerts read_only
 GET    /api/v1/alerts/{id} read_only
 GET    /api/v1/audit read_only
@@ -225,6 +228,10 @@ PATCH  /api/v1/keys/{id} developer
 PATCH  /api/v1/proxies/{id} developer
 PATCH  /api/v1/system-prompts/{id} developer
 PATCH  /api/v1/users/{id} admin
+POST   /api/v1/a2a/agents developer
+POST   /api/v1/a2a/agents/{id}/approve developer
+POST   /api/v1/a2a/agents/{id}/disable developer
+POST   /api/v1/a2a/agents/{id}/refresh developer
 POST   /api/v1/auth/change-password read_only
 POST   /api/v1/auth/login public
 POST   /api/v1/auth/logout read_only

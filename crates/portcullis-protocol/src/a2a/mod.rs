@@ -1,0 +1,409 @@
+//! A2A (Agent2Agent) wire formats, no networking: AgentCard validation for the
+//! v0.3 and v1.0 shapes, the card rewrite that points clients at the gateway,
+//! JSON-RPC method names of both versions, and the text of message parts.
+
+use crate::mcp::tools::{canonical_json, definition_hash};
+use serde_json::{Map, Value};
+
+/// Where an agent publishes its card (v0.3 and later).
+pub const CARD_PATH: &str = "/.well-known/agent-card.json";
+/// The older location, tried when the first one is missing.
+pub const LEGACY_CARD_PATH: &str = "/.well-known/agent.json";
+
+/// What a JSON-RPC method does, whatever the protocol version names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    SendMessage,
+    StreamMessage,
+    GetTask,
+    CancelTask,
+}
+
+impl Method {
+    /// v0.3 `message/send`... and v1.0 `SendMessage`...; others are not relayed yet.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "message/send" | "SendMessage" => Self::SendMessage,
+            "message/stream" | "SendStreamingMessage" => Self::StreamMessage,
+            "tasks/get" | "GetTask" => Self::GetTask,
+            "tasks/cancel" | "CancelTask" => Self::CancelTask,
+            _ => return None,
+        })
+    }
+
+    /// Whether the request carries a message whose parts are scanned.
+    pub fn carries_message(self) -> bool {
+        matches!(self, Self::SendMessage | Self::StreamMessage)
+    }
+}
+
+/// A card that fails validation: every field at fault, by JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid agent card: {}", .fields.join("; "))]
+pub struct InvalidCard {
+    pub fields: Vec<String>,
+}
+
+/// Which card shape a card has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardShape {
+    /// v0.3: `url` (+ `preferredTransport`, `additionalInterfaces`).
+    V03,
+    /// v1.0: `supportedInterfaces` (each with `url`).
+    V10,
+}
+
+fn non_empty_str(card: &Map<String, Value>, key: &str, fields: &mut Vec<String>) {
+    match card.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => {}
+        Some(_) => fields.push(format!("{key}: must be a non-empty string")),
+        None => fields.push(format!("{key}: required")),
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "http://".len()
+}
+
+/// Minimal validation of both shapes: name, description, version, an endpoint
+/// (`url` or `supportedInterfaces`), capabilities object, skills array of
+/// objects with id and name, default input and output modes.
+pub fn validate_card(card: &Value) -> Result<CardShape, InvalidCard> {
+    let mut fields = Vec::new();
+    let Some(obj) = card.as_object() else {
+        return Err(InvalidCard {
+            fields: vec!["$: the card must be a JSON object".into()],
+        });
+    };
+    non_empty_str(obj, "name", &mut fields);
+    if !obj.get("description").is_some_and(Value::is_string) {
+        fields.push("description: required string".into());
+    }
+    if !obj.get("version").is_some_and(Value::is_string) {
+        fields.push("version: required string".into());
+    }
+    let shape = match (obj.get("supportedInterfaces"), obj.get("url")) {
+        (Some(Value::Array(list)), _) => {
+            if list.is_empty() {
+                fields.push("supportedInterfaces: at least one interface".into());
+            }
+            for (i, iface) in list.iter().enumerate() {
+                match iface.get("url").and_then(Value::as_str) {
+                    Some(u) if is_http_url(u) => {}
+                    _ => fields.push(format!("supportedInterfaces[{i}].url: an http(s) URL")),
+                }
+            }
+            CardShape::V10
+        }
+        (Some(_), _) => {
+            fields.push("supportedInterfaces: must be an array".into());
+            CardShape::V10
+        }
+        (None, Some(Value::String(u))) if is_http_url(u) => CardShape::V03,
+        (None, Some(_)) => {
+            fields.push("url: an http(s) URL".into());
+            CardShape::V03
+        }
+        (None, None) => {
+            fields.push("url or supportedInterfaces: required".into());
+            CardShape::V03
+        }
+    };
+    if !obj.get("capabilities").is_some_and(Value::is_object) {
+        fields.push("capabilities: required object".into());
+    }
+    for key in ["defaultInputModes", "defaultOutputModes"] {
+        if !obj.get(key).is_some_and(Value::is_array) {
+            fields.push(format!("{key}: required array of media types"));
+        }
+    }
+    match obj.get("skills") {
+        Some(Value::Array(skills)) => {
+            for (i, skill) in skills.iter().enumerate() {
+                for key in ["id", "name"] {
+                    if !skill.get(key).is_some_and(Value::is_string) {
+                        fields.push(format!("skills[{i}].{key}: required string"));
+                    }
+                }
+            }
+        }
+        Some(_) => fields.push("skills: must be an array".into()),
+        None => fields.push("skills: required array".into()),
+    }
+    if fields.is_empty() {
+        Ok(shape)
+    } else {
+        Err(InvalidCard { fields })
+    }
+}
+
+/// SHA-256 (hex) of the card's canonical JSON.
+pub fn card_hash(card: &Value) -> String {
+    definition_hash(card)
+}
+
+/// The card's name (after validation, always present).
+pub fn card_name(card: &Value) -> Option<&str> {
+    card.get("name").and_then(Value::as_str)
+}
+
+/// The JSON-RPC endpoint of the agent: v0.3 `url`, or the first v1.0 interface
+/// with a JSON-RPC binding (the first interface when none says so).
+pub fn jsonrpc_url(card: &Value) -> Option<&str> {
+    if let Some(list) = card.get("supportedInterfaces").and_then(Value::as_array) {
+        let binding = |i: &&Value| {
+            i.get("protocolBinding")
+                .or_else(|| i.get("transport"))
+                .and_then(Value::as_str)
+                .is_some_and(|b| b.eq_ignore_ascii_case("JSONRPC"))
+        };
+        let chosen = list.iter().find(binding).or_else(|| list.first());
+        return chosen.and_then(|i| i.get("url")).and_then(Value::as_str);
+    }
+    card.get("url").and_then(Value::as_str)
+}
+
+/// The card as the gateway serves it: every endpoint replaced by `gateway_url`,
+/// the JSON-RPC binding only (the one the gateway relays); the rest unchanged.
+pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
+    let mut out = card.clone();
+    let Some(obj) = out.as_object_mut() else {
+        return out;
+    };
+    if obj.contains_key("url") {
+        obj.insert("url".into(), Value::from(gateway_url));
+        obj.insert("preferredTransport".into(), Value::from("JSONRPC"));
+    }
+    if obj.contains_key("additionalInterfaces") {
+        obj.insert(
+            "additionalInterfaces".into(),
+            serde_json::json!([{"url": gateway_url, "transport": "JSONRPC"}]),
+        );
+    }
+    if let Some(Value::Array(list)) = obj.get_mut("supportedInterfaces") {
+        let version = list
+            .iter()
+            .find_map(|i| i.get("protocolVersion").cloned())
+            .unwrap_or(Value::from("1.0"));
+        *list = vec![serde_json::json!({
+            "url": gateway_url,
+            "protocolBinding": "JSONRPC",
+            "protocolVersion": version,
+        })];
+    }
+    // The gateway signs nothing: an upstream signature would not match.
+    obj.remove("signatures");
+    out
+}
+
+/// The text of a message's parts to scan: text parts as they are, data parts as
+/// JSON text, file names and URIs; one part per line. Accepts both part shapes
+/// (v0.3 `kind`, v1.0 members `text` / `data` / `file` / `url`).
+pub fn message_text(params: &Value) -> String {
+    let mut out = String::new();
+    let Some(parts) = params
+        .get("message")
+        .and_then(|m| m.get("parts"))
+        .and_then(Value::as_array)
+    else {
+        return out;
+    };
+    let mut push = |s: &str| {
+        if !s.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(s);
+        }
+    };
+    for part in parts {
+        if let Some(text) = part.get("text").and_then(Value::as_str) {
+            push(text);
+        }
+        if let Some(data) = part.get("data") {
+            push(&canonical_json(data));
+        }
+        let file = part.get("file").unwrap_or(part);
+        for key in ["name", "filename", "uri", "url"] {
+            if let Some(s) = file.get(key).and_then(Value::as_str) {
+                push(s);
+            }
+        }
+    }
+    out
+}
+
+/// A short, readable account of what changed between two cards: url/interfaces
+/// and skills added, removed or changed.
+pub fn card_diff(before: &Value, after: &Value) -> String {
+    let mut lines = Vec::new();
+    for key in ["url", "supportedInterfaces", "additionalInterfaces"] {
+        if before.get(key) != after.get(key) {
+            let show = |v: Option<&Value>| v.map_or_else(|| "(none)".to_owned(), canonical_json);
+            lines.push(format!(
+                "{key}: {} -> {}",
+                truncate(&show(before.get(key)), 200),
+                truncate(&show(after.get(key)), 200)
+            ));
+        }
+    }
+    let skills = |card: &Value| -> Vec<(String, String)> {
+        card.get("skills")
+            .and_then(Value::as_array)
+            .map(|s| {
+                s.iter()
+                    .map(|k| {
+                        let id = k.get("id").and_then(Value::as_str).unwrap_or("?");
+                        (id.to_owned(), canonical_json(k))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old, new) = (skills(before), skills(after));
+    for (id, def) in &new {
+        match old.iter().find(|(o, _)| o == id) {
+            None => lines.push(format!("skill added: {id}")),
+            Some((_, d)) if d != def => lines.push(format!("skill changed: {id}")),
+            Some(_) => {}
+        }
+    }
+    for (id, _) in &old {
+        if !new.iter().any(|(n, _)| n == id) {
+            lines.push(format!("skill removed: {id}"));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("other fields changed".into());
+    }
+    lines.join("\n")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn v03() -> Value {
+        json!({
+            "name": "echo", "description": "Echoes", "version": "1.0.0",
+            "url": "http://127.0.0.1:9999/", "preferredTransport": "JSONRPC",
+            "protocolVersion": "0.3.0",
+            "capabilities": {"streaming": true},
+            "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+            "skills": [{"id": "echo", "name": "Echo", "description": "d", "tags": []}]
+        })
+    }
+
+    fn v10() -> Value {
+        json!({
+            "name": "echo", "description": "Echoes", "version": "1.0.0",
+            "supportedInterfaces": [
+                {"url": "http://127.0.0.1:9999/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+                {"url": "http://127.0.0.1:9999/rpc", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+            ],
+            "capabilities": {},
+            "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+            "skills": []
+        })
+    }
+
+    #[test]
+    fn both_shapes_validate() {
+        assert_eq!(validate_card(&v03()), Ok(CardShape::V03));
+        assert_eq!(validate_card(&v10()), Ok(CardShape::V10));
+        assert_eq!(jsonrpc_url(&v03()), Some("http://127.0.0.1:9999/"));
+        assert_eq!(jsonrpc_url(&v10()), Some("http://127.0.0.1:9999/rpc"));
+    }
+
+    #[test]
+    fn invalid_cards_name_their_fields() {
+        let err = validate_card(&json!({"name": "", "url": "ftp://x", "skills": [{"id": 1}]}))
+            .err()
+            .map(|e| e.fields)
+            .unwrap_or_default();
+        for want in [
+            "name:",
+            "description:",
+            "url:",
+            "capabilities:",
+            "skills[0].id:",
+            "skills[0].name:",
+        ] {
+            assert!(err.iter().any(|f| f.starts_with(want)), "{want} in {err:?}");
+        }
+        assert!(validate_card(&json!([])).is_err());
+        let mut no_endpoint = v03();
+        no_endpoint.as_object_mut().map(|o| o.remove("url"));
+        let e = validate_card(&no_endpoint).err().map(|e| e.fields);
+        assert_eq!(
+            e,
+            Some(vec!["url or supportedInterfaces: required".to_owned()])
+        );
+    }
+
+    #[test]
+    fn rewrite_points_at_the_gateway_and_keeps_the_rest() {
+        let gw = "http://gw:8080/a2a/echo";
+        let out = rewrite_card(&v03(), gw);
+        assert_eq!(out["url"], gw);
+        assert_eq!(out["skills"], v03()["skills"]);
+        assert_eq!(out["name"], "echo");
+        let out = rewrite_card(&v10(), gw);
+        assert_eq!(out["supportedInterfaces"].as_array().map(Vec::len), Some(1));
+        assert_eq!(out["supportedInterfaces"][0]["url"], gw);
+        assert_eq!(out["supportedInterfaces"][0]["protocolBinding"], "JSONRPC");
+        assert_eq!(validate_card(&out), Ok(CardShape::V10));
+    }
+
+    #[test]
+    fn parts_of_both_versions_are_extracted() {
+        let p = json!({"message": {"role": "user", "parts": [
+            {"kind": "text", "text": "hello"},
+            {"kind": "data", "data": {"b": 1, "a": "x"}},
+            {"kind": "file", "file": {"name": "f.txt", "uri": "http://h/f"}},
+            {"text": "v1 text"},
+            {"url": "https://h/g", "filename": "g.pdf"}
+        ]}});
+        assert_eq!(
+            message_text(&p),
+            "hello\n{\"a\":\"x\",\"b\":1}\nf.txt\nhttp://h/f\nv1 text\ng.pdf\nhttps://h/g"
+        );
+        assert_eq!(message_text(&json!({})), "");
+    }
+
+    #[test]
+    fn methods_of_both_versions() {
+        assert_eq!(Method::parse("message/send"), Some(Method::SendMessage));
+        assert_eq!(Method::parse("SendMessage"), Some(Method::SendMessage));
+        assert_eq!(
+            Method::parse("SendStreamingMessage"),
+            Some(Method::StreamMessage)
+        );
+        assert_eq!(Method::parse("tasks/cancel"), Some(Method::CancelTask));
+        assert_eq!(Method::parse("nope"), None);
+    }
+
+    #[test]
+    fn diff_names_skills_and_url() {
+        let mut after = v03();
+        after["url"] = json!("http://other/");
+        after["skills"] = json!([{"id": "shell", "name": "Shell"}]);
+        let d = card_diff(&v03(), &after);
+        assert!(d.contains("url:"), "{d}");
+        assert!(d.contains("skill added: shell"), "{d}");
+        assert!(d.contains("skill removed: echo"), "{d}");
+        assert_ne!(card_hash(&v03()), card_hash(&after));
+    }
+}
