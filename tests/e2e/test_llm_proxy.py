@@ -125,6 +125,7 @@ def test_bad_keys_are_401_in_the_openai_format(setup):
         assert err.value.body["type"] == "authentication_error"
     r = httpx.post(p["base"] + "/v1/chat/completions", json={"model": "m", "messages": []})
     assert r.status_code == 401 and "missing API key" in r.json()["error"]["message"]
+    assert r.headers["connection"] == "close", "refused unread: the connection is not reused"
     # A revoked key stops at once.
     setup.admin("POST", f"/api/v1/keys/{setup.key_id}/revoke")
     with pytest.raises(openai.AuthenticationError):

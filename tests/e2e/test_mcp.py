@@ -301,6 +301,8 @@ def test_http_errors(mcp_setup):
         r = http.post(url, json=init, headers=headers)
         assert r.status_code == 401
         assert r.headers["www-authenticate"].startswith("Bearer")
+        # Refused before its body was read: the connection is not reused.
+        assert r.headers["connection"] == "close"
         assert r.json()["error"]["code"] == -32600
         r = http.post(url, json=init, headers={**headers, "authorization": "Bearer pcx_not_a_real_key"})
         assert r.status_code == 401

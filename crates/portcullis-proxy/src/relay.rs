@@ -89,6 +89,20 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
+/// Refusals that may come before the request body was read (authentication, size,
+/// method, rate limit): the connection is closed after them, so a client does not
+/// reuse it for its next request while unread bytes are still in flight.
+pub fn refused_unread(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::TOO_MANY_REQUESTS
+    )
+}
+
 pub fn error_response(dialect: Dialect, reason: Reason, message: &str) -> Response<Body> {
     let mut response = Response::new(Body::from(error::body(dialect, reason.kind(), message)));
     *response.status_mut() =
@@ -102,6 +116,19 @@ pub fn error_response(dialect: Dialect, reason: Reason, message: &str) -> Respon
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"portcullis\""),
         );
+    }
+    let unread = matches!(
+        reason,
+        Reason::Unauthenticated
+            | Reason::Forbidden
+            | Reason::BodyTooLarge
+            | Reason::MethodNotAllowed
+            | Reason::RateLimited
+    );
+    if unread {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

@@ -810,5 +810,10 @@ pub fn http_error(status: StatusCode, id: Value, code: i64, message: &str) -> Re
             HeaderValue::from_static("Bearer realm=\"portcullis\""),
         );
     }
+    if crate::relay::refused_unread(status) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
