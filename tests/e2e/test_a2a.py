@@ -2,7 +2,6 @@
 the admin API, approved, and invoked through the gateway by the SDK's client."""
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from a2a.types import (
     TextPart,
 )
 
-from conftest import Setup, free_port
+from conftest import Setup, free_port, wait_for_port
 
 AGENT = Path(__file__).parent / "a2a_agents" / "echo_agent.py"
 # The JSON-RPC A2AClient of a2a-sdk 0.3 is deprecated in favour of ClientFactory; it is
@@ -45,15 +44,7 @@ class EchoAgent:
         self.log = open(self.log_path, "a")
         args = [sys.executable, str(AGENT), "--port", str(self.port), "--skills", skills]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("A2A test agent did not start")
+        wait_for_port(self.proc, self.port, self.log_path)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -3,7 +3,6 @@
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import McpError
 
-from conftest import Setup, free_port
+from conftest import Setup, free_port, wait_for_port
 
 SERVER = Path(__file__).parent / "mcp_servers" / "tool_server.py"
 ADD = {"name": "add", "description": "Adds two integers and returns the sum."}
@@ -45,15 +44,7 @@ class ToolServer:
             args.append("--json-response")
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("MCP test server did not start")
+        wait_for_port(self.proc, self.port, self.log_path)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
