@@ -55,6 +55,16 @@ pub enum KeyRejection {
 }
 
 impl KeyRejection {
+    /// The HTTP status a refusal gets on protocols whose errors are not a provider's
+    /// (MCP, A2A): 401, 403 for a key without the scope, 503 when keys cannot be read.
+    pub fn http_status(self) -> http::StatusCode {
+        match self {
+            KeyRejection::Missing | KeyRejection::Invalid => http::StatusCode::UNAUTHORIZED,
+            KeyRejection::WrongScope => http::StatusCode::FORBIDDEN,
+            KeyRejection::StoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
     pub fn message(self) -> &'static str {
         match self {
             KeyRejection::Missing => {

@@ -168,14 +168,8 @@ impl McpRelay {
         if proxy.auth_mode == AuthMode::None {
             return Ok(None);
         }
-        let refuse = |r: KeyRejection| {
-            let status = match r {
-                KeyRejection::Missing | KeyRejection::Invalid => StatusCode::UNAUTHORIZED,
-                KeyRejection::WrongScope => StatusCode::FORBIDDEN,
-                KeyRejection::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            Refusal::new(status, jsonrpc::INVALID_REQUEST, r.message())
-        };
+        let refuse =
+            |r: KeyRejection| Refusal::new(r.http_status(), jsonrpc::INVALID_REQUEST, r.message());
         let presented = presented_key(headers).ok_or_else(|| refuse(KeyRejection::Missing))?;
         self.keys
             .authenticate(presented, KeyScope::Mcp)
