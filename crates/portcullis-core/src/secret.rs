@@ -6,8 +6,9 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -70,6 +71,8 @@ pub enum SecretError {
     WrongKey { found: String, current: String },
     #[error("sealed value failed authentication (tampered, or bound to another record)")]
     Authentication,
+    #[error("sealed value is longer than {0} characters")]
+    TooLong(usize),
 }
 
 /// The 256-bit master key.
@@ -126,6 +129,29 @@ impl MasterKey {
         &self.id
     }
 
+    /// A 256-bit key for one other use of the master key: HMAC-SHA256 of `label`
+    /// under the master key, so two uses never share a key and neither reveals
+    /// the master key.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let context = [b"portcullis-derived-key:".as_slice(), label.as_bytes()].concat();
+        match <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes) {
+            Ok(mut mac) => {
+                mac.update(&context);
+                mac.finalize().into_bytes().into()
+            }
+            // HMAC takes keys of any length, so this is never taken; were it
+            // taken, a hash of key and label is still a separate key.
+            Err(_) => Sha256::digest([self.bytes.as_slice(), &context].concat()).into(),
+        }
+    }
+
+    /// A sealer for short tokens handed to clients, under a key derived for `label`.
+    pub fn token_sealer(&self, label: &str) -> TokenSealer {
+        TokenSealer {
+            cipher: Aes256Gcm::new(&self.derive(label).into()),
+        }
+    }
+
     pub fn seal(&self, plaintext: &str, associated: &str) -> String {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -176,6 +202,67 @@ impl MasterKey {
         String::from_utf8(plain)
             .map(SecretString)
             .map_err(|_| SecretError::Malformed)
+    }
+}
+
+/// Seals short opaque tokens given to clients (AES-256-GCM, random 96-bit nonce,
+/// URL-safe base64 without padding): whoever holds one can neither read nor
+/// change it, and only a holder of the same master key can open it.
+#[derive(Clone)]
+pub struct TokenSealer {
+    cipher: Aes256Gcm,
+}
+
+impl fmt::Debug for TokenSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSealer(***)")
+    }
+}
+
+impl TokenSealer {
+    pub fn seal(&self, plaintext: &[u8], associated: &[u8]) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let payload = Payload {
+            msg: plaintext,
+            aad: associated,
+        };
+        // As in `MasterKey::seal`: the impossible failure yields a token that
+        // will not open.
+        let ciphertext = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .unwrap_or_default();
+        let mut blob = Vec::with_capacity(12 + ciphertext.len());
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ciphertext);
+        B64URL.encode(blob)
+    }
+
+    /// Opens a token of at most `max_len` characters (checked before any work).
+    pub fn open(
+        &self,
+        token: &str,
+        associated: &[u8],
+        max_len: usize,
+    ) -> Result<Vec<u8>, SecretError> {
+        if token.len() > max_len {
+            return Err(SecretError::TooLong(max_len));
+        }
+        let blob = B64URL.decode(token).map_err(|_| SecretError::Malformed)?;
+        if blob.len() < 12 + 16 {
+            return Err(SecretError::Malformed);
+        }
+        let (nonce, ciphertext) = blob.split_at(12);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated,
+                },
+            )
+            .map_err(|_| SecretError::Authentication)
     }
 }
 
@@ -230,6 +317,49 @@ mod tests {
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(bytes).unwrap_or_default();
         assert!(key.open(&tampered, "id").is_err());
+    }
+
+    #[test]
+    fn tokens_round_trip_and_fail_when_tampered_or_under_another_key() {
+        let key = MasterKey::generate();
+        let sealer = key.token_sealer("test tokens");
+        let token = sealer.seal(b"payload", b"ctx");
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(
+            sealer.open(&token, b"ctx", 1024).ok().as_deref(),
+            Some(b"payload".as_slice())
+        );
+        assert!(matches!(
+            sealer.open(&token, b"other", 1024),
+            Err(SecretError::Authentication)
+        ));
+        assert!(matches!(
+            sealer.open(&token, b"ctx", 10),
+            Err(SecretError::TooLong(10))
+        ));
+        // Every single flipped character is detected.
+        for i in 0..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap_or_default();
+            assert!(sealer.open(&tampered, b"ctx", 1024).is_err(), "byte {i}");
+        }
+        // Another label, or another master key, is another key.
+        assert!(key
+            .token_sealer("other use")
+            .open(&token, b"ctx", 1024)
+            .is_err());
+        assert!(MasterKey::generate()
+            .token_sealer("test tokens")
+            .open(&token, b"ctx", 1024)
+            .is_err());
+        // The same master key (another replica) opens it.
+        let replica = MasterKey::parse(&key.to_base64()).map(|k| k.token_sealer("test tokens"));
+        assert!(replica.is_ok_and(|s| s.open(&token, b"ctx", 1024).is_ok()));
+        assert_ne!(key.derive("a"), key.derive("b"));
+        assert_ne!(key.derive("a"), key.bytes);
     }
 
     #[test]

@@ -137,6 +137,7 @@ impl DataPlane {
             relay.events.clone(),
             store.clone(),
             clock.clone(),
+            &master_key,
         );
         let a2a = crate::a2a::A2aRelay::new(
             relay.keys.clone(),

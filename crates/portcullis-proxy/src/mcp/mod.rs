@@ -16,11 +16,14 @@
 //! DELETE /mcp session end, relayed
 //! ```
 //!
-//! Session ids and protocol versions are the upstream's, carried unchanged in
-//! `Mcp-Session-Id` and `MCP-Protocol-Version`.
+//! `Mcp-Session-Id` is the gateway's own (see [`session`]): issued on
+//! `initialize`, sealed around the upstream's session id and the key that opened
+//! it, and opened on every request (404 when it does not open for this proxy and
+//! this key). Protocol versions are carried unchanged in `MCP-Protocol-Version`.
 
 pub mod call;
 pub mod inventory;
+pub mod session;
 pub mod stdio;
 mod stream;
 
@@ -36,32 +39,23 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use inventory::Inventory;
 use portcullis_core::model::KeyScope;
 use portcullis_core::proxy::{AuthMode, Decision};
-use portcullis_core::Clock;
+use portcullis_core::{Clock, MasterKey};
 use portcullis_policy::{Action, Location};
 use portcullis_protocol::mcp::jsonrpc::{self, Kind};
 use portcullis_protocol::mcp::tools;
 use portcullis_protocol::mcp::{self, SESSION_HEADER, VERSION_HEADER};
 use portcullis_store::DynStore;
 use serde_json::{json, Value};
+use session::{SessionClaims, Sessions};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Request headers passed to the upstream; every other one (the caller's
 /// credentials, cookies, hop-by-hop headers) stays at the gateway.
-const FORWARDED_REQUEST: [&str; 5] = [
-    "accept",
-    "content-type",
-    SESSION_HEADER,
-    VERSION_HEADER,
-    "last-event-id",
-];
+/// `Mcp-Session-Id` is not among them: the upstream's is in the gateway's own.
+const FORWARDED_REQUEST: [&str; 4] = ["accept", "content-type", VERSION_HEADER, "last-event-id"];
 /// Response headers passed back to the client.
-const FORWARDED_RESPONSE: [&str; 4] = [
-    "content-type",
-    SESSION_HEADER,
-    VERSION_HEADER,
-    "cache-control",
-];
+const FORWARDED_RESPONSE: [&str; 3] = ["content-type", VERSION_HEADER, "cache-control"];
 
 /// What the response to the client's request needs before the client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +78,7 @@ pub struct McpRelay {
     events: EventSink,
     clock: Arc<dyn Clock>,
     inventory: Inventory,
+    sessions: Sessions,
 }
 
 /// A refusal before the upstream: HTTP status, JSON-RPC code, message.
@@ -109,13 +104,70 @@ impl McpRelay {
         events: EventSink,
         store: DynStore,
         clock: Arc<dyn Clock>,
+        master_key: &MasterKey,
     ) -> Arc<Self> {
         Arc::new(Self {
             keys,
             events,
             clock: clock.clone(),
             inventory: Inventory::new(store, clock),
+            sessions: Sessions::new(master_key),
         })
+    }
+
+    /// Opens the client's session id, if the request carries one. A refusal is
+    /// logged with its reason; the client only learns the session is unknown.
+    fn open_session(
+        &self,
+        proxy: &ProxyRuntime,
+        headers: &HeaderMap,
+        identity: Option<&Identity>,
+    ) -> Result<Option<SessionClaims>, session::Rejection> {
+        let Some(presented) = headers.get(SESSION_HEADER) else {
+            return Ok(None);
+        };
+        let subject = identity.map(|i| i.key_id.as_str());
+        self.sessions
+            .open(presented, &proxy.id, subject)
+            .map(Some)
+            .inspect_err(|why| {
+                tracing::warn!(
+                    proxy = %proxy.name,
+                    key_id = subject.unwrap_or("-"),
+                    reason = why.as_str(),
+                    "MCP session id refused"
+                );
+            })
+    }
+
+    /// A new session id for the client that just initialized.
+    fn issue_session(
+        &self,
+        proxy: &ProxyRuntime,
+        identity: Option<&Identity>,
+        version: &str,
+        upstream: Option<&HeaderValue>,
+    ) -> Result<HeaderValue, Refusal> {
+        let refuse = |e: session::IssueError| {
+            tracing::warn!(proxy = %proxy.name, error = %e, "MCP session id not issued");
+            Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                jsonrpc::UPSTREAM_ERROR,
+                format!("the gateway cannot open this session: {e}"),
+            )
+        };
+        let upstreams = match upstream {
+            Some(v) => vec![(String::new(), Sessions::upstream_id(v).map_err(refuse)?)],
+            None => Vec::new(),
+        };
+        let claims = SessionClaims {
+            proxy_id: proxy.id.clone(),
+            subject: identity.map(|i| i.key_id.clone()),
+            upstreams,
+            protocol_version: Sessions::version(version),
+            issued_at: self.clock.now().as_second(),
+        };
+        self.sessions.issue(&claims).map_err(refuse)
     }
 
     /// Handles one request for an MCP proxy; `path` is relative to the proxy root.
@@ -219,6 +271,33 @@ impl McpRelay {
                 return refused(call, Value::Null, r);
             }
         };
+        let initialize = matches!(&kind, Kind::Request { method, .. } if method == "initialize");
+        // `initialize` opens a new session: an id it carries is not looked at.
+        let session = if initialize {
+            None
+        } else {
+            match self.open_session(&proxy, &parts.headers, call.identity.as_deref()) {
+                Ok(session) => session,
+                Err(why) => {
+                    let id = match &kind {
+                        Kind::Request { id, .. } => id.clone(),
+                        _ => Value::Null,
+                    };
+                    call.overhead = started.elapsed();
+                    call.finish(
+                        404,
+                        Decision::Blocked,
+                        Some(&format!("MCP session id refused: {}", why.as_str())),
+                    );
+                    return unknown_session(id);
+                }
+            }
+        };
+        let version = message
+            .pointer("/params/protocolVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let expected = match kind {
             Kind::Request { id, method } => {
                 call.endpoint = format!("mcp:{}", jsonrpc::method_label(&method));
@@ -243,15 +322,30 @@ impl McpRelay {
             }
             Kind::Notification { .. } | Kind::Response { .. } => None,
         };
+        let id = expected.as_ref().map_or(Value::Null, |e| e.id.clone());
         if let Some(server) = proxy.stdio.clone() {
+            // One shared session towards the process: the client's id carries
+            // no upstream session.
+            let issued = if initialize {
+                match self.issue_session(&proxy, call.identity.as_deref(), &version, None) {
+                    Ok(v) => Some(v),
+                    Err(r) => return failed(&mut call, id, r),
+                }
+            } else {
+                None
+            };
             call.overhead = started.elapsed();
-            return self
+            let mut response = self
                 .post_stdio(&proxy, &server, message, expected, call)
                 .await;
+            if let Some(issued) = issued {
+                response.headers_mut().insert(SESSION_HEADER, issued);
+            }
+            return response;
         }
-        let id = expected.as_ref().map_or(Value::Null, |e| e.id.clone());
 
-        let upstream = build_upstream(&proxy, Method::POST, &parts.headers, body);
+        let upstream_session = session.as_ref().and_then(|s| s.upstream(""));
+        let upstream = build_upstream(&proxy, Method::POST, &parts.headers, upstream_session, body);
         call.overhead = started.elapsed();
         let response = match send(&proxy, upstream).await {
             Ok(r) => r,
@@ -266,6 +360,17 @@ impl McpRelay {
         let mut head = Response::builder().status(parts.status);
         if let Some(headers) = head.headers_mut() {
             copy_response_headers(&parts.headers, headers);
+        }
+        if initialize && parts.status.is_success() {
+            let upstream = parts.headers.get(SESSION_HEADER);
+            match self.issue_session(&proxy, call.identity.as_deref(), &version, upstream) {
+                Ok(issued) => {
+                    if let Some(headers) = head.headers_mut() {
+                        headers.insert(SESSION_HEADER, issued);
+                    }
+                }
+                Err(r) => return failed(&mut call, id, r),
+            }
         }
         let Some(expected) = expected else {
             // A notification or response from the client: relay the answer (202).
@@ -393,9 +498,10 @@ impl McpRelay {
         proxy: Arc<ProxyRuntime>,
         req: Request<Body>,
     ) -> Response<Body> {
-        if let Err(r) = self.authenticate(&proxy, req.headers()).await {
-            return http_error(r.status, Value::Null, r.code, &r.message);
-        }
+        let identity = match self.authenticate(&proxy, req.headers()).await {
+            Ok(identity) => identity,
+            Err(r) => return http_error(r.status, Value::Null, r.code, &r.message),
+        };
         let method = req.method().clone();
         if proxy.stdio.is_some() {
             // One shared session towards the process: no server-to-client
@@ -410,7 +516,27 @@ impl McpRelay {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return r;
         }
-        let upstream = build_upstream(&proxy, method.clone(), req.headers(), Bytes::new());
+        let session = match self.open_session(&proxy, req.headers(), identity.as_deref()) {
+            Ok(session) => session,
+            Err(why) => {
+                let mut call = McpCall::new(proxy.clone(), self.events.clone(), self.clock.now());
+                call.identity = identity;
+                call.endpoint = format!("mcp:{}", method.as_str().to_ascii_lowercase());
+                call.finish(
+                    404,
+                    Decision::Blocked,
+                    Some(&format!("MCP session id refused: {}", why.as_str())),
+                );
+                return unknown_session(Value::Null);
+            }
+        };
+        let upstream = build_upstream(
+            &proxy,
+            method.clone(),
+            req.headers(),
+            session.as_ref().and_then(|s| s.upstream("")),
+            Bytes::new(),
+        );
         let response = match send(&proxy, upstream).await {
             Ok(r) => r,
             Err(r) => return http_error(r.status, Value::Null, r.code, &r.message),
@@ -646,10 +772,22 @@ fn finish_head(head: http::response::Builder, body: Body) -> Response<Body> {
     })
 }
 
+/// What a client is told for a session id that does not open: the same as for a
+/// session that ended, whatever the reason.
+fn unknown_session(id: Value) -> Response<Body> {
+    http_error(
+        StatusCode::NOT_FOUND,
+        id,
+        jsonrpc::INVALID_REQUEST,
+        "session not found: initialize a new session",
+    )
+}
+
 fn build_upstream(
     proxy: &ProxyRuntime,
     method: Method,
     client: &HeaderMap,
+    upstream_session: Option<&str>,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, Refusal> {
     let uri = proxy.mcp_uri.clone().ok_or_else(|| {
@@ -685,6 +823,10 @@ fn build_upstream(
         );
         if let Some((name, value)) = &proxy.credential_header {
             headers.insert(name.clone(), value.clone());
+        }
+        // Checked to be visible ASCII when the session id was issued.
+        if let Some(value) = upstream_session.and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.insert(SESSION_HEADER, value);
         }
     }
     builder.body(Full::new(body)).map_err(|_| {
