@@ -1,11 +1,13 @@
 //! The Model Context Protocol as the gateway reads it, without I/O: JSON-RPC
 //! message classification and errors ([`jsonrpc`]), tool definitions, their
 //! canonical hash and the text the policy engine scans ([`tools`]), and SSE event
-//! rewriting ([`sse`]).
+//! rewriting ([`sse`]), and the naming rules of a federation of servers
+//! ([`federation`]).
 //!
 //! Messages stay `serde_json::Value`s so fields the gateway does not know (newer
 //! protocol versions, `_meta`) pass through untouched.
 
+pub mod federation;
 pub mod jsonrpc;
 pub mod sse;
 pub mod tools;
