@@ -156,3 +156,24 @@ def test_a_session_id_is_bound_to_its_proxy(mcp_setup):
         assert rpc(http, one["url"], s.key, ping, "0123456789abcdef0123456789abcdef").status_code == 404
     events = s.wait_events(1, proxy=two["id"], status=404)
     assert any(e["error"] == "MCP session id refused: issued by another proxy" for e in events), events
+
+
+def test_a_stdio_proxy_issues_and_checks_session_ids_too(mcp_setup):
+    from test_mcp_stdio import stdio_spec
+
+    s = mcp_setup
+    proxy = s.admin("POST", "/api/v1/proxies", stdio_spec("local", mcp_auto_approve=True))
+    url = f"http://127.0.0.1:{proxy['listen_port']}/mcp"
+    group = s.admin("GET", "/api/v1/groups")[0]["id"]
+    other = s.admin("POST", "/api/v1/keys", {"name": "other", "group_id": group, "scopes": ["mcp"]})["key"]
+    with httpx.Client(timeout=20) as http:
+        r = rpc(http, url, s.key, INIT)
+        assert r.status_code == 200, r.text
+        session = r.headers["mcp-session-id"]
+        assert re.fullmatch(r"[A-Za-z0-9_-]{60,400}", session), session
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 2}}}
+        s.list_names(url)  # the inventory learns the tools (auto-approved)
+        r = rpc(http, url, s.key, call, session)
+        assert r.status_code == 200 and '"4"' in r.text.replace(" ", ""), r.text
+        r = rpc(http, url, other, call, session)
+        assert r.status_code == 404, r.text
