@@ -4,7 +4,6 @@ session, so any replica with the same master key serves the session, and no othe
 key, proxy or altered id can use it (404, like any unknown session)."""
 
 import asyncio
-import json
 import re
 
 import httpx
@@ -24,14 +23,6 @@ def rpc(http, url, key, body, session=None):
     if session:
         headers["mcp-session-id"] = session
     return http.post(url, json=body, headers=headers)
-
-
-def body_json(r):
-    """The JSON-RPC message of a JSON or single-event SSE answer."""
-    if r.headers.get("content-type", "").startswith("text/event-stream"):
-        data = [line[5:].strip() for line in r.text.splitlines() if line.startswith("data:")]
-        return json.loads(data[-1])
-    return r.json()
 
 
 class Alternating(httpx.AsyncBaseTransport):

@@ -153,22 +153,7 @@ impl MasterKey {
     }
 
     pub fn seal(&self, plaintext: &str, associated: &str) -> String {
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let payload = Payload {
-            msg: plaintext.as_bytes(),
-            aad: associated.as_bytes(),
-        };
-        // Encryption with a valid 32-byte key and 12-byte nonce cannot fail for
-        // inputs under 64 GiB; map the impossible error to an empty ciphertext
-        // that will fail to open rather than panic.
-        let ciphertext = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
-        let mut blob = Vec::with_capacity(12 + ciphertext.len());
-        blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&ciphertext);
+        let blob = seal_blob(&self.cipher, plaintext.as_bytes(), associated.as_bytes());
         format!("v1:{}:{}", self.id, B64.encode(blob))
     }
 
@@ -185,20 +170,7 @@ impl MasterKey {
             });
         }
         let blob = B64.decode(body).map_err(|_| SecretError::Malformed)?;
-        if blob.len() < 12 + 16 {
-            return Err(SecretError::Malformed);
-        }
-        let (nonce, ciphertext) = blob.split_at(12);
-        let plain = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: associated.as_bytes(),
-                },
-            )
-            .map_err(|_| SecretError::Authentication)?;
+        let plain = open_blob(&self.cipher, &blob, associated.as_bytes())?;
         String::from_utf8(plain)
             .map(SecretString)
             .map_err(|_| SecretError::Malformed)
@@ -221,22 +193,7 @@ impl fmt::Debug for TokenSealer {
 
 impl TokenSealer {
     pub fn seal(&self, plaintext: &[u8], associated: &[u8]) -> String {
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let payload = Payload {
-            msg: plaintext,
-            aad: associated,
-        };
-        // As in `MasterKey::seal`: the impossible failure yields a token that
-        // will not open.
-        let ciphertext = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
-        let mut blob = Vec::with_capacity(12 + ciphertext.len());
-        blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&ciphertext);
-        B64URL.encode(blob)
+        B64URL.encode(seal_blob(&self.cipher, plaintext, associated))
     }
 
     /// Opens a token of at most `max_len` characters (checked before any work).
@@ -250,20 +207,44 @@ impl TokenSealer {
             return Err(SecretError::TooLong(max_len));
         }
         let blob = B64URL.decode(token).map_err(|_| SecretError::Malformed)?;
-        if blob.len() < 12 + 16 {
-            return Err(SecretError::Malformed);
-        }
-        let (nonce, ciphertext) = blob.split_at(12);
-        self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: associated,
-                },
-            )
-            .map_err(|_| SecretError::Authentication)
+        open_blob(&self.cipher, &blob, associated)
     }
+}
+
+/// `nonce || ciphertext+tag`, with a random 96-bit nonce.
+fn seal_blob(cipher: &Aes256Gcm, plaintext: &[u8], associated: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let payload = Payload {
+        msg: plaintext,
+        aad: associated,
+    };
+    // Encryption with a valid 32-byte key and 12-byte nonce cannot fail for
+    // inputs under 64 GiB; map the impossible error to an empty ciphertext
+    // that will fail to open rather than panic.
+    let ciphertext = cipher
+        .encrypt(Nonce::from_slice(&nonce), payload)
+        .unwrap_or_default();
+    let mut blob = Vec::with_capacity(12 + ciphertext.len());
+    blob.extend_from_slice(&nonce);
+    blob.extend_from_slice(&ciphertext);
+    blob
+}
+
+fn open_blob(cipher: &Aes256Gcm, blob: &[u8], associated: &[u8]) -> Result<Vec<u8>, SecretError> {
+    if blob.len() < 12 + 16 {
+        return Err(SecretError::Malformed);
+    }
+    let (nonce, ciphertext) = blob.split_at(12);
+    cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: associated,
+            },
+        )
+        .map_err(|_| SecretError::Authentication)
 }
 
 /// Key id recorded in a sealed value, without opening it.
