@@ -299,3 +299,25 @@ fn redis_prefix_is_checked() {
     let msg = message(load_yaml("redis_prefix: \"has space\"\n", &[]));
     assert!(msg.contains("redis_prefix"), "{msg}");
 }
+
+#[test]
+fn a2a_network_policy_defaults_to_deny_and_is_checked() {
+    let Ok(config) = load(None, &vars(&[]), &Overrides::default()) else {
+        panic!("defaults must load")
+    };
+    assert!(!config.a2a_network.allow_private);
+    assert!(config.a2a_network.allowed.is_empty());
+    let Ok(config) = load_yaml(
+        "a2a:\n  allowed_networks: [10.20.0.0/16, 'fd00::/8']\n",
+        &[("PORTCULLIS_A2A_ALLOW_PRIVATE_NETWORKS", "true")],
+    ) else {
+        panic!("a valid a2a section must load")
+    };
+    assert!(config.a2a_network.allow_private);
+    assert_eq!(config.a2a_network.allowed.len(), 2);
+    let msg = message(load_yaml(
+        "a2a:\n  allowed_networks: [10.0.0.0/8, 10.0.0.0/99]\n",
+        &[],
+    ));
+    assert!(msg.contains("a2a.allowed_networks[1]"), "{msg}");
+}

@@ -26,6 +26,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub drain_timeout: Duration,
     pub alerts: AlertsConfig,
+    /// Where the gateway may connect on an A2A agent's behalf (SSRF policy).
+    pub a2a_network: portcullis_core::net::NetPolicy,
     /// Resources declared in the file.
     pub declared: crate::declared::Declared,
 }
@@ -188,6 +190,16 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
             Severity::High
         }),
     };
+    let mut a2a_network = portcullis_core::net::NetPolicy {
+        allow_private: raw.a2a.allow_private_networks,
+        allowed: Vec::new(),
+    };
+    for (i, block) in raw.a2a.allowed_networks.iter().enumerate() {
+        match block.parse() {
+            Ok(cidr) => a2a_network.allowed.push(cidr),
+            Err(e) => errors.push(format!("a2a.allowed_networks[{i}]: {e}")),
+        }
+    }
 
     if !errors.is_empty() {
         return Err(errors);
@@ -208,6 +220,7 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
         limits,
         drain_timeout,
         alerts,
+        a2a_network,
         declared,
     })
 }
