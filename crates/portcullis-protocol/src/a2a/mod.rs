@@ -17,6 +17,8 @@ pub enum Method {
     StreamMessage,
     GetTask,
     CancelTask,
+    /// v0.3 `tasks/resubscribe`, v1.0 `SubscribeToTask`: a stream of a task's events.
+    Resubscribe,
 }
 
 impl Method {
@@ -27,6 +29,7 @@ impl Method {
             "message/stream" | "SendStreamingMessage" => Self::StreamMessage,
             "tasks/get" | "GetTask" => Self::GetTask,
             "tasks/cancel" | "CancelTask" => Self::CancelTask,
+            "tasks/resubscribe" | "SubscribeToTask" => Self::Resubscribe,
             _ => return None,
         })
     }
@@ -35,6 +38,97 @@ impl Method {
     pub fn carries_message(self) -> bool {
         matches!(self, Self::SendMessage | Self::StreamMessage)
     }
+
+    /// The task the request is about: `params.id` of get, cancel and resubscribe
+    /// (both versions), `params.message.taskId` of a message continuing a task.
+    pub fn task_id(self, params: &Value) -> Option<&str> {
+        match self {
+            Self::SendMessage | Self::StreamMessage => params
+                .get("message")
+                .and_then(|m| m.get("taskId"))
+                .and_then(Value::as_str),
+            Self::GetTask | Self::CancelTask | Self::Resubscribe => {
+                params.get("id").and_then(Value::as_str)
+            }
+        }
+    }
+}
+
+/// A2A's "task not found" error code (both versions).
+pub const TASK_NOT_FOUND: i64 = -32001;
+
+/// Task states of both versions, by their v0.3 names.
+pub const TASK_STATES: [&str; 9] = [
+    "submitted",
+    "working",
+    "input-required",
+    "completed",
+    "canceled",
+    "failed",
+    "rejected",
+    "auth-required",
+    "unknown",
+];
+
+/// A task id, its context and state, as an answer or stream event shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSeen {
+    pub task_id: String,
+    pub context_id: Option<String>,
+    /// One of [`TASK_STATES`].
+    pub state: &'static str,
+}
+
+/// Longest task or context id recorded.
+const MAX_TASK_ID: usize = 256;
+
+/// A state of either version (`input-required`, `TASK_STATE_INPUT_REQUIRED`) by
+/// its v0.3 name; `None` for anything else.
+pub fn task_state(s: &str) -> Option<&'static str> {
+    let name = s
+        .strip_prefix("TASK_STATE_")
+        .map(|v| v.to_ascii_lowercase().replace('_', "-"));
+    let name = name.as_deref().unwrap_or(s);
+    let name = if name == "unspecified" {
+        "unknown"
+    } else {
+        name
+    };
+    TASK_STATES.iter().find(|t| **t == name).copied()
+}
+
+/// The task a JSON-RPC `result` is about, with its state: a v0.3 `Task` or
+/// `status-update` event, a v1.0 `task` or `statusUpdate` member, or a v1.0 bare
+/// `Task`. Messages and artifact updates carry no state and give `None`.
+pub fn task_seen(result: &Value) -> Option<TaskSeen> {
+    let (obj, id_key) = if let Some(t) = result.get("task") {
+        (t, "id")
+    } else if let Some(u) = result.get("statusUpdate") {
+        (u, "taskId")
+    } else {
+        match result.get("kind").and_then(Value::as_str) {
+            Some("task") => (result, "id"),
+            Some("status-update") => (result, "taskId"),
+            Some(_) => return None,
+            None if result.get("status").is_some() => (result, "id"),
+            None => return None,
+        }
+    };
+    let id = obj.get(id_key).and_then(Value::as_str)?;
+    let state = task_state(obj.get("status")?.get("state")?.as_str()?)?;
+    if id.is_empty() || id.len() > MAX_TASK_ID {
+        return None;
+    }
+    let context_id = obj
+        .get("contextId")
+        .and_then(Value::as_str)
+        .filter(|c| c.len() <= MAX_TASK_ID)
+        .map(str::to_owned);
+    Some(TaskSeen {
+        task_id: id.to_owned(),
+        context_id,
+        state,
+    })
 }
 
 /// A card that fails validation: every field at fault, by JSON path.
@@ -194,6 +288,17 @@ pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
     // The gateway signs nothing: an upstream signature would not match.
     obj.remove("signatures");
     out
+}
+
+/// Keeps only the skills whose id is in `ids` (the skills a caller may use).
+pub fn keep_skills(card: &mut Value, ids: &[String]) {
+    if let Some(Value::Array(skills)) = card.get_mut("skills") {
+        skills.retain(|s| {
+            s.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| ids.iter().any(|i| i == id))
+        });
+    }
 }
 
 /// The text of a message's parts to scan: text parts as they are, data parts as
@@ -365,6 +470,68 @@ mod tests {
         assert_eq!(out["supportedInterfaces"][0]["url"], gw);
         assert_eq!(out["supportedInterfaces"][0]["protocolBinding"], "JSONRPC");
         assert_eq!(validate_card(&out), Ok(CardShape::V10));
+    }
+
+    #[test]
+    fn tasks_are_seen_in_both_versions() {
+        let v03_task = json!({"kind": "task", "id": "t1", "contextId": "c1",
+            "status": {"state": "input-required"}});
+        assert_eq!(
+            task_seen(&v03_task),
+            Some(TaskSeen {
+                task_id: "t1".into(),
+                context_id: Some("c1".into()),
+                state: "input-required"
+            })
+        );
+        let update = json!({"kind": "status-update", "taskId": "t1", "contextId": "c1",
+            "status": {"state": "completed"}, "final": true});
+        assert_eq!(task_seen(&update).map(|t| t.state), Some("completed"));
+        let v10 = json!({"task": {"id": "t2", "contextId": "c2",
+            "status": {"state": "TASK_STATE_AUTH_REQUIRED"}}});
+        assert_eq!(
+            task_seen(&v10).map(|t| (t.task_id, t.state)),
+            Some(("t2".into(), "auth-required"))
+        );
+        let v10_update =
+            json!({"statusUpdate": {"taskId": "t2", "status": {"state": "TASK_STATE_CANCELED"}}});
+        assert_eq!(task_seen(&v10_update).map(|t| t.state), Some("canceled"));
+        let bare = json!({"id": "t3", "status": {"state": "TASK_STATE_WORKING"}});
+        assert_eq!(task_seen(&bare).map(|t| t.state), Some("working"));
+        for none in [
+            json!({"kind": "message", "taskId": "t1", "parts": []}),
+            json!({"kind": "artifact-update", "taskId": "t1"}),
+            json!({"kind": "task", "id": "t1", "status": {"state": "exploded"}}),
+            json!({"kind": "task", "id": "", "status": {"state": "working"}}),
+            json!("x"),
+        ] {
+            assert_eq!(task_seen(&none), None, "{none}");
+        }
+        assert_eq!(task_state("TASK_STATE_UNSPECIFIED"), Some("unknown"));
+        assert_eq!(task_state("rejected"), Some("rejected"));
+    }
+
+    #[test]
+    fn task_ids_of_requests() {
+        let get = json!({"id": "t1", "historyLength": 2});
+        assert_eq!(Method::GetTask.task_id(&get), Some("t1"));
+        assert_eq!(Method::parse("SubscribeToTask"), Some(Method::Resubscribe));
+        assert_eq!(Method::Resubscribe.task_id(&get), Some("t1"));
+        let send = json!({"message": {"taskId": "t9", "parts": []}});
+        assert_eq!(Method::SendMessage.task_id(&send), Some("t9"));
+        assert_eq!(Method::SendMessage.task_id(&json!({"message": {}})), None);
+    }
+
+    #[test]
+    fn skills_are_filtered_by_id() {
+        let mut card = v03();
+        card["skills"] =
+            json!([{"id": "a", "name": "A"}, {"id": "b", "name": "B"}, {"name": "no id"}]);
+        keep_skills(&mut card, &["b".to_owned(), "zzz".to_owned()]);
+        assert_eq!(card["skills"], json!([{"id": "b", "name": "B"}]));
+        keep_skills(&mut card, &[]);
+        assert_eq!(card["skills"], json!([]));
+        assert_eq!(validate_card(&card), Ok(CardShape::V03));
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         listen.ip(),
         drain_timeout,
     );
+    data_plane
+        .a2a()
+        .set_network(opened.config.a2a_network.clone());
     let (admin_router, state) = portcullis_admin::build(AdminParts {
         store: opened.store.clone(),
         clock,
