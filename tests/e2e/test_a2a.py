@@ -162,6 +162,8 @@ def test_registered_agent_is_invoked_through_the_gateway(a2a):
     endpoints = {e["endpoint"] for e in evs}
     assert {"a2a:message/send", "a2a:message/stream"} <= endpoints, evs
     assert any(e["decision"] == "blocked" and e["findings"] for e in evs), evs
+    sent = [e for e in evs if e["endpoint"] == "a2a:message/send" and e["decision"] == "allowed"]
+    assert sent and all(e["response_bytes"] > 0 and e["overhead_us"] <= e["latency_us"] for e in sent), sent
     # The calls refused for the group are events too, with the caller attributed.
     assert any(e["status"] == 403 and e["key_id"] and e["decision"] == "blocked" for e in evs), evs
 
@@ -393,3 +395,66 @@ def test_tasks_are_tracked_and_only_their_key_may_use_them(a2a):
     r = gw.request("GET", "/api/v1/a2a/tasks?state=bogus", token=s.token)
     assert r.status == 400, r.text
     assert s.admin("GET", "/api/v1/a2a/tasks?key_id=nobody")["tasks"] == []
+
+
+SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "a2a"
+
+
+def card_validator(version):
+    """A validator for the AgentCard of the schema in ../shared/specs/a2a/."""
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    path = SPECS / version / "a2a.json"
+    if not path.exists():
+        pytest.skip(f"{path} is not there")
+    doc = json.loads(path.read_text())
+    if version.startswith("v0.3"):
+        return jsonschema.Draft7Validator({**doc, "$ref": "#/definitions/AgentCard"})
+    # v1.0: definitions titled "Agent Card" and referenced as lf.a2a.v1.AgentCard.jsonschema.json.
+    base = "https://a2a.invalid/"
+    resources = {}
+    for title, schema in doc["definitions"].items():
+        uri = f"{base}lf.a2a.v1.{title.replace(' ', '')}.jsonschema.json"
+        resources[uri] = Resource.from_contents(schema, default_specification=DRAFT202012)
+    registry = Registry().with_resources(resources.items())
+    root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": f"{base}lf.a2a.v1.AgentCard.jsonschema.json"}
+    return jsonschema.Draft202012Validator(root, registry=registry)
+
+
+def test_served_cards_validate_against_the_a2a_schemas(a2a):
+    s, gw = a2a, a2a.gw
+    auth = {"authorization": f"Bearer {s.key}"}
+    agent = register(s)
+    s.admin("POST", f"/api/v1/a2a/agents/{agent['id']}/approve")
+    s.grant(agent["id"])
+    served = gw.request("GET", "/a2a/echo-agent/.well-known/agent-card.json", headers=auth).json
+    errors = [e.message for e in card_validator("v0.3.0").iter_errors(served)]
+    assert not errors, (errors, served)
+    assert served["security"] == [{"portcullis": []}], served
+
+    v10 = {
+        "name": "Ten Agent", "description": "a v1.0 card", "version": "1.0.0",
+        "supportedInterfaces": [
+            {"url": f"{s.agent.base}/rest", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+            {"url": f"{s.agent.base}/", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+        ],
+        "capabilities": {"streaming": True},
+        "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+        "skills": [{"id": "echo", "name": "Echo", "description": "echoes", "tags": ["echo"]}],
+        "securitySchemes": {"k": {"apiKeySecurityScheme": {"location": "header", "name": "x-k"}}},
+        "securityRequirements": [{"schemes": {"k": {"list": []}}}],
+    }
+    ten = s.admin("POST", "/api/v1/a2a/agents", {"card": v10}, expect=201)
+    s.admin("POST", f"/api/v1/a2a/agents/{ten['id']}/approve")
+    s.grant(ten["id"])
+    served = gw.request("GET", "/a2a/ten-agent/.well-known/agent-card.json", headers=auth).json
+    validator = card_validator("v1.0.1")
+    assert not [e.message for e in validator.iter_errors(v10)], "the test card itself must be valid"
+    errors = [e.message for e in validator.iter_errors(served)]
+    assert not errors, (errors, served)
+    assert served["supportedInterfaces"] == [{"url": f"{gw.base}/a2a/ten-agent", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}]
+    assert list(served["securitySchemes"]) == ["portcullis"], served
+    # The schema check has teeth: a broken card fails it.
+    assert list(validator.iter_errors({**served, "skills": "none"}))

@@ -257,8 +257,13 @@ pub fn jsonrpc_url(card: &Value) -> Option<&str> {
     card.get("url").and_then(Value::as_str)
 }
 
+/// The name of the gateway's security scheme in served cards.
+pub const GATEWAY_SCHEME: &str = "portcullis";
+
 /// The card as the gateway serves it: every endpoint replaced by `gateway_url`,
-/// the JSON-RPC binding only (the one the gateway relays); the rest unchanged.
+/// the JSON-RPC binding only (the one the gateway relays), and the agent's own
+/// security schemes replaced by the gateway's (a bearer Portcullis key; the
+/// agent's credential, if any, is the gateway's business); the rest unchanged.
 pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
     let mut out = card.clone();
     let Some(obj) = out.as_object_mut() else {
@@ -274,6 +279,7 @@ pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
             serde_json::json!([{"url": gateway_url, "transport": "JSONRPC"}]),
         );
     }
+    let description = "A Portcullis API key with the a2a scope";
     if let Some(Value::Array(list)) = obj.get_mut("supportedInterfaces") {
         let version = list
             .iter()
@@ -284,6 +290,26 @@ pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
             "protocolBinding": "JSONRPC",
             "protocolVersion": version,
         })];
+        obj.remove("security");
+        obj.insert(
+            "securitySchemes".into(),
+            serde_json::json!({GATEWAY_SCHEME: {"httpAuthSecurityScheme":
+                {"scheme": "Bearer", "description": description}}}),
+        );
+        obj.insert(
+            "securityRequirements".into(),
+            serde_json::json!([{"schemes": {GATEWAY_SCHEME: {"list": []}}}]),
+        );
+    } else {
+        obj.remove("securityRequirements");
+        obj.insert(
+            "securitySchemes".into(),
+            serde_json::json!({GATEWAY_SCHEME:
+                {"type": "http", "scheme": "bearer", "description": description}}),
+        );
+        obj.insert("security".into(), serde_json::json!([{GATEWAY_SCHEME: []}]));
+        // The gateway serves no authenticated extended card.
+        obj.remove("supportsAuthenticatedExtendedCard");
     }
     // The gateway signs nothing: an upstream signature would not match.
     obj.remove("signatures");
@@ -465,7 +491,27 @@ mod tests {
         assert_eq!(out["url"], gw);
         assert_eq!(out["skills"], v03()["skills"]);
         assert_eq!(out["name"], "echo");
+        assert_eq!(out["securitySchemes"]["portcullis"]["scheme"], "bearer");
+        assert_eq!(out["security"], json!([{"portcullis": []}]));
+        let mut upstream = v03();
+        upstream["securitySchemes"] =
+            json!({"k": {"type": "apiKey", "in": "header", "name": "x-k"}});
+        upstream["security"] = json!([{"k": []}]);
+        upstream["supportsAuthenticatedExtendedCard"] = json!(true);
+        let out = rewrite_card(&upstream, gw);
+        assert!(out["securitySchemes"].get("k").is_none());
+        assert_eq!(out["security"], json!([{"portcullis": []}]));
+        assert!(out.get("supportsAuthenticatedExtendedCard").is_none());
         let out = rewrite_card(&v10(), gw);
+        assert_eq!(
+            out["securitySchemes"]["portcullis"]["httpAuthSecurityScheme"]["scheme"],
+            "Bearer"
+        );
+        assert_eq!(
+            out["securityRequirements"],
+            json!([{"schemes": {"portcullis": {"list": []}}}])
+        );
+        assert!(out.get("security").is_none());
         assert_eq!(out["supportedInterfaces"].as_array().map(Vec::len), Some(1));
         assert_eq!(out["supportedInterfaces"][0]["url"], gw);
         assert_eq!(out["supportedInterfaces"][0]["protocolBinding"], "JSONRPC");

@@ -369,6 +369,8 @@ impl A2aRelay {
             findings: Vec::new(),
             request_bytes: 0,
             stream: false,
+            upstream: Duration::ZERO,
+            response_bytes: 0,
         };
         match self.relay(name, req, &mut call).await {
             Ok((response, status)) => {
@@ -517,7 +519,10 @@ impl A2aRelay {
                 Refusal::new(status, jsonrpc::UPSTREAM_ERROR, message),
             )
         };
-        let response = match tokio::time::timeout(TIMEOUT, client.request(upstream)).await {
+        let sent = Instant::now();
+        let waited = tokio::time::timeout(TIMEOUT, client.request(upstream)).await;
+        call.upstream += sent.elapsed();
+        let response = match waited {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let message = match guard::refusal(&e) {
@@ -552,8 +557,11 @@ impl A2aRelay {
             call.stream = true;
             Body::new(self.tasks.observe(owner, incoming))
         } else {
-            let read = tokio::time::timeout(TIMEOUT, Limited::new(incoming, MAX_BODY).collect())
-                .await
+            let reading = Instant::now();
+            let read =
+                tokio::time::timeout(TIMEOUT, Limited::new(incoming, MAX_BODY).collect()).await;
+            call.upstream += reading.elapsed();
+            let read = read
                 .map_err(|_| {
                     upstream_failed(StatusCode::GATEWAY_TIMEOUT, "the agent's answer stalled")
                 })?
@@ -564,6 +572,7 @@ impl A2aRelay {
                     )
                 })?;
             let bytes = read.to_bytes();
+            call.response_bytes = bytes.len() as u64;
             if head.status.is_success() {
                 self.tasks.record_answer(&owner, &bytes).await;
             }
@@ -750,12 +759,13 @@ impl A2aRelay {
             stream: call.stream,
             latency_us: latency,
             ttft_us: None,
-            overhead_us: latency,
+            // The gateway's own time: everything but waiting for the agent.
+            overhead_us: latency.saturating_sub(micros(call.upstream)),
             input_tokens: 0,
             output_tokens: 0,
             cached_tokens: 0,
             request_bytes: call.request_bytes,
-            response_bytes: 0,
+            response_bytes: call.response_bytes,
             findings: Value::Array(call.findings),
             cost_usd: None,
         });
@@ -773,6 +783,11 @@ struct Call {
     findings: Vec<Value>,
     request_bytes: u64,
     stream: bool,
+    /// Waiting for the agent: its response head, and its whole answer when not
+    /// streamed.
+    upstream: Duration,
+    /// The answer's size when not streamed (a stream's is not counted).
+    response_bytes: u64,
 }
 
 async fn read_request(body: Body) -> Result<Bytes, Refusal> {
