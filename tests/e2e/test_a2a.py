@@ -458,3 +458,27 @@ def test_served_cards_validate_against_the_a2a_schemas(a2a):
     assert list(served["securitySchemes"]) == ["portcullis"], served
     # The schema check has teeth: a broken card fails it.
     assert list(validator.iter_errors({**served, "skills": "none"}))
+
+
+def test_cards_are_refreshed_on_a_schedule(gateway, tmp_path):
+    s = A2aSetup(gateway(env={**PRIVATE_OK, "PORTCULLIS_A2A_REFRESH_INTERVAL_SECS": "1"}), tmp_path)
+    try:
+        agent = register(s)
+        s.admin("POST", f"/api/v1/a2a/agents/{agent['id']}/approve")
+        time.sleep(2.5)  # unchanged cards leave the agent approved
+        assert s.admin("GET", f"/api/v1/a2a/agents/{agent['id']}")["status"] == "approved"
+        s.agent.restart("echo,shell")
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            current = s.admin("GET", f"/api/v1/a2a/agents/{agent['id']}")
+            if current["status"] == "changed":
+                break
+            time.sleep(0.2)
+        assert current["status"] == "changed", current
+        alerts = [a for a in s.admin("GET", "/api/v1/alerts")["alerts"] if a["rule"] == "a2a-agent-card-changed"]
+        assert len(alerts) == 1 and "skill added: shell" in alerts[0]["note"], alerts
+        audit = s.admin("GET", "/api/v1/audit?limit=50")
+        entries = audit.get("entries", audit.get("audit", []))
+        assert any(e["action"] == "a2a_agent.refresh" and e["actor"] == "scheduler" for e in entries), entries
+    finally:
+        s.agent.stop()

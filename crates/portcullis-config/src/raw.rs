@@ -136,7 +136,7 @@ impl Default for RawAlerts {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawA2a {
     /// Let the gateway reach agents (cards and endpoints) on loopback and private
@@ -145,4 +145,17 @@ pub struct RawA2a {
     /// Address blocks (CIDR) the gateway may reach whatever their class, e.g.
     /// `10.20.0.0/16`. File only.
     pub allowed_networks: Vec<String>,
+    /// Seconds between scheduled card refreshes of agents registered by URL;
+    /// 0 turns them off.
+    pub refresh_interval_secs: u64,
+}
+
+impl Default for RawA2a {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            allowed_networks: Vec::new(),
+            refresh_interval_secs: 3600,
+        }
+    }
 }

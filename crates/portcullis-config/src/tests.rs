@@ -307,6 +307,18 @@ fn a2a_network_policy_defaults_to_deny_and_is_checked() {
     };
     assert!(!config.a2a_network.allow_private);
     assert!(config.a2a_network.allowed.is_empty());
+    assert_eq!(
+        config.a2a_refresh,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    let off = load(
+        None,
+        &vars(&[("PORTCULLIS_A2A_REFRESH_INTERVAL_SECS", "0")]),
+        &Overrides::default(),
+    );
+    assert!(off.is_ok_and(|c| c.a2a_refresh.is_none()));
+    let msg = message(load_yaml("a2a:\n  refresh_interval_secs: 99999999\n", &[]));
+    assert!(msg.contains("a2a.refresh_interval_secs"), "{msg}");
     let Ok(config) = load_yaml(
         "a2a:\n  allowed_networks: [10.20.0.0/16, 'fd00::/8']\n",
         &[("PORTCULLIS_A2A_ALLOW_PRIVATE_NETWORKS", "true")],

@@ -239,7 +239,28 @@ pub async fn refresh(
             ]))
         }
     };
-    checked(&state, &card)?;
+    let (changed, hash) = apply_card(&state, &current, card).await?;
+    state
+        .audit(
+            caller
+                .draft("a2a_agent.refresh", format!("a2a_agent:{}", current.name))
+                .details(
+                    json!({"id": id, "changed": changed, "from": current.card_hash, "hash": hash}),
+                ),
+        )
+        .await;
+    Ok(Json(load(&state, &id).await?))
+}
+
+/// Stores a refreshed card: a different one sets the status to `changed` (a
+/// disabled agent stays disabled) and raises an alert with the difference.
+/// Returns whether it changed, and its hash.
+async fn apply_card(
+    state: &AppState,
+    current: &A2aAgent,
+    card: Value,
+) -> ApiResult<(bool, String)> {
+    checked(state, &card)?;
     let hash = a2a::card_hash(&card);
     let changed = hash != current.card_hash;
     let status = match (changed, current.status) {
@@ -249,7 +270,7 @@ pub async fn refresh(
     let now = state.clock.now();
     if !state
         .store
-        .record_a2a_card(&id, &card, &hash, status, now)
+        .record_a2a_card(&current.id, &card, &hash, status, now)
         .await?
     {
         return Err(ApiError::not_found("A2A agent"));
@@ -287,16 +308,65 @@ pub async fn refresh(
         }
         tracing::warn!(agent = %current.name, "A2A agent card changed; flagged until approved");
     }
-    state
-        .audit(
-            caller
-                .draft("a2a_agent.refresh", format!("a2a_agent:{}", current.name))
-                .details(
-                    json!({"id": id, "changed": changed, "from": current.card_hash, "hash": hash}),
-                ),
-        )
-        .await;
-    Ok(Json(load(&state, &id).await?))
+    Ok((changed, hash))
+}
+
+/// Refreshes every agent registered by URL (not disabled ones) every `every`,
+/// as the refresh endpoint does; a change is audited as `a2a_agent.refresh` by
+/// `scheduler` and raises the same alert. Ends with the server.
+pub fn spawn_card_refresh(state: AppState, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = state.shutdown.triggered() => return,
+            }
+            refresh_all(&state).await;
+        }
+    });
+}
+
+async fn refresh_all(state: &AppState) {
+    let agents = match state.store.list_a2a_agents().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduled A2A card refresh: registry unreadable");
+            return;
+        }
+    };
+    for current in agents {
+        let Some(url) = current.base_url.as_deref() else {
+            continue;
+        };
+        if current.status == AgentStatus::Disabled {
+            continue;
+        }
+        let refreshed = match fetch(state, url).await {
+            Ok(card) => apply_card(state, &current, card).await,
+            Err(e) => Err(e),
+        };
+        match refreshed {
+            Ok((true, hash)) => {
+                state
+                    .audit(
+                        portcullis_core::audit::AuditDraft::new(
+                            "scheduler",
+                            "a2a_agent.refresh",
+                            format!("a2a_agent:{}", current.name),
+                        )
+                        .details(json!({"id": current.id, "changed": true, "from": current.card_hash, "hash": hash, "scheduled": true})),
+                    )
+                    .await;
+            }
+            Ok((false, _)) => {}
+            Err(e) => {
+                tracing::warn!(agent = %current.name, error = ?e, "scheduled A2A card refresh failed");
+            }
+        }
+    }
 }
 
 /// Sets which groups may call the agent (and the skills each sees), its rate

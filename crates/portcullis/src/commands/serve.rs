@@ -124,6 +124,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         data_plane: data_plane.clone(),
         reload: reloader(global),
     })?;
+    if let Some(every) = opened.config.a2a_refresh {
+        portcullis_admin::api::a2a_agents::spawn_card_refresh(state.clone(), every);
+    }
     let router = admin_router.merge(data_plane.gateway_router());
     let demo = match args.demo {
         true => Some(crate::demo::prepare(&opened.store, &SystemClock).await?),
