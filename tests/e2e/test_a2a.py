@@ -482,3 +482,30 @@ def test_cards_are_refreshed_on_a_schedule(gateway, tmp_path):
         assert any(e["action"] == "a2a_agent.refresh" and e["actor"] == "scheduler" for e in entries), entries
     finally:
         s.agent.stop()
+
+
+def test_webhook_and_file_urls_pass_the_ssrf_policy(a2a):
+    s = a2a
+    agent = register(s)
+    s.admin("POST", f"/api/v1/a2a/agents/{agent['id']}/approve")
+    s.grant(agent["id"])
+
+    def send(params, rpc_id=4):
+        body = {"jsonrpc": "2.0", "id": rpc_id, "method": "message/send", "params": params}
+        return s.gw.request("POST", "/a2a/echo-agent", body, headers={"authorization": f"Bearer {s.key}"})
+
+    webhook = message("hi").model_dump(mode="json")
+    webhook["configuration"] = {"pushNotificationConfig": {"url": "http://169.254.169.254/latest/meta-data"}}
+    r = send(webhook)
+    assert r.status == 200 and r.json["error"]["code"] == -32602, r.text
+    assert r.json["error"]["data"]["reason"] == "ssrf_refused" and "link-local" in r.json["error"]["message"]
+    assert r.json["id"] == 4
+    filed = message("hi").model_dump(mode="json")
+    filed["message"]["parts"].append({"kind": "file", "file": {"uri": "file:///etc/passwd", "name": "p"}})
+    r = send(filed)
+    assert r.json["error"]["data"]["reason"] == "ssrf_refused", r.text
+    # Loopback is allowed in this gateway (allow_private_networks): the message passes.
+    fine = message("hi").model_dump(mode="json")
+    fine["message"]["parts"].append({"kind": "file", "file": {"uri": f"{s.agent.base}/f.txt", "name": "f.txt"}})
+    r = send(fine)
+    assert r.status == 200 and "result" in r.json, r.text

@@ -364,6 +364,36 @@ pub fn message_text(params: &Value) -> String {
     out
 }
 
+/// URLs in a message request that the agent may fetch or call: the push
+/// notification webhook (`configuration.pushNotificationConfig.url`, both
+/// versions) and file URIs of the message's parts (v0.3 `file.uri`, v1.0 `url`).
+pub fn outbound_urls(params: &Value) -> Vec<&str> {
+    let mut urls = Vec::new();
+    if let Some(u) = params
+        .get("configuration")
+        .and_then(|c| c.get("pushNotificationConfig"))
+        .and_then(|p| p.get("url"))
+        .and_then(Value::as_str)
+    {
+        urls.push(u);
+    }
+    let parts = params
+        .get("message")
+        .and_then(|m| m.get("parts"))
+        .and_then(Value::as_array);
+    for part in parts.into_iter().flatten() {
+        if let Some(u) = part
+            .get("file")
+            .and_then(|f| f.get("uri"))
+            .or_else(|| part.get("url"))
+            .and_then(Value::as_str)
+        {
+            urls.push(u);
+        }
+    }
+    urls
+}
+
 /// A short, readable account of what changed between two cards: url/interfaces
 /// and skills added, removed or changed.
 pub fn card_diff(before: &Value, after: &Value) -> String {
@@ -555,6 +585,23 @@ mod tests {
         }
         assert_eq!(task_state("TASK_STATE_UNSPECIFIED"), Some("unknown"));
         assert_eq!(task_state("rejected"), Some("rejected"));
+    }
+
+    #[test]
+    fn outbound_urls_of_both_versions() {
+        let p = json!({
+            "configuration": {"pushNotificationConfig": {"url": "http://hook/"}},
+            "message": {"parts": [
+                {"kind": "file", "file": {"uri": "https://f/1", "name": "a"}},
+                {"kind": "text", "text": "http://not-a-url-field/"},
+                {"url": "https://f/2", "filename": "b"}
+            ]}
+        });
+        assert_eq!(
+            outbound_urls(&p),
+            ["http://hook/", "https://f/1", "https://f/2"]
+        );
+        assert!(outbound_urls(&json!({})).is_empty());
     }
 
     #[test]

@@ -56,6 +56,28 @@ pub fn check_uri(policy: &NetPolicy, uri: &Uri) -> Result<(), UrlRefused> {
     Ok(())
 }
 
+/// A URL the agent will fetch or call for the caller (webhook, file URI): http(s)
+/// only, a literal address checked, a name resolved here and refused if any of
+/// its addresses is (the agent resolves it again later; a name that cannot be
+/// resolved is refused too).
+pub async fn check_outbound(policy: &NetPolicy, url: &str) -> Result<(), String> {
+    let uri: Uri = url.parse().map_err(|_| "is not a valid URL".to_owned())?;
+    check_uri(policy, &uri).map_err(|e| e.to_string())?;
+    let host = uri.host().unwrap_or_default();
+    if host.starts_with('[') || host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let lookup = tokio::net::lookup_host((host, 0));
+    let found = tokio::time::timeout(Duration::from_secs(5), lookup)
+        .await
+        .map_err(|_| format!("host {host:?} did not resolve in time"))?
+        .map_err(|_| format!("host {host:?} cannot be resolved"))?;
+    for addr in found.take(MAX_ADDRS) {
+        policy.check(addr.ip()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// The policy's refusal somewhere in an error's chain, if that is why it failed.
 pub fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<UrlRefused> {
     let mut cur = Some(e);
@@ -192,6 +214,32 @@ mod tests {
         );
         let open = NetPolicy::permissive();
         assert!(check_uri(&open, &uri("http://127.0.0.1:1/")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn outbound_urls_are_checked_with_their_names_resolved() {
+        let p = NetPolicy::default();
+        for bad in [
+            "http://169.254.169.254/latest",
+            "http://localhost:8080/hook",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(check_outbound(&p, bad).await.is_err(), "{bad}");
+        }
+        assert!(check_outbound(&p, "https://93.184.216.34/hook")
+            .await
+            .is_ok());
+        let private = NetPolicy {
+            allow_private: true,
+            allowed: Vec::new(),
+        };
+        assert!(check_outbound(&private, "http://localhost:1/")
+            .await
+            .is_ok());
+        assert!(check_outbound(&private, "http://169.254.169.254/")
+            .await
+            .is_err());
     }
 
     #[test]

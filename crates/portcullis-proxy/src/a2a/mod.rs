@@ -454,6 +454,9 @@ impl A2aRelay {
                 .map_err(|r| (id.clone(), r))?;
         }
         if method.carries_message() {
+            self.check_outbound(params)
+                .await
+                .map_err(|r| (id.clone(), r))?;
             self.check_message(&message, call)
                 .map_err(|r| (id.clone(), r))?;
         }
@@ -585,6 +588,25 @@ impl A2aRelay {
             )
         })?;
         Ok((response, head.status.as_u16()))
+    }
+
+    /// Webhook and file URLs the agent would fetch for the caller pass the SSRF
+    /// policy, or nothing is relayed (JSON-RPC -32602 naming the URL).
+    async fn check_outbound(&self, params: &Value) -> Result<(), Refusal> {
+        let policy = self.net.load().policy.clone();
+        for url in a2a::outbound_urls(params) {
+            if let Err(why) = guard::check_outbound(&policy, url).await {
+                let shown: String = url.chars().take(200).collect();
+                let mut r = Refusal::new(
+                    StatusCode::OK,
+                    jsonrpc::INVALID_PARAMS,
+                    format!("the URL {shown:?} is refused by the gateway's SSRF policy: {why}"),
+                );
+                r.data = json!({"reason": "ssrf_refused", "url": shown});
+                return Err(r);
+            }
+        }
+        Ok(())
     }
 
     /// A request about a task (get, cancel, resubscribe, a message continuing it)
