@@ -354,6 +354,18 @@ pub fn specs() -> Vec<RouteSpec> {
             api::a2a_agents::delete,
         ),
         route(
+            Method::PATCH,
+            "/api/v1/a2a/agents/{id}",
+            R(DEV),
+            api::a2a_agents::update,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/a2a/tasks",
+            R(RO),
+            api::a2a_agents::tasks,
+        ),
+        route(
             Method::POST,
             "/api/v1/a2a/agents/{id}/refresh",
             R(DEV),

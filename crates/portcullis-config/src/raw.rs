@@ -32,6 +32,7 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub shutdown: RawShutdown,
     pub alerts: RawAlerts,
+    pub a2a: RawA2a,
     /// Declared resources (applied at start and on reload; file-managed).
     pub groups: Vec<crate::declared::RawGroup>,
     pub credentials: Vec<crate::declared::RawCredential>,
@@ -57,6 +58,7 @@ impl Default for RawConfig {
             limits: RawLimits::default(),
             shutdown: RawShutdown::default(),
             alerts: RawAlerts::default(),
+            a2a: RawA2a::default(),
             groups: Vec::new(),
             credentials: Vec::new(),
             keys: Vec::new(),
@@ -130,6 +132,30 @@ impl Default for RawAlerts {
     fn default() -> Self {
         Self {
             min_severity: "high".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawA2a {
+    /// Let the gateway reach agents (cards and endpoints) on loopback and private
+    /// addresses (RFC 1918, CGNAT, IPv6 ULA). Off: only public addresses.
+    pub allow_private_networks: bool,
+    /// Address blocks (CIDR) the gateway may reach whatever their class, e.g.
+    /// `10.20.0.0/16`. File only.
+    pub allowed_networks: Vec<String>,
+    /// Seconds between scheduled card refreshes of agents registered by URL;
+    /// 0 turns them off.
+    pub refresh_interval_secs: u64,
+}
+
+impl Default for RawA2a {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            allowed_networks: Vec::new(),
+            refresh_interval_secs: 3600,
         }
     }
 }

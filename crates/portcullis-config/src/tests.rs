@@ -299,3 +299,37 @@ fn redis_prefix_is_checked() {
     let msg = message(load_yaml("redis_prefix: \"has space\"\n", &[]));
     assert!(msg.contains("redis_prefix"), "{msg}");
 }
+
+#[test]
+fn a2a_network_policy_defaults_to_deny_and_is_checked() {
+    let Ok(config) = load(None, &vars(&[]), &Overrides::default()) else {
+        panic!("defaults must load")
+    };
+    assert!(!config.a2a_network.allow_private);
+    assert!(config.a2a_network.allowed.is_empty());
+    assert_eq!(
+        config.a2a_refresh,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    let off = load(
+        None,
+        &vars(&[("PORTCULLIS_A2A_REFRESH_INTERVAL_SECS", "0")]),
+        &Overrides::default(),
+    );
+    assert!(off.is_ok_and(|c| c.a2a_refresh.is_none()));
+    let msg = message(load_yaml("a2a:\n  refresh_interval_secs: 99999999\n", &[]));
+    assert!(msg.contains("a2a.refresh_interval_secs"), "{msg}");
+    let Ok(config) = load_yaml(
+        "a2a:\n  allowed_networks: [10.20.0.0/16, 'fd00::/8']\n",
+        &[("PORTCULLIS_A2A_ALLOW_PRIVATE_NETWORKS", "true")],
+    ) else {
+        panic!("a valid a2a section must load")
+    };
+    assert!(config.a2a_network.allow_private);
+    assert_eq!(config.a2a_network.allowed.len(), 2);
+    let msg = message(load_yaml(
+        "a2a:\n  allowed_networks: [10.0.0.0/8, 10.0.0.0/99]\n",
+        &[],
+    ));
+    assert!(msg.contains("a2a.allowed_networks[1]"), "{msg}");
+}

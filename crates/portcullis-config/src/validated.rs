@@ -26,6 +26,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub drain_timeout: Duration,
     pub alerts: AlertsConfig,
+    /// Where the gateway may connect on an A2A agent's behalf (SSRF policy).
+    pub a2a_network: portcullis_core::net::NetPolicy,
+    /// Between scheduled A2A card refreshes; `None`: off.
+    pub a2a_refresh: Option<Duration>,
     /// Resources declared in the file.
     pub declared: crate::declared::Declared,
 }
@@ -188,6 +192,25 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
             Severity::High
         }),
     };
+    let mut a2a_network = portcullis_core::net::NetPolicy {
+        allow_private: raw.a2a.allow_private_networks,
+        allowed: Vec::new(),
+    };
+    let a2a_refresh = match raw.a2a.refresh_interval_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(positive(
+            &mut errors,
+            "a2a.refresh_interval_secs",
+            secs,
+            7 * day,
+        ))),
+    };
+    for (i, block) in raw.a2a.allowed_networks.iter().enumerate() {
+        match block.parse() {
+            Ok(cidr) => a2a_network.allowed.push(cidr),
+            Err(e) => errors.push(format!("a2a.allowed_networks[{i}]: {e}")),
+        }
+    }
 
     if !errors.is_empty() {
         return Err(errors);
@@ -208,6 +231,8 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
         limits,
         drain_timeout,
         alerts,
+        a2a_network,
+        a2a_refresh,
         declared,
     })
 }

@@ -12,6 +12,7 @@ pub mod drain;
 pub mod id;
 pub mod mcp;
 pub mod model;
+pub mod net;
 pub mod password;
 pub mod pricing;
 pub mod proxy;

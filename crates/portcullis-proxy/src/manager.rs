@@ -144,6 +144,8 @@ impl DataPlane {
             relay.events.clone(),
             store.clone(),
             clock.clone(),
+            relay.limiter.clone(),
+            master_key.clone(),
         );
         Arc::new(Self {
             relay,

@@ -13,7 +13,10 @@ mod spend;
 mod sql;
 mod sqlite;
 
-pub use a2a::{A2aAgent, A2aStore, AgentStatus};
+pub use a2a::{
+    A2aAgent, A2aStore, A2aTask, AgentCredential, AgentGrant, AgentSettings, AgentStatus,
+    TaskFilter, TaskSighting, TaskStateAt, MAX_TASK_HISTORY,
+};
 pub use mcp::{McpStore, McpToolFilter, ToolSighting};
 pub use postgres::PgStore;
 pub use spend::{BudgetPatch, NewBudget, SpendStore, UsageDim, UsageQuery, UsageRow};

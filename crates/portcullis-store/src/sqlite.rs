@@ -1,6 +1,6 @@
 //! The embedded default: one SQLite file in WAL mode.
 
-use crate::a2a::{a2a_agent_cols, impl_a2a_store};
+use crate::a2a::{a2a_agent_cols, a2a_task_cols, impl_a2a_store};
 use crate::mcp::{impl_mcp_store, mcp_tool_cols};
 use crate::records::*;
 use crate::spend::{budget_cols, impl_spend_store};

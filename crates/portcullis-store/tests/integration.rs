@@ -1312,7 +1312,9 @@ async fn mcp_tool_inventory() {
 
 #[tokio::test]
 async fn a2a_agent_registry() {
-    use portcullis_store::{A2aAgent, AgentStatus, StoreError};
+    use portcullis_store::{
+        A2aAgent, AgentCredential, AgentGrant, AgentSettings, AgentStatus, StoreError,
+    };
     on_both(|s| async move {
         let agent = A2aAgent {
             id: portcullis_core::id::new_id(),
@@ -1324,6 +1326,7 @@ async fn a2a_agent_registry() {
             created_at: t(0),
             updated_at: t(0),
             refreshed_at: t(0),
+            settings: AgentSettings::default(),
         };
         s.insert_a2a_agent(&agent).await.unwrap();
         let twin = A2aAgent {
@@ -1359,7 +1362,104 @@ async fn a2a_agent_registry() {
         assert_eq!(got.card_hash, "h2");
         assert_eq!(got.refreshed_at, t(2));
         assert_eq!(s.list_a2a_agents().await.unwrap().len(), 1);
+        // Access, rate limit and credential are replaced together.
+        let settings = AgentSettings {
+            access: vec![
+                AgentGrant {
+                    group_id: "g1".into(),
+                    skills: None,
+                },
+                AgentGrant {
+                    group_id: "g2".into(),
+                    skills: Some(vec!["x".into()]),
+                },
+            ],
+            rate_limit_rpm: Some(30),
+            credential: Some(AgentCredential {
+                credential_id: "c1".into(),
+                header: Some("x-agent-key".into()),
+            }),
+        };
+        assert!(s
+            .set_a2a_agent_settings(&agent.id, &settings, t(3))
+            .await
+            .unwrap());
+        let got = s.a2a_agent(&agent.id).await.unwrap().unwrap();
+        assert_eq!(got.settings, settings);
+        assert_eq!(got.updated_at, t(3));
+        assert!(s
+            .set_a2a_agent_settings(&agent.id, &AgentSettings::default(), t(4))
+            .await
+            .unwrap());
+        let got = s.a2a_agent(&agent.id).await.unwrap().unwrap();
+        assert_eq!(got.settings, AgentSettings::default());
+        assert!(!s
+            .set_a2a_agent_settings("nope", &settings, t(4))
+            .await
+            .unwrap());
+
+        // Tasks: owned by the first key, states appended when they change.
+        use portcullis_store::{TaskFilter, TaskSighting};
+        let seen = |task: &str, key: &str, state: &str, at| TaskSighting {
+            agent_id: agent.id.clone(),
+            task_id: task.into(),
+            context_id: Some("ctx".into()),
+            key_id: key.into(),
+            group_id: "g1".into(),
+            state: state.into(),
+            at: t(at),
+        };
+        s.record_a2a_task(&seen("t1", "k1", "submitted", 10))
+            .await
+            .unwrap();
+        s.record_a2a_task(&seen("t1", "k1", "working", 11))
+            .await
+            .unwrap();
+        s.record_a2a_task(&seen("t1", "k1", "working", 12))
+            .await
+            .unwrap();
+        s.record_a2a_task(&seen("t1", "k2", "completed", 13))
+            .await
+            .unwrap();
+        s.record_a2a_task(&seen("t2", "k2", "failed", 14))
+            .await
+            .unwrap();
+        let t1 = s.a2a_task(&agent.id, "t1").await.unwrap().unwrap();
+        assert_eq!(t1.key_id, "k1");
+        assert_eq!(t1.state, "completed");
+        let states: Vec<_> = t1.history.iter().map(|h| h.state.as_str()).collect();
+        assert_eq!(states, ["submitted", "working", "completed"]);
+        assert_eq!(t1.history[1].at, t(11));
+        assert_eq!((t1.created_at, t1.updated_at), (t(10), t(13)));
+        assert!(s.a2a_task(&agent.id, "t3").await.unwrap().is_none());
+        let all = TaskFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let ids = |v: Vec<portcullis_store::A2aTask>| {
+            v.into_iter().map(|t| t.task_id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(s.list_a2a_tasks(&all).await.unwrap()), ["t2", "t1"]);
+        let by_key = TaskFilter {
+            key_id: Some("k1".into()),
+            ..all.clone()
+        };
+        assert_eq!(ids(s.list_a2a_tasks(&by_key).await.unwrap()), ["t1"]);
+        let by_state = TaskFilter {
+            state: Some("failed".into()),
+            agent_id: Some(agent.id.clone()),
+            ..all.clone()
+        };
+        assert_eq!(ids(s.list_a2a_tasks(&by_state).await.unwrap()), ["t2"]);
+        let one = TaskFilter {
+            limit: 1,
+            ..all.clone()
+        };
+        assert_eq!(s.list_a2a_tasks(&one).await.unwrap().len(), 1);
+
         assert!(s.delete_a2a_agent(&agent.id).await.unwrap());
+        // Tasks go with their agent.
+        assert!(s.list_a2a_tasks(&all).await.unwrap().is_empty());
         assert!(!s.delete_a2a_agent(&agent.id).await.unwrap());
         assert!(s.list_a2a_agents().await.unwrap().is_empty());
     })

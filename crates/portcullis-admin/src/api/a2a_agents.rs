@@ -4,13 +4,16 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_core::alert::{Alert, AlertStatus, Severity};
 use portcullis_protocol::a2a;
-use portcullis_store::{A2aAgent, AgentStatus};
+use portcullis_store::{
+    A2aAgent, A2aTask, AgentCredential, AgentGrant, AgentSettings, AgentStatus, TaskFilter,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -29,6 +32,36 @@ pub struct NewAgent {
     /// made lower case with `-` for other characters.
     pub name: Option<String>,
 }
+
+/// Changes who may call an agent, its rate limit or its upstream credential;
+/// fields left out stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentUpdate {
+    /// The groups allowed to call the agent, each with the skill ids it sees
+    /// (absent: every skill). Replaces the list; empty: nobody may call it.
+    pub access: Option<Vec<AgentGrant>>,
+    /// Requests per minute per key on this agent (1 to 1000000); null removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub rate_limit_rpm: Option<Option<u64>>,
+    /// A stored credential sent to the agent; null removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AgentCredential>)]
+    pub credential: Option<Option<AgentCredential>>,
+}
+
+/// A field that is present, even as null: `Some(None)`; absent: `None` (default).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Most groups one agent lists, and skills per group.
+const MAX_GRANTS: usize = 256;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AgentList {
@@ -73,10 +106,20 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with('-')
 }
 
-fn checked(card: &Value) -> ApiResult<()> {
-    a2a::validate_card(card).map(|_| ()).map_err(|e| {
+/// The card is valid and its JSON-RPC endpoint is not refused by the SSRF policy
+/// (an IP literal is judged here; a name when the gateway connects).
+fn checked(state: &AppState, card: &Value) -> ApiResult<()> {
+    a2a::validate_card(card).map_err(|e| {
         ApiError::unprocessable(e.fields.iter().map(|f| format!("card.{f}")).collect())
-    })
+    })?;
+    if let Some(url) = a2a::jsonrpc_url(card) {
+        if let Err(e) = state.data_plane.a2a().check_url(url) {
+            return Err(ApiError::unprocessable(vec![format!(
+                "card endpoint {url:?}: {e} (see a2a.allow_private_networks and a2a.allowed_networks)"
+            )]));
+        }
+    }
+    Ok(())
 }
 
 async fn fetch(state: &AppState, url: &str) -> ApiResult<Value> {
@@ -123,7 +166,7 @@ pub async fn create(
             ))
         }
     };
-    checked(&card)?;
+    checked(&state, &card)?;
     let name = new
         .name
         .unwrap_or_else(|| slug(a2a::card_name(&card).unwrap_or_default()));
@@ -143,6 +186,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         refreshed_at: now,
+        settings: AgentSettings::default(),
     };
     state.store.insert_a2a_agent(&agent).await?;
     state
@@ -195,7 +239,28 @@ pub async fn refresh(
             ]))
         }
     };
-    checked(&card)?;
+    let (changed, hash) = apply_card(&state, &current, card).await?;
+    state
+        .audit(
+            caller
+                .draft("a2a_agent.refresh", format!("a2a_agent:{}", current.name))
+                .details(
+                    json!({"id": id, "changed": changed, "from": current.card_hash, "hash": hash}),
+                ),
+        )
+        .await;
+    Ok(Json(load(&state, &id).await?))
+}
+
+/// Stores a refreshed card: a different one sets the status to `changed` (a
+/// disabled agent stays disabled) and raises an alert with the difference.
+/// Returns whether it changed, and its hash.
+async fn apply_card(
+    state: &AppState,
+    current: &A2aAgent,
+    card: Value,
+) -> ApiResult<(bool, String)> {
+    checked(state, &card)?;
     let hash = a2a::card_hash(&card);
     let changed = hash != current.card_hash;
     let status = match (changed, current.status) {
@@ -205,7 +270,7 @@ pub async fn refresh(
     let now = state.clock.now();
     if !state
         .store
-        .record_a2a_card(&id, &card, &hash, status, now)
+        .record_a2a_card(&current.id, &card, &hash, status, now)
         .await?
     {
         return Err(ApiError::not_found("A2A agent"));
@@ -243,16 +308,200 @@ pub async fn refresh(
         }
         tracing::warn!(agent = %current.name, "A2A agent card changed; flagged until approved");
     }
+    Ok((changed, hash))
+}
+
+/// Refreshes every agent registered by URL (not disabled ones) every `every`,
+/// as the refresh endpoint does; a change is audited as `a2a_agent.refresh` by
+/// `scheduler` and raises the same alert. Ends with the server.
+pub fn spawn_card_refresh(state: AppState, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = state.shutdown.triggered() => return,
+            }
+            refresh_all(&state).await;
+        }
+    });
+}
+
+async fn refresh_all(state: &AppState) {
+    let agents = match state.store.list_a2a_agents().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduled A2A card refresh: registry unreadable");
+            return;
+        }
+    };
+    for current in agents {
+        let Some(url) = current.base_url.as_deref() else {
+            continue;
+        };
+        if current.status == AgentStatus::Disabled {
+            continue;
+        }
+        let refreshed = match fetch(state, url).await {
+            Ok(card) => apply_card(state, &current, card).await,
+            Err(e) => Err(e),
+        };
+        match refreshed {
+            Ok((true, hash)) => {
+                state
+                    .audit(
+                        portcullis_core::audit::AuditDraft::new(
+                            "scheduler",
+                            "a2a_agent.refresh",
+                            format!("a2a_agent:{}", current.name),
+                        )
+                        .details(json!({"id": current.id, "changed": true, "from": current.card_hash, "hash": hash, "scheduled": true})),
+                    )
+                    .await;
+            }
+            Ok((false, _)) => {}
+            Err(e) => {
+                tracing::warn!(agent = %current.name, error = ?e, "scheduled A2A card refresh failed");
+            }
+        }
+    }
+}
+
+/// Sets which groups may call the agent (and the skills each sees), its rate
+/// limit per key, and the credential the gateway sends upstream.
+#[utoipa::path(patch, path = "/api/v1/a2a/agents/{id}", tag = "a2a", params(("id" = String, Path)), request_body = AgentUpdate,
+    responses((status = 200, body = A2aAgent), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentUpdate>,
+) -> ApiResult<Json<A2aAgent>> {
+    let current = load(&state, &id).await?;
+    let mut settings = current.settings.clone();
+    let mut problems = Vec::new();
+    if let Some(access) = req.access {
+        check_access(&state, &current.card, &access, &mut problems).await?;
+        settings.access = access;
+    }
+    if let Some(rpm) = req.rate_limit_rpm {
+        if rpm.is_some_and(|n| n == 0 || n > 1_000_000) {
+            problems.push("rate_limit_rpm: between 1 and 1000000, or null".into());
+        }
+        settings.rate_limit_rpm = rpm;
+    }
+    if let Some(credential) = req.credential {
+        if let Some(c) = &credential {
+            check_credential(&state, c, &mut problems).await?;
+        }
+        settings.credential = credential;
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::unprocessable(problems));
+    }
+    if !state
+        .store
+        .set_a2a_agent_settings(&id, &settings, state.clock.now())
+        .await?
+    {
+        return Err(ApiError::not_found("A2A agent"));
+    }
     state
         .audit(
             caller
-                .draft("a2a_agent.refresh", format!("a2a_agent:{}", current.name))
-                .details(
-                    json!({"id": id, "changed": changed, "from": current.card_hash, "hash": hash}),
-                ),
+                .draft("a2a_agent.update", format!("a2a_agent:{}", current.name))
+                .details(json!({"id": id, "from": current.settings, "to": settings})),
         )
         .await;
     Ok(Json(load(&state, &id).await?))
+}
+
+/// Groups exist and are listed once; skills are the card's, listed once.
+async fn check_access(
+    state: &AppState,
+    card: &Value,
+    access: &[AgentGrant],
+    problems: &mut Vec<String>,
+) -> ApiResult<()> {
+    if access.len() > MAX_GRANTS {
+        problems.push(format!("access: at most {MAX_GRANTS} groups"));
+        return Ok(());
+    }
+    let card_skills: Vec<&str> = card
+        .get("skills")
+        .and_then(Value::as_array)
+        .map(|s| s.iter().filter_map(|k| k.get("id")?.as_str()).collect())
+        .unwrap_or_default();
+    for (i, grant) in access.iter().enumerate() {
+        if access[..i].iter().any(|g| g.group_id == grant.group_id) {
+            problems.push(format!("access[{i}].group_id: listed twice"));
+        } else if grant.group_id.len() > 64 || state.store.group(&grant.group_id).await?.is_none() {
+            problems.push(format!("access[{i}].group_id: no such group"));
+        }
+        let Some(skills) = &grant.skills else {
+            continue;
+        };
+        if skills.is_empty() || skills.len() > MAX_GRANTS {
+            problems.push(format!(
+                "access[{i}].skills: 1 to {MAX_GRANTS} skill ids, or leave it out for every skill"
+            ));
+        }
+        for (j, skill) in skills.iter().enumerate() {
+            if skills[..j].contains(skill) {
+                problems.push(format!("access[{i}].skills[{j}]: listed twice"));
+            } else if !card_skills.contains(&skill.as_str()) {
+                problems.push(format!(
+                    "access[{i}].skills[{j}]: the card has no skill {:?}",
+                    skill.chars().take(64).collect::<String>()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Header names the gateway owns or that would break the exchange.
+const RESERVED_HEADERS: [&str; 8] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "accept",
+    "a2a-version",
+    "a2a-extensions",
+];
+
+async fn check_credential(
+    state: &AppState,
+    credential: &AgentCredential,
+    problems: &mut Vec<String>,
+) -> ApiResult<()> {
+    if credential.credential_id.len() > 64
+        || state
+            .store
+            .credential(&credential.credential_id)
+            .await?
+            .is_none()
+    {
+        problems.push("credential.credential_id: no such credential".into());
+    }
+    if let Some(header) = &credential.header {
+        let lower = header.to_ascii_lowercase();
+        if header.len() > 64
+            || axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || RESERVED_HEADERS.contains(&lower.as_str())
+            || lower.starts_with("x-portcullis-")
+        {
+            problems.push(format!(
+                "credential.header: {:?} is not a header name the gateway may set",
+                header.chars().take(64).collect::<String>()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Approves the agent's current card: the gateway serves it.
@@ -347,6 +596,58 @@ pub async fn delete(
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    pub agent_id: Option<String>,
+    /// The key that created the task.
+    pub key_id: Option<String>,
+    pub group_id: Option<String>,
+    /// submitted, working, input-required, completed, canceled, failed, rejected,
+    /// auth-required or unknown.
+    pub state: Option<String>,
+    pub context_id: Option<String>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TaskList {
+    pub tasks: Vec<A2aTask>,
+}
+
+/// Tasks seen through the gateway, most recently updated first.
+#[utoipa::path(get, path = "/api/v1/a2a/tasks", tag = "a2a", params(TaskQuery),
+    responses((status = 200, body = TaskList), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn tasks(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<TaskQuery>,
+) -> ApiResult<Json<TaskList>> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("limit: must be between 1 and 1000"));
+    }
+    if let Some(s) = q.state.as_deref() {
+        if !a2a::TASK_STATES.contains(&s) {
+            return Err(ApiError::bad_request(format!(
+                "state: one of {}",
+                a2a::TASK_STATES.join(", ")
+            )));
+        }
+    }
+    let filter = TaskFilter {
+        agent_id: q.agent_id,
+        key_id: q.key_id,
+        group_id: q.group_id,
+        state: q.state,
+        context_id: q.context_id,
+        limit,
+    };
+    Ok(Json(TaskList {
+        tasks: state.store.list_a2a_tasks(&filter).await?,
+    }))
 }
 
 #[cfg(test)]

@@ -188,6 +188,7 @@ DELETE /api/v1/system-prompts/{id} developer
 DELETE /api/v1/users/{id} admin
 GET    /api/v1/a2a/agents read_only
 GET    /api/v1/a2a/agents/{id} read_only
+GET    /api/v1/a2a/tasks read_only
 GET    /api/v1/alerts read_only
 GET    /api/v1/alerts/{id} read_only
 GET    /api/v1/audit read_only
@@ -220,6 +221,7 @@ GET    /api/v1/users/{id} admin
 GET    /healthz public
 GET    /metrics public
 GET    /readyz public
+PATCH  /api/v1/a2a/agents/{id} developer
 PATCH  /api/v1/alerts/{id} developer
 PATCH  /api/v1/budgets/{id} admin
 PATCH  /api/v1/credentials/{id} admin

@@ -17,6 +17,8 @@ pub enum Method {
     StreamMessage,
     GetTask,
     CancelTask,
+    /// v0.3 `tasks/resubscribe`, v1.0 `SubscribeToTask`: a stream of a task's events.
+    Resubscribe,
 }
 
 impl Method {
@@ -27,6 +29,7 @@ impl Method {
             "message/stream" | "SendStreamingMessage" => Self::StreamMessage,
             "tasks/get" | "GetTask" => Self::GetTask,
             "tasks/cancel" | "CancelTask" => Self::CancelTask,
+            "tasks/resubscribe" | "SubscribeToTask" => Self::Resubscribe,
             _ => return None,
         })
     }
@@ -35,6 +38,97 @@ impl Method {
     pub fn carries_message(self) -> bool {
         matches!(self, Self::SendMessage | Self::StreamMessage)
     }
+
+    /// The task the request is about: `params.id` of get, cancel and resubscribe
+    /// (both versions), `params.message.taskId` of a message continuing a task.
+    pub fn task_id(self, params: &Value) -> Option<&str> {
+        match self {
+            Self::SendMessage | Self::StreamMessage => params
+                .get("message")
+                .and_then(|m| m.get("taskId"))
+                .and_then(Value::as_str),
+            Self::GetTask | Self::CancelTask | Self::Resubscribe => {
+                params.get("id").and_then(Value::as_str)
+            }
+        }
+    }
+}
+
+/// A2A's "task not found" error code (both versions).
+pub const TASK_NOT_FOUND: i64 = -32001;
+
+/// Task states of both versions, by their v0.3 names.
+pub const TASK_STATES: [&str; 9] = [
+    "submitted",
+    "working",
+    "input-required",
+    "completed",
+    "canceled",
+    "failed",
+    "rejected",
+    "auth-required",
+    "unknown",
+];
+
+/// A task id, its context and state, as an answer or stream event shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSeen {
+    pub task_id: String,
+    pub context_id: Option<String>,
+    /// One of [`TASK_STATES`].
+    pub state: &'static str,
+}
+
+/// Longest task or context id recorded.
+const MAX_TASK_ID: usize = 256;
+
+/// A state of either version (`input-required`, `TASK_STATE_INPUT_REQUIRED`) by
+/// its v0.3 name; `None` for anything else.
+pub fn task_state(s: &str) -> Option<&'static str> {
+    let name = s
+        .strip_prefix("TASK_STATE_")
+        .map(|v| v.to_ascii_lowercase().replace('_', "-"));
+    let name = name.as_deref().unwrap_or(s);
+    let name = if name == "unspecified" {
+        "unknown"
+    } else {
+        name
+    };
+    TASK_STATES.iter().find(|t| **t == name).copied()
+}
+
+/// The task a JSON-RPC `result` is about, with its state: a v0.3 `Task` or
+/// `status-update` event, a v1.0 `task` or `statusUpdate` member, or a v1.0 bare
+/// `Task`. Messages and artifact updates carry no state and give `None`.
+pub fn task_seen(result: &Value) -> Option<TaskSeen> {
+    let (obj, id_key) = if let Some(t) = result.get("task") {
+        (t, "id")
+    } else if let Some(u) = result.get("statusUpdate") {
+        (u, "taskId")
+    } else {
+        match result.get("kind").and_then(Value::as_str) {
+            Some("task") => (result, "id"),
+            Some("status-update") => (result, "taskId"),
+            Some(_) => return None,
+            None if result.get("status").is_some() => (result, "id"),
+            None => return None,
+        }
+    };
+    let id = obj.get(id_key).and_then(Value::as_str)?;
+    let state = task_state(obj.get("status")?.get("state")?.as_str()?)?;
+    if id.is_empty() || id.len() > MAX_TASK_ID {
+        return None;
+    }
+    let context_id = obj
+        .get("contextId")
+        .and_then(Value::as_str)
+        .filter(|c| c.len() <= MAX_TASK_ID)
+        .map(str::to_owned);
+    Some(TaskSeen {
+        task_id: id.to_owned(),
+        context_id,
+        state,
+    })
 }
 
 /// A card that fails validation: every field at fault, by JSON path.
@@ -163,8 +257,13 @@ pub fn jsonrpc_url(card: &Value) -> Option<&str> {
     card.get("url").and_then(Value::as_str)
 }
 
+/// The name of the gateway's security scheme in served cards.
+pub const GATEWAY_SCHEME: &str = "portcullis";
+
 /// The card as the gateway serves it: every endpoint replaced by `gateway_url`,
-/// the JSON-RPC binding only (the one the gateway relays); the rest unchanged.
+/// the JSON-RPC binding only (the one the gateway relays), and the agent's own
+/// security schemes replaced by the gateway's (a bearer Portcullis key; the
+/// agent's credential, if any, is the gateway's business); the rest unchanged.
 pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
     let mut out = card.clone();
     let Some(obj) = out.as_object_mut() else {
@@ -180,6 +279,7 @@ pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
             serde_json::json!([{"url": gateway_url, "transport": "JSONRPC"}]),
         );
     }
+    let description = "A Portcullis API key with the a2a scope";
     if let Some(Value::Array(list)) = obj.get_mut("supportedInterfaces") {
         let version = list
             .iter()
@@ -190,10 +290,41 @@ pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
             "protocolBinding": "JSONRPC",
             "protocolVersion": version,
         })];
+        obj.remove("security");
+        obj.insert(
+            "securitySchemes".into(),
+            serde_json::json!({GATEWAY_SCHEME: {"httpAuthSecurityScheme":
+                {"scheme": "Bearer", "description": description}}}),
+        );
+        obj.insert(
+            "securityRequirements".into(),
+            serde_json::json!([{"schemes": {GATEWAY_SCHEME: {"list": []}}}]),
+        );
+    } else {
+        obj.remove("securityRequirements");
+        obj.insert(
+            "securitySchemes".into(),
+            serde_json::json!({GATEWAY_SCHEME:
+                {"type": "http", "scheme": "bearer", "description": description}}),
+        );
+        obj.insert("security".into(), serde_json::json!([{GATEWAY_SCHEME: []}]));
+        // The gateway serves no authenticated extended card.
+        obj.remove("supportsAuthenticatedExtendedCard");
     }
     // The gateway signs nothing: an upstream signature would not match.
     obj.remove("signatures");
     out
+}
+
+/// Keeps only the skills whose id is in `ids` (the skills a caller may use).
+pub fn keep_skills(card: &mut Value, ids: &[String]) {
+    if let Some(Value::Array(skills)) = card.get_mut("skills") {
+        skills.retain(|s| {
+            s.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| ids.iter().any(|i| i == id))
+        });
+    }
 }
 
 /// The text of a message's parts to scan: text parts as they are, data parts as
@@ -231,6 +362,36 @@ pub fn message_text(params: &Value) -> String {
         }
     }
     out
+}
+
+/// URLs in a message request that the agent may fetch or call: the push
+/// notification webhook (`configuration.pushNotificationConfig.url`, both
+/// versions) and file URIs of the message's parts (v0.3 `file.uri`, v1.0 `url`).
+pub fn outbound_urls(params: &Value) -> Vec<&str> {
+    let mut urls = Vec::new();
+    if let Some(u) = params
+        .get("configuration")
+        .and_then(|c| c.get("pushNotificationConfig"))
+        .and_then(|p| p.get("url"))
+        .and_then(Value::as_str)
+    {
+        urls.push(u);
+    }
+    let parts = params
+        .get("message")
+        .and_then(|m| m.get("parts"))
+        .and_then(Value::as_array);
+    for part in parts.into_iter().flatten() {
+        if let Some(u) = part
+            .get("file")
+            .and_then(|f| f.get("uri"))
+            .or_else(|| part.get("url"))
+            .and_then(Value::as_str)
+        {
+            urls.push(u);
+        }
+    }
+    urls
 }
 
 /// A short, readable account of what changed between two cards: url/interfaces
@@ -360,11 +521,110 @@ mod tests {
         assert_eq!(out["url"], gw);
         assert_eq!(out["skills"], v03()["skills"]);
         assert_eq!(out["name"], "echo");
+        assert_eq!(out["securitySchemes"]["portcullis"]["scheme"], "bearer");
+        assert_eq!(out["security"], json!([{"portcullis": []}]));
+        let mut upstream = v03();
+        upstream["securitySchemes"] =
+            json!({"k": {"type": "apiKey", "in": "header", "name": "x-k"}});
+        upstream["security"] = json!([{"k": []}]);
+        upstream["supportsAuthenticatedExtendedCard"] = json!(true);
+        let out = rewrite_card(&upstream, gw);
+        assert!(out["securitySchemes"].get("k").is_none());
+        assert_eq!(out["security"], json!([{"portcullis": []}]));
+        assert!(out.get("supportsAuthenticatedExtendedCard").is_none());
         let out = rewrite_card(&v10(), gw);
+        assert_eq!(
+            out["securitySchemes"]["portcullis"]["httpAuthSecurityScheme"]["scheme"],
+            "Bearer"
+        );
+        assert_eq!(
+            out["securityRequirements"],
+            json!([{"schemes": {"portcullis": {"list": []}}}])
+        );
+        assert!(out.get("security").is_none());
         assert_eq!(out["supportedInterfaces"].as_array().map(Vec::len), Some(1));
         assert_eq!(out["supportedInterfaces"][0]["url"], gw);
         assert_eq!(out["supportedInterfaces"][0]["protocolBinding"], "JSONRPC");
         assert_eq!(validate_card(&out), Ok(CardShape::V10));
+    }
+
+    #[test]
+    fn tasks_are_seen_in_both_versions() {
+        let v03_task = json!({"kind": "task", "id": "t1", "contextId": "c1",
+            "status": {"state": "input-required"}});
+        assert_eq!(
+            task_seen(&v03_task),
+            Some(TaskSeen {
+                task_id: "t1".into(),
+                context_id: Some("c1".into()),
+                state: "input-required"
+            })
+        );
+        let update = json!({"kind": "status-update", "taskId": "t1", "contextId": "c1",
+            "status": {"state": "completed"}, "final": true});
+        assert_eq!(task_seen(&update).map(|t| t.state), Some("completed"));
+        let v10 = json!({"task": {"id": "t2", "contextId": "c2",
+            "status": {"state": "TASK_STATE_AUTH_REQUIRED"}}});
+        assert_eq!(
+            task_seen(&v10).map(|t| (t.task_id, t.state)),
+            Some(("t2".into(), "auth-required"))
+        );
+        let v10_update =
+            json!({"statusUpdate": {"taskId": "t2", "status": {"state": "TASK_STATE_CANCELED"}}});
+        assert_eq!(task_seen(&v10_update).map(|t| t.state), Some("canceled"));
+        let bare = json!({"id": "t3", "status": {"state": "TASK_STATE_WORKING"}});
+        assert_eq!(task_seen(&bare).map(|t| t.state), Some("working"));
+        for none in [
+            json!({"kind": "message", "taskId": "t1", "parts": []}),
+            json!({"kind": "artifact-update", "taskId": "t1"}),
+            json!({"kind": "task", "id": "t1", "status": {"state": "exploded"}}),
+            json!({"kind": "task", "id": "", "status": {"state": "working"}}),
+            json!("x"),
+        ] {
+            assert_eq!(task_seen(&none), None, "{none}");
+        }
+        assert_eq!(task_state("TASK_STATE_UNSPECIFIED"), Some("unknown"));
+        assert_eq!(task_state("rejected"), Some("rejected"));
+    }
+
+    #[test]
+    fn outbound_urls_of_both_versions() {
+        let p = json!({
+            "configuration": {"pushNotificationConfig": {"url": "http://hook/"}},
+            "message": {"parts": [
+                {"kind": "file", "file": {"uri": "https://f/1", "name": "a"}},
+                {"kind": "text", "text": "http://not-a-url-field/"},
+                {"url": "https://f/2", "filename": "b"}
+            ]}
+        });
+        assert_eq!(
+            outbound_urls(&p),
+            ["http://hook/", "https://f/1", "https://f/2"]
+        );
+        assert!(outbound_urls(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn task_ids_of_requests() {
+        let get = json!({"id": "t1", "historyLength": 2});
+        assert_eq!(Method::GetTask.task_id(&get), Some("t1"));
+        assert_eq!(Method::parse("SubscribeToTask"), Some(Method::Resubscribe));
+        assert_eq!(Method::Resubscribe.task_id(&get), Some("t1"));
+        let send = json!({"message": {"taskId": "t9", "parts": []}});
+        assert_eq!(Method::SendMessage.task_id(&send), Some("t9"));
+        assert_eq!(Method::SendMessage.task_id(&json!({"message": {}})), None);
+    }
+
+    #[test]
+    fn skills_are_filtered_by_id() {
+        let mut card = v03();
+        card["skills"] =
+            json!([{"id": "a", "name": "A"}, {"id": "b", "name": "B"}, {"name": "no id"}]);
+        keep_skills(&mut card, &["b".to_owned(), "zzz".to_owned()]);
+        assert_eq!(card["skills"], json!([{"id": "b", "name": "B"}]));
+        keep_skills(&mut card, &[]);
+        assert_eq!(card["skills"], json!([]));
+        assert_eq!(validate_card(&card), Ok(CardShape::V03));
     }
 
     #[test]

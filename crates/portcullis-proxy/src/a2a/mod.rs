@@ -2,37 +2,48 @@
 //! the gateway port.
 //!
 //! ```text
-//! GET  /a2a/{name}/.well-known/agent-card.json   the stored card, endpoints rewritten
-//!                                                 to the gateway (agent.json too)
+//! GET  /a2a/{name}/.well-known/agent-card.json   key auth, group granted (403); the
+//!        stored card, endpoints rewritten to the gateway, the group's skills only
 //! POST /a2a/{name} ── key auth (scope a2a) 401/403 ── agent approved? else -32010
+//!   ├─ caller's group granted? else 403; key/group rpm, then agent rpm per key: 429
 //!   ├─ body bounded (MAX_BODY) 413; JSON 400 -32700; JSON-RPC request 400 -32600;
 //!   │  method known (v0.3 and v1.0 names) else -32601
+//!   ├─ a task named (get, cancel, resubscribe, message taskId): created by this
+//!   │     key? else A2A -32001 "Task not found"
 //!   ├─ message/send, message/stream, SendMessage, SendStreamingMessage:
 //!   │     message parts scanned at agent_message; block -> -32001 naming rule ids
-//!   ├─ forward: JSON-RPC body to the card's JSON-RPC URL, A2A-Version and accept
-//!   │           headers only (the caller's key stays here), head timeout
-//!   └─ answer: application/json read bounded; text/event-stream relayed frame by
-//!              frame as it arrives
+//!   ├─ forward: JSON-RPC body to the card's JSON-RPC URL through the SSRF-guarded
+//!   │           client (guard.rs), A2A-Version and accept headers only (the
+//!   │           caller's key stays here) + the agent's credential, head timeout
+//!   └─ answer: application/json read bounded, its task recorded; text/event-stream
+//!              relayed frame by frame as it arrives, tasks recorded on the way
 //! ```
 //! One event per request (endpoint `a2a:<method>`, model = agent name).
 
+pub mod guard;
+mod tasks;
+
 use crate::events::EventSink;
 use crate::keys::{presented_key, Identity, KeyAuthenticator, KeyRejection};
-use crate::upstream::UpstreamClient;
+use arc_swap::ArcSwap;
 use axum::body::Body;
 use bytes::Bytes;
+use guard::{GuardedClient, UrlRefused};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use portcullis_core::model::KeyScope;
+use portcullis_core::model::{KeyScope, RateLimits};
+use portcullis_core::net::NetPolicy;
 use portcullis_core::proxy::{Decision, ProxyEvent};
-use portcullis_core::Clock;
+use portcullis_core::{Clock, MasterKey, SecretString};
+use portcullis_governance::ratelimit::{RateLimiter, Subject};
 use portcullis_policy::{Action, Engine, Location};
 use portcullis_protocol::a2a::{self, Method as A2aMethod};
 use portcullis_protocol::mcp::jsonrpc;
-use portcullis_store::{A2aAgent, AgentStatus, DynStore};
+use portcullis_store::{A2aAgent, AgentCredential, AgentGrant, AgentStatus, DynStore};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// The packs every A2A message is scanned with.
@@ -45,6 +56,10 @@ pub const MAX_CARD: usize = 256 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// JSON-RPC code: the agent exists but is not approved.
 pub const AGENT_NOT_APPROVED: i64 = -32010;
+/// JSON-RPC code: a rate limit refused the request (HTTP 429, `Retry-After`).
+pub const RATE_LIMITED: i64 = -32011;
+/// Opened credentials kept in memory (by id and last change).
+const MAX_CREDENTIALS: usize = 1024;
 /// Request headers passed to the agent.
 const FORWARDED_REQUEST: [&str; 3] = ["accept", "a2a-version", "a2a-extensions"];
 const FORWARDED_RESPONSE: [&str; 4] = [
@@ -69,6 +84,10 @@ pub enum CardFetchError {
     NotJson,
     #[error("the agent did not answer within {}s", TIMEOUT.as_secs())]
     Timeout,
+    #[error("{0} (see a2a.allow_private_networks and a2a.allowed_networks)")]
+    Refused(UrlRefused),
+    #[error("{0} answered with a redirect (HTTP {1}); redirects are not followed, register the final URL")]
+    Redirect(String, u16),
     #[error("the gateway's HTTP client is unavailable")]
     NoClient,
 }
@@ -78,10 +97,36 @@ pub struct A2aRelay {
     events: EventSink,
     store: DynStore,
     clock: Arc<dyn Clock>,
-    /// `None`: TLS set-up failed; everything is refused (fail closed).
-    client: Option<UpstreamClient>,
+    limiter: Arc<RateLimiter>,
+    master_key: Arc<MasterKey>,
+    /// Opened upstream credentials by id, with the `updated_at` they were opened at.
+    credentials: RwLock<HashMap<String, (jiff::Timestamp, SecretString)>>,
+    /// The SSRF policy and the client that applies it; swapped as a whole.
+    net: ArcSwap<Net>,
+    tasks: Arc<tasks::Tasks>,
     /// `None`: the built-in pack did not compile; messages are refused.
     engine: Option<Arc<Engine>>,
+}
+
+/// Where the gateway may connect for agents, and the client that enforces it.
+struct Net {
+    policy: Arc<NetPolicy>,
+    /// `None`: TLS set-up failed; everything is refused (fail closed).
+    client: Option<GuardedClient>,
+}
+
+impl Net {
+    fn new(policy: NetPolicy) -> Self {
+        let policy = Arc::new(policy);
+        let client = match guard::client(policy.clone(), Duration::from_secs(10)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "A2A client unavailable");
+                None
+            }
+        };
+        Net { policy, client }
+    }
 }
 
 struct Refusal {
@@ -89,6 +134,8 @@ struct Refusal {
     code: i64,
     message: String,
     data: Value,
+    /// Seconds, for `Retry-After` (rate limits).
+    retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -98,7 +145,17 @@ impl Refusal {
             code,
             message: message.into(),
             data: Value::Null,
+            retry_after: None,
         }
+    }
+
+    fn response(self, id: Value) -> Response<Body> {
+        let mut r = http_error(self.status, id, self.code, &self.message, self.data);
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        r
     }
 }
 
@@ -131,32 +188,48 @@ impl A2aRelay {
         events: EventSink,
         store: DynStore,
         clock: Arc<dyn Clock>,
+        limiter: Arc<RateLimiter>,
+        master_key: Arc<MasterKey>,
     ) -> Arc<Self> {
-        let client = match crate::upstream::client(Duration::from_secs(10)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "A2A client unavailable");
-                None
-            }
-        };
         Arc::new(Self {
+            tasks: Arc::new(tasks::Tasks::new(store.clone(), clock.clone())),
             keys,
             events,
             store,
             clock,
-            client,
+            limiter,
+            master_key,
+            credentials: RwLock::new(HashMap::new()),
+            net: ArcSwap::from_pointee(Net::new(NetPolicy::default())),
             engine: compile_engine(),
         })
+    }
+
+    /// Sets where the gateway may connect for agents (the default refuses every
+    /// non-public address). Connections already pooled were checked when made.
+    pub fn set_network(&self, policy: NetPolicy) {
+        self.net.store(Arc::new(Net::new(policy)));
+    }
+
+    /// Whether `url` (a card's endpoint) is refused without a DNS lookup: its
+    /// scheme, or a host that is an IP literal the policy refuses. Names are
+    /// checked when connecting.
+    pub fn check_url(&self, url: &str) -> Result<(), UrlRefused> {
+        let uri: Uri = url.parse().map_err(|_| UrlRefused::NoHost)?;
+        guard::check_uri(&self.net.load().policy, &uri)
     }
 
     /// Fetches an agent's card from its base URL: `/.well-known/agent-card.json`,
     /// then `/.well-known/agent.json`; bounded and timed out.
     pub async fn fetch_card(&self, base_url: &str) -> Result<Value, CardFetchError> {
-        let client = self.client.as_ref().ok_or(CardFetchError::NoClient)?;
+        let net = self.net.load_full();
+        let client = net.client.as_ref().ok_or(CardFetchError::NoClient)?;
         let base = base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(CardFetchError::BadUrl);
         }
+        let parsed: Uri = base.parse().map_err(|_| CardFetchError::BadUrl)?;
+        guard::check_uri(&net.policy, &parsed).map_err(CardFetchError::Refused)?;
         let mut last = None;
         for path in [a2a::CARD_PATH, a2a::LEGACY_CARD_PATH] {
             let url = format!("{base}{path}");
@@ -166,11 +239,16 @@ impl A2aRelay {
                 .body(Full::new(Bytes::new()))
                 .map_err(|_| CardFetchError::BadUrl)?;
             let fetched = tokio::time::timeout(TIMEOUT, async {
-                let resp = client
-                    .request(req)
-                    .await
-                    .map_err(|e| CardFetchError::Unreachable(short_error(&e)))?;
+                let resp = client.request(req).await.map_err(|e| {
+                    guard::refusal(&e).map_or_else(
+                        || CardFetchError::Unreachable(short_error(&e)),
+                        CardFetchError::Refused,
+                    )
+                })?;
                 let status = resp.status();
+                if status.is_redirection() {
+                    return Err(CardFetchError::Redirect(url.clone(), status.as_u16()));
+                }
                 if !status.is_success() {
                     return Ok(Err(status.as_u16()));
                 }
@@ -194,40 +272,45 @@ impl A2aRelay {
     }
 
     /// `GET /a2a/{name}/.well-known/agent-card.json`: the approved agent's card,
-    /// pointing at the gateway.
+    /// pointing at the gateway, with the skills the caller's group may use. Needs a
+    /// key with the `a2a` scope whose group may call the agent.
     pub async fn card(&self, name: &str, headers: &HeaderMap) -> Response<Body> {
-        let agent = match self.approved(name).await {
-            Ok(a) => a,
-            // A card is a document, not a JSON-RPC answer: not served is not found.
-            Err(r) if r.status == StatusCode::OK => {
-                return http_error(
-                    StatusCode::NOT_FOUND,
-                    Value::Null,
-                    r.code,
-                    &r.message,
-                    r.data,
-                )
+        let served = async {
+            let identity = self.authenticate(headers).await?;
+            let agent = match self.approved(name).await {
+                Ok(a) => a,
+                // A card is a document, not a JSON-RPC answer: not served is not found.
+                Err(r) if r.status == StatusCode::OK => {
+                    return Err(Refusal {
+                        status: StatusCode::NOT_FOUND,
+                        ..r
+                    })
+                }
+                Err(r) => return Err(r),
+            };
+            let grant = allowed(&agent, &identity)?;
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| valid_host(h))
+                .ok_or_else(|| {
+                    Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        jsonrpc::INVALID_REQUEST,
+                        "a valid Host header is needed to describe the gateway's address",
+                    )
+                })?;
+            let gateway_url = format!("http://{host}/a2a/{}", agent.name);
+            let mut card = a2a::rewrite_card(&agent.card, &gateway_url);
+            if let Some(skills) = &grant.skills {
+                a2a::keep_skills(&mut card, skills);
             }
-            Err(r) => return http_error(r.status, Value::Null, r.code, &r.message, r.data),
+            Ok::<Value, Refusal>(card)
         };
-        let Some(host) = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| valid_host(h))
-        else {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "a valid Host header is needed to describe the gateway's address",
-                Value::Null,
-            );
-        };
-        let gateway_url = format!("http://{host}/a2a/{}", agent.name);
-        json_response(
-            StatusCode::OK,
-            &a2a::rewrite_card(&agent.card, &gateway_url),
-        )
+        match served.await {
+            Ok(card) => json_response(StatusCode::OK, &card),
+            Err(r) => r.response(Value::Null),
+        }
     }
 
     async fn approved(&self, name: &str) -> Result<A2aAgent, Refusal> {
@@ -286,6 +369,8 @@ impl A2aRelay {
             findings: Vec::new(),
             request_bytes: 0,
             stream: false,
+            upstream: Duration::ZERO,
+            response_bytes: 0,
         };
         match self.relay(name, req, &mut call).await {
             Ok((response, status)) => {
@@ -301,7 +386,7 @@ impl A2aRelay {
                     Decision::Blocked
                 };
                 self.emit(call, r.status.as_u16(), decision, Some(&r.message));
-                http_error(r.status, id, r.code, &r.message, r.data)
+                r.response(id)
             }
         }
     }
@@ -313,9 +398,12 @@ impl A2aRelay {
         call: &mut Call,
     ) -> Result<(Response<Body>, u16), (Value, Refusal)> {
         let no_id = |r: Refusal| (Value::Null, r);
-        call.identity = Some(self.authenticate(req.headers()).await.map_err(no_id)?);
+        let identity = self.authenticate(req.headers()).await.map_err(no_id)?;
+        call.identity = Some(identity.clone());
         let agent = self.approved(name).await.map_err(no_id)?;
         call.agent_id.clone_from(&agent.id);
+        allowed(&agent, &identity).map_err(no_id)?;
+        self.check_rate(&agent, &identity).await.map_err(no_id)?;
         let (parts, body) = req.into_parts();
         let body = read_request(body).await.map_err(no_id)?;
         call.request_bytes = body.len() as u64;
@@ -354,7 +442,21 @@ impl A2aRelay {
                 ),
             ));
         };
+        let owner = tasks::Owner {
+            agent_id: agent.id.clone(),
+            key_id: identity.key_id.clone(),
+            group_id: identity.group_id.clone(),
+        };
+        let params = message.get("params").unwrap_or(&Value::Null);
+        if let Some(task_id) = method.task_id(params) {
+            self.check_task(&owner, task_id)
+                .await
+                .map_err(|r| (id.clone(), r))?;
+        }
         if method.carries_message() {
+            self.check_outbound(params)
+                .await
+                .map_err(|r| (id.clone(), r))?;
             self.check_message(&message, call)
                 .map_err(|r| (id.clone(), r))?;
         }
@@ -370,7 +472,8 @@ impl A2aRelay {
                     ),
                 )
             })?;
-        let client = self.client.as_ref().ok_or_else(|| {
+        let net = self.net.load_full();
+        let client = net.client.as_ref().ok_or_else(|| {
             (
                 id.clone(),
                 Refusal::new(
@@ -380,8 +483,19 @@ impl A2aRelay {
                 ),
             )
         })?;
+        let credential = match &agent.settings.credential {
+            None => None,
+            Some(c) => Some(
+                self.credential_header(c)
+                    .await
+                    .map_err(|r| (id.clone(), r))?,
+            ),
+        };
         let mut upstream = Request::builder().method(Method::POST).uri(target);
         if let Some(h) = upstream.headers_mut() {
+            if let Some((name, value)) = credential {
+                h.insert(name, value);
+            }
             for name in FORWARDED_REQUEST {
                 if let Some(v) = parts.headers.get(name) {
                     h.insert(name, v.clone());
@@ -408,13 +522,17 @@ impl A2aRelay {
                 Refusal::new(status, jsonrpc::UPSTREAM_ERROR, message),
             )
         };
-        let response = match tokio::time::timeout(TIMEOUT, client.request(upstream)).await {
+        let sent = Instant::now();
+        let waited = tokio::time::timeout(TIMEOUT, client.request(upstream)).await;
+        call.upstream += sent.elapsed();
+        let response = match waited {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => {
-                return Err(upstream_failed(
-                    StatusCode::BAD_GATEWAY,
-                    "the agent could not be reached",
-                ))
+            Ok(Err(e)) => {
+                let message = match guard::refusal(&e) {
+                    Some(r) => format!("the agent's address is refused: {r}"),
+                    None => "the agent could not be reached".to_owned(),
+                };
+                return Err(upstream_failed(StatusCode::BAD_GATEWAY, &message));
             }
             Err(_) => {
                 return Err(upstream_failed(
@@ -440,10 +558,13 @@ impl A2aRelay {
         let body = if streamed {
             // Each frame goes on as it arrives: events are relayed one by one.
             call.stream = true;
-            Body::new(incoming)
+            Body::new(self.tasks.observe(owner, incoming))
         } else {
-            let read = tokio::time::timeout(TIMEOUT, Limited::new(incoming, MAX_BODY).collect())
-                .await
+            let reading = Instant::now();
+            let read =
+                tokio::time::timeout(TIMEOUT, Limited::new(incoming, MAX_BODY).collect()).await;
+            call.upstream += reading.elapsed();
+            let read = read
                 .map_err(|_| {
                     upstream_failed(StatusCode::GATEWAY_TIMEOUT, "the agent's answer stalled")
                 })?
@@ -453,7 +574,12 @@ impl A2aRelay {
                         "the agent's answer is too large or broken",
                     )
                 })?;
-            Body::from(read.to_bytes())
+            let bytes = read.to_bytes();
+            call.response_bytes = bytes.len() as u64;
+            if head.status.is_success() {
+                self.tasks.record_answer(&owner, &bytes).await;
+            }
+            Body::from(bytes)
         };
         let response = out.body(body).map_err(|_| {
             upstream_failed(
@@ -462,6 +588,144 @@ impl A2aRelay {
             )
         })?;
         Ok((response, head.status.as_u16()))
+    }
+
+    /// Webhook and file URLs the agent would fetch for the caller pass the SSRF
+    /// policy, or nothing is relayed (JSON-RPC -32602 naming the URL).
+    async fn check_outbound(&self, params: &Value) -> Result<(), Refusal> {
+        let policy = self.net.load().policy.clone();
+        for url in a2a::outbound_urls(params) {
+            if let Err(why) = guard::check_outbound(&policy, url).await {
+                let shown: String = url.chars().take(200).collect();
+                let mut r = Refusal::new(
+                    StatusCode::OK,
+                    jsonrpc::INVALID_PARAMS,
+                    format!("the URL {shown:?} is refused by the gateway's SSRF policy: {why}"),
+                );
+                r.data = json!({"reason": "ssrf_refused", "url": shown});
+                return Err(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// A request about a task (get, cancel, resubscribe, a message continuing it)
+    /// passes only for the key whose call created the task; any other gets A2A's
+    /// "task not found", as if it did not exist.
+    async fn check_task(&self, owner: &tasks::Owner, task_id: &str) -> Result<(), Refusal> {
+        match self.tasks.owned_by(owner, task_id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let mut r = Refusal::new(StatusCode::OK, a2a::TASK_NOT_FOUND, "Task not found");
+                r.data = json!({"reason": "task_not_found"});
+                Err(r)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "A2A task store unavailable");
+                Err(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    jsonrpc::GATEWAY_UNAVAILABLE,
+                    "the gateway cannot read its task records right now",
+                ))
+            }
+        }
+    }
+
+    /// The caller's key and group limits (as on LLM proxies), then the agent's
+    /// requests per minute for this key. Fails closed when the limiter is away.
+    async fn check_rate(&self, agent: &A2aAgent, identity: &Identity) -> Result<(), Refusal> {
+        let per_agent_key = format!("a2a:{}:{}", agent.id, identity.key_id);
+        let per_agent = agent.settings.rate_limit_rpm.map(|rpm| Subject {
+            key_id: &per_agent_key,
+            group_id: "",
+            key: RateLimits {
+                rpm: Some(rpm),
+                tpm: None,
+            },
+            group: RateLimits::default(),
+        });
+        for (subject, whose) in [
+            (identity.rate_subject(), "this API key or its group"),
+            (per_agent, "this API key on this agent"),
+        ] {
+            let Some(subject) = subject else { continue };
+            let verdict = self.limiter.check(&subject).await.map_err(|e| {
+                tracing::error!(error = %e, "rate limit check failed; refusing the A2A request");
+                Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    jsonrpc::GATEWAY_UNAVAILABLE,
+                    "the gateway cannot check rate limits right now; retry shortly",
+                )
+            })?;
+            if !verdict.allowed {
+                let secs = verdict.retry_after.as_secs().max(1);
+                let mut r = Refusal::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    RATE_LIMITED,
+                    format!("rate limit exceeded for {whose}; retry after {secs} s"),
+                );
+                r.data = json!({"reason": "rate_limited", "retry_after": secs});
+                r.retry_after = Some(secs);
+                return Err(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// The header carrying the agent's stored credential, opened once per change
+    /// of the credential and kept in memory.
+    async fn credential_header(
+        &self,
+        c: &AgentCredential,
+    ) -> Result<(http::HeaderName, HeaderValue), Refusal> {
+        let unavailable = |what: &str| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                jsonrpc::GATEWAY_UNAVAILABLE,
+                format!("the agent's upstream credential {what}"),
+            )
+        };
+        let record = self
+            .store
+            .credential(&c.credential_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "A2A credential unreadable");
+                unavailable("cannot be read right now")
+            })?
+            .ok_or_else(|| unavailable("no longer exists"))?;
+        let cached = self
+            .credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&c.credential_id)
+            .filter(|(at, _)| *at == record.updated_at)
+            .map(|(_, secret)| secret.clone());
+        let secret = match cached {
+            Some(s) => s,
+            None => {
+                let sealed = self
+                    .store
+                    .sealed_credentials()
+                    .await
+                    .map_err(|_| unavailable("cannot be read right now"))?
+                    .into_iter()
+                    .find(|s| s.id == c.credential_id)
+                    .ok_or_else(|| unavailable("no longer exists"))?;
+                let secret = self
+                    .master_key
+                    .open(&sealed.sealed, &sealed.id)
+                    .map_err(|_| unavailable("cannot be decrypted"))?;
+                let mut cache = self.credentials.write().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= MAX_CREDENTIALS {
+                    cache.clear();
+                }
+                cache.insert(c.credential_id.clone(), (record.updated_at, secret.clone()));
+                secret
+            }
+        };
+        credential_value(c.header.as_deref(), &secret)
+            .ok_or_else(|| unavailable("cannot be sent as a header"))
     }
 
     /// The message's parts against the policy; fail closed without an engine.
@@ -517,12 +781,13 @@ impl A2aRelay {
             stream: call.stream,
             latency_us: latency,
             ttft_us: None,
-            overhead_us: latency,
+            // The gateway's own time: everything but waiting for the agent.
+            overhead_us: latency.saturating_sub(micros(call.upstream)),
             input_tokens: 0,
             output_tokens: 0,
             cached_tokens: 0,
             request_bytes: call.request_bytes,
-            response_bytes: 0,
+            response_bytes: call.response_bytes,
             findings: Value::Array(call.findings),
             cost_usd: None,
         });
@@ -540,6 +805,11 @@ struct Call {
     findings: Vec<Value>,
     request_bytes: u64,
     stream: bool,
+    /// Waiting for the agent: its response head, and its whole answer when not
+    /// streamed.
+    upstream: Duration,
+    /// The answer's size when not streamed (a stream's is not counted).
+    response_bytes: u64,
 }
 
 async fn read_request(body: Body) -> Result<Bytes, Refusal> {
@@ -556,6 +826,49 @@ async fn read_request(body: Body) -> Result<Bytes, Refusal> {
             "the request body did not arrive in time",
         )),
     }
+}
+
+/// The caller's group's grant on the agent; 403 when it has none (an agent with
+/// no grants is served to nobody).
+fn allowed<'a>(agent: &'a A2aAgent, identity: &Identity) -> Result<&'a AgentGrant, Refusal> {
+    agent
+        .settings
+        .access
+        .iter()
+        .find(|g| g.group_id == identity.group_id)
+        .ok_or_else(|| {
+            let mut r = Refusal::new(
+                StatusCode::FORBIDDEN,
+                jsonrpc::INVALID_REQUEST,
+                format!(
+                    "this API key's group may not call A2A agent {:?}",
+                    agent.name
+                ),
+            );
+            r.data = json!({"reason": "group_not_allowed"});
+            r
+        })
+}
+
+/// `Authorization: Bearer <secret>`, or the secret as it is in the named header;
+/// marked sensitive.
+fn credential_value(
+    name: Option<&str>,
+    secret: &SecretString,
+) -> Option<(http::HeaderName, HeaderValue)> {
+    let (name, value) = match name {
+        None => (
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", secret.expose())).ok()?,
+        ),
+        Some(n) => (
+            http::HeaderName::from_bytes(n.as_bytes()).ok()?,
+            HeaderValue::from_str(secret.expose()).ok()?,
+        ),
+    };
+    let mut value = value;
+    value.set_sensitive(true);
+    Some((name, value))
 }
 
 /// Host header values the card may name: host or host:port, no path or userinfo.
@@ -605,6 +918,11 @@ fn http_error(
             HeaderValue::from_static("Bearer realm=\"portcullis\""),
         );
     }
+    // Refused before the body was read: the connection is not reused.
+    if crate::relay::refused_unread(status) {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     r
 }
 
@@ -619,6 +937,66 @@ mod tests {
         assert!(!valid_host("evil/x"));
         assert!(!valid_host("a@b"));
         assert!(!valid_host(""));
+    }
+
+    #[test]
+    fn credentials_go_in_the_named_header_marked_sensitive() {
+        let secret = SecretString::new("s3cret");
+        let (name, value) = credential_value(None, &secret).unwrap();
+        assert_eq!(name, header::AUTHORIZATION);
+        assert_eq!(value, "Bearer s3cret");
+        assert!(value.is_sensitive());
+        let (name, value) = credential_value(Some("x-agent-key"), &secret).unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().ok()),
+            ("x-agent-key", Some("s3cret"))
+        );
+        assert!(credential_value(Some("bad header"), &secret).is_none());
+        assert!(credential_value(None, &SecretString::new("line\nbreak")).is_none());
+    }
+
+    #[test]
+    fn only_granted_groups_are_allowed() {
+        let mut agent = A2aAgent {
+            id: "a".into(),
+            name: "echo".into(),
+            base_url: None,
+            card: json!({}),
+            card_hash: String::new(),
+            status: AgentStatus::Approved,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+            refreshed_at: jiff::Timestamp::UNIX_EPOCH,
+            settings: Default::default(),
+        };
+        let who = Identity {
+            key_id: "k".into(),
+            group_id: "g".into(),
+            scopes: vec![KeyScope::A2a],
+            expires_at: None,
+            key_limits: RateLimits::default(),
+            group_limits: RateLimits::default(),
+        };
+        let refused = allowed(&agent, &who).err().map(|r| (r.status, r.data));
+        assert_eq!(
+            refused,
+            Some((
+                StatusCode::FORBIDDEN,
+                json!({"reason": "group_not_allowed"})
+            ))
+        );
+        agent.settings.access = vec![
+            AgentGrant {
+                group_id: "other".into(),
+                skills: None,
+            },
+            AgentGrant {
+                group_id: "g".into(),
+                skills: Some(vec!["echo".into()]),
+            },
+        ];
+        let grant = allowed(&agent, &who).ok().and_then(|g| g.skills.clone());
+        assert_eq!(grant, Some(vec!["echo".to_owned()]));
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         listen.ip(),
         drain_timeout,
     );
+    data_plane
+        .a2a()
+        .set_network(opened.config.a2a_network.clone());
     let (admin_router, state) = portcullis_admin::build(AdminParts {
         store: opened.store.clone(),
         clock,
@@ -121,6 +124,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         data_plane: data_plane.clone(),
         reload: reloader(global),
     })?;
+    if let Some(every) = opened.config.a2a_refresh {
+        portcullis_admin::api::a2a_agents::spawn_card_refresh(state.clone(), every);
+    }
     let router = admin_router.merge(data_plane.gateway_router());
     let demo = match args.demo {
         true => Some(crate::demo::prepare(&opened.store, &SystemClock).await?),
