@@ -65,11 +65,12 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
         shutdown: parts.shutdown,
         data_plane: parts.data_plane,
         reload: parts.reload,
+        tickets: Arc::default(),
     };
     let router = routes::router(specs)
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))
         .route_layer(from_fn_with_state(state.clone(), metrics::track))
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .fallback(fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 ErrorCode::MethodNotAllowed,
@@ -80,6 +81,17 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
         .layer(from_fn(security_headers))
         .with_state(state.clone());
     Ok((router, state))
+}
+
+/// Unknown API paths are a JSON 404; every other path belongs to the web console
+/// (its files, or its client-side routes through `index.html`).
+async fn fallback(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        return ApiError::new(ErrorCode::NotFound, "no such route").into_response();
+    }
+    portcullis_console::serve(&method, &uri)
 }
 
 /// API answers are never cached and never sniffed as another type.

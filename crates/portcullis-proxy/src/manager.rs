@@ -227,6 +227,13 @@ impl DataPlane {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(proxy.id.clone(), status.clone());
+        self.relay.events.live().publish(|| {
+            crate::events::LiveMessage::ProxyStatus(crate::events::ProxyStatusChange {
+                proxy_id: proxy.id.clone(),
+                proxy_name: proxy.spec.name.clone(),
+                status: status.clone(),
+            })
+        });
         status
     }
 
