@@ -200,6 +200,8 @@ try {
       const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop')").count();
       expect(buttons === 0, `${path}: ${buttons} mutating controls shown to a read-only user`);
     }
+    await ro.click("a[href='/proxies']");
+    await ro.locator("[data-proxy=guarded] [data-test=proxy-usage]", { hasText: "1 blocked" }).waitFor();
     await shot(ro, "read-only-proxies");
     await ro.context().close();
   });

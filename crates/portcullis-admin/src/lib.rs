@@ -83,12 +83,23 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
     Ok((router, state))
 }
 
-/// Unknown API paths are a JSON 404; every other path belongs to the web console
-/// (its files, or its client-side routes through `index.html`).
+/// Paths no console page lives under: API clients and SDKs that miss a route get
+/// the JSON 404, not the app.
+const NOT_CONSOLE: [&str; 5] = ["/api", "/p", "/a2a", "/mcp", "/v1"];
+
+/// Unknown API paths (and anything but GET or HEAD) are a JSON 404; other paths
+/// belong to the web console (its files, or its client routes via `index.html`).
 async fn fallback(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = uri.path();
-    if path == "/api" || path.starts_with("/api/") {
+    let reserved = NOT_CONSOLE.iter().any(|p| {
+        path == *p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
+    let readable = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    if reserved || !readable {
         return ApiError::new(ErrorCode::NotFound, "no such route").into_response();
     }
     portcullis_console::serve(&method, &uri)

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { nextTick } from "vue";
 import ConfirmDialog from "./ConfirmDialog.vue";
 import LineChart from "./LineChart.vue";
+import PagerButtons from "./PagerButtons.vue";
 import StateView from "./StateView.vue";
 import { confirm } from "./confirm";
 
@@ -49,5 +50,20 @@ describe("LineChart", () => {
     expect(w.text()).toContain("requests 7");
     expect(w.text()).toContain("blocked 1");
     expect(w.findAll("text").map((t) => t.text())).toContain("5");
+  });
+});
+
+describe("PagerButtons", () => {
+  it("enables only the moves that exist and reports them", async () => {
+    const w = mount(PagerButtons, { props: { canGoBack: false, hasNext: true } });
+    const [newer, older] = w.findAll("button");
+    expect(newer!.attributes("disabled")).toBeDefined();
+    expect(older!.attributes("disabled")).toBeUndefined();
+    await older!.trigger("click");
+    expect(w.emitted("older")).toHaveLength(1);
+    await w.setProps({ canGoBack: true, hasNext: false });
+    expect(w.findAll("button")[1]!.attributes("disabled")).toBeDefined();
+    await w.findAll("button")[0]!.trigger("click");
+    expect(w.emitted("newer")).toHaveLength(1);
   });
 });

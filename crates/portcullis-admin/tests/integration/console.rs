@@ -81,12 +81,22 @@ async fn the_console_owns_every_path_but_the_api() {
         .starts_with("text/html"));
     assert_eq!(page.headers["cache-control"], "no-cache");
     assert!(page.text.contains("<html"), "{}", page.text);
+    // Names that merely start like a reserved prefix are console routes.
+    let similar = h.call(Method::GET, "/apis-overview", None, None).await;
+    assert_eq!(similar.status, StatusCode::OK);
 
-    for method in [Method::GET, Method::POST, Method::DELETE] {
-        let api = h
-            .call(method.clone(), "/api/v1/no-such-route", None, None)
-            .await;
-        assert_eq!(api.status, StatusCode::NOT_FOUND, "{method}");
+    for (method, path) in [
+        (Method::GET, "/api/v1/no-such-route"),
+        (Method::POST, "/api/v1/no-such-route"),
+        (Method::DELETE, "/api/v1/no-such-route"),
+        (Method::GET, "/api"),
+        (Method::GET, "/v1/models"),
+        (Method::POST, "/v1/chat/completions"),
+        (Method::GET, "/p/no-rest"),
+        (Method::POST, "/alerts"),
+    ] {
+        let api = h.call(method.clone(), path, None, None).await;
+        assert_eq!(api.status, StatusCode::NOT_FOUND, "{method} {path}");
         assert_eq!(error_code(&api), "not_found");
         assert_eq!(api.headers["cache-control"], "no-store");
     }
