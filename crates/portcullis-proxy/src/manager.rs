@@ -138,6 +138,7 @@ impl DataPlane {
             store.clone(),
             clock.clone(),
         );
+        relay.spend.attach_live(relay.events.live().clone());
         let a2a = crate::a2a::A2aRelay::new(
             relay.keys.clone(),
             relay.events.clone(),
