@@ -10,7 +10,7 @@ RUN_ARGS ?=
 BENCH_ARGS ?= --warm-up-time 1 --measurement-time 3
 FUZZ_SECONDS ?= 30
 
-.PHONY: help run build release test lint fmt unit e2e services pyenv clean bench bench-detection fuzz detection-model detection-report
+.PHONY: help run build release test lint fmt unit e2e web web-deps web-test web-e2e services pyenv clean bench bench-detection fuzz detection-model detection-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -21,10 +21,10 @@ run: release ## Build (release) and start the gateway on the embedded SQLite def
 build: ## Debug build of every crate
 	$(CARGO) build --workspace
 
-release: ## Release build of the binary
+release: web ## Release build of the binary, with the web console embedded
 	$(CARGO) build --release -p portcullis
 
-test: services pyenv lint unit e2e ## Everything CI checks
+test: services pyenv lint unit e2e web-test web-e2e ## Everything CI checks
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -40,6 +40,21 @@ e2e: services pyenv ## The real binary driven by real clients
 	$(CARGO) build -p portcullis -p mock-upstream
 	PCX_BIN=$(BIN_DEBUG) .venv/bin/python -m pytest tests/e2e -q
 
+web-deps:
+	@scripts/ensure-web.sh
+
+web: web-deps ## Build the web console into web/dist (embedded by the next cargo build)
+	cd web && npm run build
+
+web-test: web-deps ## Console unit tests (Vitest)
+	cd web && npm test
+
+web-e2e: web ## Console in a real browser against the real gateway (Debian's Chromium)
+	@scripts/ensure-chromium.sh
+	$(CARGO) build -p portcullis -p mock-upstream
+	cd web && npm run bundle-size
+	cd web && PCX_BIN=$(BIN_DEBUG) npm run e2e
+
 services: ## Make sure PostgreSQL and Redis answer on loopback
 	@scripts/ensure-services.sh
 
@@ -47,7 +62,7 @@ pyenv: ## Python venv with the pinned test clients
 	@scripts/ensure-python.sh
 
 clean: ## Remove build output and the venv (not ./data)
-	rm -rf .venv test-output
+	rm -rf .venv test-output web/dist web/node_modules
 	$(CARGO) clean
 
 bench: bench-detection ## Benchmarks: detection engine, then direct vs through the gateway

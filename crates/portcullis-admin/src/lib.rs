@@ -65,11 +65,12 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
         shutdown: parts.shutdown,
         data_plane: parts.data_plane,
         reload: parts.reload,
+        tickets: Arc::default(),
     };
     let router = routes::router(specs)
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))
         .route_layer(from_fn_with_state(state.clone(), metrics::track))
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .fallback(fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 ErrorCode::MethodNotAllowed,
@@ -80,6 +81,28 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
         .layer(from_fn(security_headers))
         .with_state(state.clone());
     Ok((router, state))
+}
+
+/// Paths no console page lives under: API clients and SDKs that miss a route get
+/// the JSON 404, not the app.
+const NOT_CONSOLE: [&str; 5] = ["/api", "/p", "/a2a", "/mcp", "/v1"];
+
+/// Unknown API paths (and anything but GET or HEAD) are a JSON 404; other paths
+/// belong to the web console (its files, or its client routes via `index.html`).
+async fn fallback(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    let reserved = NOT_CONSOLE.iter().any(|p| {
+        path == *p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
+    let readable = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    if reserved || !readable {
+        return ApiError::new(ErrorCode::NotFound, "no such route").into_response();
+    }
+    portcullis_console::serve(&method, &uri)
 }
 
 /// API answers are never cached and never sniffed as another type.

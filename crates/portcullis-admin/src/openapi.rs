@@ -43,7 +43,8 @@ impl Modify for BearerAuth {
         api::pricing::list, api::pricing::get_one, api::pricing::put, api::pricing::remove,
         api::budgets::list, api::budgets::create, api::budgets::get_one, api::budgets::update,
         api::budgets::remove, api::budgets::reset, api::budgets::history,
-        api::usage::report,
+        api::usage::report, api::stats::dashboard,
+        api::live::ticket, api::live::socket,
         api::config::reload,
         api::audit::list, api::audit::verify,
     ),
@@ -66,6 +67,7 @@ impl Modify for BearerAuth {
         (name = "pricing", description = "Model prices: built-in table and overrides"),
         (name = "budgets", description = "Monthly spend budgets on groups and keys"),
         (name = "usage", description = "Spend and tokens by group, key, model, proxy and time"),
+        (name = "live", description = "The console's live feed: a WebSocket of events, alerts and proxy status changes"),
         (name = "config", description = "Configuration file reload"),
         (name = "audit", description = "Tamper-evident audit log"),
     )
@@ -88,6 +90,19 @@ pub fn document(access: &AccessTable) -> Value {
                 let (Some(op), Some(rule)) = (op.as_object_mut(), access.get(&method, path)) else {
                     continue;
                 };
+                // utoipa names operations after their handler (`list`, `create`):
+                // prefixed with the tag, they are unique as OpenAPI requires.
+                let tag = op
+                    .get("tags")
+                    .and_then(|t| t.get(0))
+                    .and_then(Value::as_str)
+                    .map(|t| t.replace('-', "_"));
+                if let (Some(tag), Some(Value::String(id))) = (tag, op.get_mut("operationId")) {
+                    *id = format!("{tag}_{id}");
+                }
+                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                    query_params_in_query(path, params);
+                }
                 op.insert("x-required-role".into(), json!(rule.label()));
                 let security = match rule {
                     Access::Public => json!([]),
@@ -98,4 +113,49 @@ pub fn document(access: &AccessTable) -> Value {
         }
     }
     doc
+}
+
+/// `#[derive(IntoParams)]` structs are documented `in: path` unless told otherwise;
+/// a parameter the path template does not name is a query parameter, required only
+/// when its type cannot be null.
+fn query_params_in_query(path: &str, params: &mut [Value]) {
+    for param in params {
+        let Some(name) = param.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if param.get("in").and_then(Value::as_str) != Some("path")
+            || path.contains(&format!("{{{name}}}"))
+        {
+            continue;
+        }
+        let nullable = param["schema"]["type"]
+            .as_array()
+            .is_some_and(|types| types.iter().any(|t| t == "null"));
+        param["in"] = json!("query");
+        param["required"] = json!(!nullable);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_not_in_the_path_template_are_query_parameters() {
+        let mut params = vec![
+            json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}),
+            json!({"name": "limit", "in": "path", "required": true, "schema": {"type": ["integer", "null"]}}),
+            json!({"name": "ticket", "in": "path", "required": true, "schema": {"type": "string"}}),
+        ];
+        query_params_in_query("/api/v1/things/{id}", &mut params);
+        assert_eq!(params[0]["in"], "path");
+        assert_eq!(
+            (&params[1]["in"], &params[1]["required"]),
+            (&json!("query"), &json!(false))
+        );
+        assert_eq!(
+            (&params[2]["in"], &params[2]["required"]),
+            (&json!("query"), &json!(true))
+        );
+    }
 }

@@ -464,6 +464,10 @@ pub fn specs() -> Vec<RouteSpec> {
             api::budgets::history,
         ),
         route(Method::GET, "/api/v1/usage", R(RO), api::usage::report),
+        route(Method::GET, "/api/v1/stats", R(RO), api::stats::dashboard),
+        route(Method::POST, "/api/v1/ws/ticket", R(RO), api::live::ticket),
+        // The ticket is the credential: browsers cannot send a bearer header here.
+        route(Method::GET, "/api/v1/ws", Public, api::live::socket),
         route(
             Method::POST,
             "/api/v1/config/reload",

@@ -25,6 +25,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     pub data_plane: Arc<DataPlane>,
     pub reload: Option<Reloader>,
+    /// Outstanding tickets for the live WebSocket.
+    pub tickets: Arc<crate::api::live::Tickets>,
 }
 
 impl AppState {

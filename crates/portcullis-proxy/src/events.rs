@@ -3,9 +3,9 @@
 //! The writer also raises alerts: findings at or above the configured severity are
 //! stored with their event, in the same transaction, off the request path.
 
-use portcullis_core::alert::Severity;
+use portcullis_core::alert::{Alert, Severity};
 use portcullis_core::drain::Shutdown;
-use portcullis_core::proxy::ProxyEvent;
+use portcullis_core::proxy::{ProxyEvent, ProxyStatus};
 use portcullis_store::DynStore;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -17,27 +17,67 @@ use tokio::sync::mpsc;
 pub const QUEUE_CAPACITY: usize = 10_000;
 const BATCH: usize = 1000;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Live messages a slow subscriber may fall behind by before it loses the oldest.
+pub const LIVE_CAPACITY: usize = 1024;
+
+/// What the console's WebSocket pushes as it happens: an exchange, an alert it
+/// raised, a proxy's new status. Serialised as `{"type": ..., "data": ...}`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum LiveMessage {
+    Event(ProxyEvent),
+    Alert(Alert),
+    ProxyStatus(ProxyStatusChange),
+}
+
+/// A proxy's status after a start, stop, restart or failure.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProxyStatusChange {
+    pub proxy_id: String,
+    pub proxy_name: String,
+    pub status: ProxyStatus,
+}
+
+/// The lossy fan-out behind [`LiveMessage`]: publishing never waits, costs nothing
+/// without subscribers, and a subscriber that lags loses messages (it is told).
+#[derive(Clone)]
+pub struct Live(tokio::sync::broadcast::Sender<LiveMessage>);
+
+impl Live {
+    fn new() -> Self {
+        Self(tokio::sync::broadcast::channel(LIVE_CAPACITY).0)
+    }
+
+    pub fn publish(&self, message: impl FnOnce() -> LiveMessage) {
+        if self.0.receiver_count() > 0 {
+            let _ = self.0.send(message());
+        }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LiveMessage> {
+        self.0.subscribe()
+    }
+}
 
 #[derive(Clone)]
 pub struct EventSink {
     tx: mpsc::Sender<ProxyEvent>,
     dropped: Counter,
     /// Live subscribers (the console's WebSocket); lossy by design.
-    live: tokio::sync::broadcast::Sender<ProxyEvent>,
+    live: Live,
 }
 
 impl EventSink {
     pub fn emit(&self, event: ProxyEvent) {
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(event.clone());
-        }
+        self.live.publish(|| LiveMessage::Event(event.clone()));
         if self.tx.try_send(event).is_err() {
             self.dropped.inc();
         }
     }
 
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ProxyEvent> {
-        self.live.subscribe()
+    /// The live feed: events as emitted, alerts as stored, proxy status changes.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 }
 
@@ -79,8 +119,10 @@ pub fn start(
     shutdown: Shutdown,
 ) -> (EventSink, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<ProxyEvent>(QUEUE_CAPACITY);
-    let (live, _) = tokio::sync::broadcast::channel(1024);
+    let live = Live::new();
+    let writer_live = live.clone();
     let task = tokio::spawn(async move {
+        let live = writer_live;
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let stopping = tokio::select! {
@@ -92,10 +134,10 @@ pub fn start(
                 while let Ok(event) = rx.try_recv() {
                     batch.push(event);
                     if batch.len() >= BATCH {
-                        write(&store, &mut batch, &write_failures, &alerts).await;
+                        write(&store, &mut batch, &write_failures, &alerts, &live).await;
                     }
                 }
-                write(&store, &mut batch, &write_failures, &alerts).await;
+                write(&store, &mut batch, &write_failures, &alerts, &live).await;
                 return;
             }
             // Gather a little more before writing, unless the batch is full.
@@ -103,7 +145,7 @@ pub fn start(
                 let room = BATCH - batch.len();
                 let _ = tokio::time::timeout(FLUSH_EVERY, rx.recv_many(&mut batch, room)).await;
             }
-            write(&store, &mut batch, &write_failures, &alerts).await;
+            write(&store, &mut batch, &write_failures, &alerts, &live).await;
         }
     });
     (EventSink { tx, dropped, live }, task)
@@ -114,6 +156,7 @@ async fn write(
     batch: &mut Vec<ProxyEvent>,
     failures: &Counter,
     alerts: &AlertSettings,
+    live: &Live,
 ) {
     if batch.is_empty() {
         return;
@@ -129,6 +172,9 @@ async fn write(
                             severity: alert.severity.as_str().to_owned(),
                         })
                         .inc();
+                }
+                for alert in raised {
+                    live.publish(|| LiveMessage::Alert(alert));
                 }
                 break;
             }

@@ -139,6 +139,7 @@ impl DataPlane {
             clock.clone(),
             &master_key,
         );
+        relay.spend.attach_live(relay.events.live().clone());
         let a2a = crate::a2a::A2aRelay::new(
             relay.keys.clone(),
             relay.events.clone(),
@@ -230,6 +231,13 @@ impl DataPlane {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(proxy.id.clone(), status.clone());
+        self.relay.events.live().publish(|| {
+            crate::events::LiveMessage::ProxyStatus(crate::events::ProxyStatusChange {
+                proxy_id: proxy.id.clone(),
+                proxy_name: proxy.spec.name.clone(),
+                status: status.clone(),
+            })
+        });
         status
     }
 

@@ -86,6 +86,8 @@ pub struct Spend {
     clock: Arc<dyn Clock>,
     seeded: Mutex<HashSet<Account>>,
     alerted: Mutex<HashSet<(Account, BudgetState)>>,
+    /// The console's live feed, once the data plane attaches it.
+    live: std::sync::OnceLock<crate::events::Live>,
 }
 
 fn remember<T: std::hash::Hash + Eq>(set: &Mutex<HashSet<T>>, value: T) -> bool {
@@ -106,7 +108,13 @@ impl Spend {
             clock,
             seeded: Mutex::new(HashSet::new()),
             alerted: Mutex::new(HashSet::new()),
+            live: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Budget alerts also go to the live feed (the console's WebSocket).
+    pub fn attach_live(&self, live: crate::events::Live) {
+        let _ = self.live.set(live);
     }
 
     /// Reads prices and budgets from the store.
@@ -427,10 +435,17 @@ impl Spend {
             )),
         };
         let store = self.store.clone();
+        let live = self.live.get().cloned();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                if let Err(e) = store.raise_alert(&alert).await {
-                    tracing::error!(error = %e, "could not raise a budget alert");
+                match store.raise_alert(&alert).await {
+                    Ok(true) => {
+                        if let Some(live) = live {
+                            live.publish(|| crate::events::LiveMessage::Alert(alert));
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "could not raise a budget alert"),
                 }
             });
         }

@@ -38,6 +38,8 @@ pub enum UsageDim {
     Day,
     /// UTC hour.
     Hour,
+    /// UTC minute (the console's last-hour chart; not offered by `parse`).
+    Minute,
 }
 
 impl UsageDim {
@@ -83,6 +85,8 @@ pub struct UsageRow {
     pub bucket: Option<Timestamp>,
     pub requests: u64,
     pub blocked: u64,
+    /// Exchanges that ended in an error (upstream or gateway).
+    pub errors: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_tokens: u64,
@@ -192,6 +196,7 @@ pub(crate) struct UsageSqlRow {
     bucket: Option<i64>,
     requests: i64,
     blocked: i64,
+    errors: i64,
     input_tokens: i64,
     output_tokens: i64,
     cached_tokens: i64,
@@ -210,6 +215,7 @@ impl From<UsageSqlRow> for UsageRow {
             bucket: r.bucket.map(ts),
             requests: n(r.requests),
             blocked: n(r.blocked),
+            errors: n(r.errors),
             input_tokens: n(r.input_tokens),
             output_tokens: n(r.output_tokens),
             cached_tokens: n(r.cached_tokens),
@@ -230,7 +236,9 @@ pub(crate) fn usage_sql(dims: &[UsageDim]) -> String {
             null.to_owned()
         }
     };
-    let bucket = if has(UsageDim::Hour) {
+    let bucket = if has(UsageDim::Minute) {
+        "(at / 60000) * 60000"
+    } else if has(UsageDim::Hour) {
         "(at / 3600000) * 3600000"
     } else if has(UsageDim::Day) {
         "(at / 86400000) * 86400000"
@@ -254,7 +262,7 @@ pub(crate) fn usage_sql(dims: &[UsageDim]) -> String {
         .filter(|(d, _)| has(*d))
         .map(|(_, c)| *c)
         .collect();
-    if has(UsageDim::Hour) || has(UsageDim::Day) {
+    if has(UsageDim::Minute) || has(UsageDim::Hour) || has(UsageDim::Day) {
         group.push(bucket);
     }
     let group_by = if group.is_empty() {
@@ -266,6 +274,7 @@ pub(crate) fn usage_sql(dims: &[UsageDim]) -> String {
         "SELECT {} AS group_id, {} AS key_id, {} AS model, {} AS proxy, {} AS bucket, \
          COUNT(*) AS requests, \
          CAST(COALESCE(SUM(CASE WHEN decision = 'blocked' THEN 1 ELSE 0 END), 0) AS BIGINT) AS blocked, \
+         CAST(COALESCE(SUM(CASE WHEN decision = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \
          CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
          CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
          CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens, \
@@ -274,7 +283,7 @@ pub(crate) fn usage_sql(dims: &[UsageDim]) -> String {
          FROM events WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR at < $2) \
          AND ($3 IS NULL OR group_id = $3) AND ($4 IS NULL OR key_id = $4) \
          AND ($5 IS NULL OR proxy_id = $5) AND ($6 IS NULL OR model = $6){group_by} \
-         ORDER BY 5 DESC, 11 DESC LIMIT $7",
+         ORDER BY 5 DESC, 12 DESC LIMIT $7",
         select[0], select[1], select[2], select[3], select[4]
     )
 }

@@ -213,11 +213,13 @@ GET    /api/v1/pricing read_only
 GET    /api/v1/pricing/{model} read_only
 GET    /api/v1/proxies read_only
 GET    /api/v1/proxies/{id} read_only
+GET    /api/v1/stats read_only
 GET    /api/v1/system-prompts read_only
 GET    /api/v1/system-prompts/{id} read_only
 GET    /api/v1/usage read_only
 GET    /api/v1/users admin
 GET    /api/v1/users/{id} admin
+GET    /api/v1/ws public
 GET    /healthz public
 GET    /metrics public
 GET    /readyz public
@@ -258,6 +260,7 @@ POST   /api/v1/system-prompts developer
 POST   /api/v1/system-prompts/dry-run read_only
 POST   /api/v1/users admin
 POST   /api/v1/users/{id}/password admin
+POST   /api/v1/ws/ticket read_only
 PUT    /api/v1/policies/{name} developer
 PUT    /api/v1/pricing/{model} admin
 PUT    /api/v1/proxies/{id}/policies developer

@@ -293,6 +293,7 @@ async fn a_block_budget_refuses_with_402_before_the_upstream_and_resets() {
 async fn a_warn_budget_lets_requests_through_with_a_header_and_one_alert() {
     let w = world("2026-11-20T12:00:00Z").await;
     let id = w.budget(0.05, "warn").await;
+    let mut live = w.h.state.data_plane.relay().events.live().subscribe();
     let mut states = Vec::new();
     for _ in 0..8 {
         let answer = w.chat("hello there, how much is this?").await;
@@ -317,6 +318,21 @@ async fn a_warn_budget_lets_requests_through_with_a_header_and_one_alert() {
     assert_eq!(warnings[0]["group_id"], w.group_id.as_str());
     assert_eq!(warnings[0]["category"], "budget");
     assert_eq!(w.alerts("BUDGET-EXCEEDED").await.len(), 1);
+    // The console's live feed carried both, once each.
+    let mut pushed = Vec::new();
+    for _ in 0..100 {
+        while let Ok(message) = live.try_recv() {
+            if let portcullis_proxy::events::LiveMessage::Alert(alert) = message {
+                pushed.push(alert.rule);
+            }
+        }
+        if pushed.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pushed.sort();
+    assert_eq!(pushed, ["BUDGET-EXCEEDED", "BUDGET-WARNING"]);
     w.mock.shutdown().await;
 }
 

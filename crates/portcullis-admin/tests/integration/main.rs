@@ -14,6 +14,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod budgets;
+mod console;
 mod input;
 mod mcp;
 mod policies;

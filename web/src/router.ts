@@ -1,0 +1,35 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from "vue-router";
+import { restore, session, whenLoggedOut } from "./api/session";
+import DashboardView from "./views/DashboardView.vue";
+import LoginView from "./views/LoginView.vue";
+
+// The dashboard and login are in the initial bundle; other pages load on demand.
+export const routes: RouteRecordRaw[] = [
+  { path: "/login", name: "login", component: LoginView, meta: { public: true, title: "Log in" } },
+  { path: "/", name: "dashboard", component: DashboardView, meta: { title: "Dashboard" } },
+  { path: "/proxies", name: "proxies", component: () => import("./views/ProxiesView.vue"), meta: { title: "Proxies" } },
+  { path: "/alerts", name: "alerts", component: () => import("./views/AlertsView.vue"), meta: { title: "Alerts" } },
+  { path: "/events", name: "events", component: () => import("./views/EventsView.vue"), meta: { title: "Traffic events" } },
+  { path: "/groups", name: "groups", component: () => import("./views/GroupsView.vue"), meta: { title: "Groups" } },
+  { path: "/keys", name: "keys", component: () => import("./views/KeysView.vue"), meta: { title: "API keys" } },
+  { path: "/audit", name: "audit", component: () => import("./views/AuditView.vue"), meta: { title: "Audit log" } },
+  { path: "/password", name: "password", component: () => import("./views/PasswordView.vue"), meta: { title: "Change password" } },
+  { path: "/:rest(.*)*", name: "missing", component: () => import("./views/NotFoundView.vue"), meta: { title: "Not found" } },
+];
+
+export const router = createRouter({ history: createWebHistory(), routes });
+
+router.beforeEach(async (to) => {
+  if (to.meta.public) return true;
+  if (!(await restore())) return { name: "login", query: { next: to.fullPath } };
+  if (session.mustChangePassword && to.name !== "password") return { name: "password" };
+  return true;
+});
+
+router.afterEach((to) => {
+  document.title = `${(to.meta.title as string) ?? "Console"} · Portcullis`;
+});
+
+whenLoggedOut(() => {
+  if (router.currentRoute.value.name !== "login") void router.push({ name: "login" });
+});
