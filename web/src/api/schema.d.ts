@@ -33,7 +33,11 @@ export interface paths {
         delete: operations["a2a_delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Sets which groups may call the agent (and the skills each sees), its rate
+         *     limit per key, and the credential the gateway sends upstream.
+         */
+        patch: operations["a2a_update"];
         trace?: never;
     };
     "/api/v1/a2a/agents/{id}/approve": {
@@ -85,6 +89,23 @@ export interface paths {
          *     disabled) and raises an alert with the difference.
          */
         post: operations["a2a_refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/a2a/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tasks seen through the gateway, most recently updated first. */
+        get: operations["a2a_tasks"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1037,7 +1058,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @description A registered agent. */
-        A2aAgent: {
+        A2aAgent: components["schemas"]["AgentSettings"] & {
             /** @description Where the card was fetched from; `None` for a pasted card. */
             base_url?: string | null;
             card: Record<string, never>;
@@ -1054,6 +1075,41 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /** @description A task seen through the gateway. */
+        A2aTask: {
+            agent_id: string;
+            context_id?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            group_id: string;
+            /** @description Every change of state, oldest first (at most [`MAX_TASK_HISTORY`]). */
+            history: components["schemas"]["TaskStateAt"][];
+            id: string;
+            /**
+             * @description The key whose call first showed the task: only it may get, cancel or
+             *     resubscribe to it through the gateway.
+             */
+            key_id: string;
+            /** @description The last state seen. */
+            state: string;
+            /** @description The agent's id for the task. */
+            task_id: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description A stored credential the gateway sends to the agent. */
+        AgentCredential: {
+            /** @description A credential of `/api/v1/credentials`. */
+            credential_id: string;
+            /** @description Header that carries it; absent: `Authorization: Bearer <secret>`. */
+            header?: string | null;
+        };
+        /** @description A group allowed to call an agent, and the skills of the card it sees. */
+        AgentGrant: {
+            group_id: string;
+            /** @description Skill ids this group sees in the served card; absent: every skill. */
+            skills?: string[] | null;
+        };
         AgentList: {
             agents: components["schemas"]["A2aAgent"][];
         };
@@ -1064,11 +1120,39 @@ export interface components {
             /** @description Approve only if the stored card still has this hash. */
             hash?: string | null;
         };
+        /** @description Who may call an agent, how often, and with which upstream credential. */
+        AgentSettings: {
+            /** @description Groups allowed to call the agent; empty: nobody (fail closed). */
+            access: components["schemas"]["AgentGrant"][];
+            credential?: null | components["schemas"]["AgentCredential"];
+            /**
+             * Format: int64
+             * @description Requests per minute per key on this agent; absent: no per-agent limit.
+             */
+            rate_limit_rpm?: number | null;
+        };
         /**
          * @description Where an agent stands in review. Only `approved` agents are served.
          * @enum {string}
          */
         AgentStatus: "pending" | "approved" | "disabled" | "changed";
+        /**
+         * @description Changes who may call an agent, its rate limit or its upstream credential;
+         *     fields left out stay as they are.
+         */
+        AgentUpdate: {
+            /**
+             * @description The groups allowed to call the agent, each with the skill ids it sees
+             *     (absent: every skill). Replaces the list; empty: nobody may call it.
+             */
+            access?: components["schemas"]["AgentGrant"][] | null;
+            credential?: null | components["schemas"]["AgentCredential"];
+            /**
+             * Format: int64
+             * @description Requests per minute per key on this agent (1 to 1000000); null removes it.
+             */
+            rate_limit_rpm?: number | null;
+        };
         Alert: {
             /** @description The rule's action (block, redact, alert, log). */
             action: string;
@@ -1826,6 +1910,15 @@ export interface components {
             /** @description The variables the content uses, e.g. `user`, `group`. */
             variables: string[];
         };
+        TaskList: {
+            tasks: components["schemas"]["A2aTask"][];
+        };
+        /** @description One state a task was seen in. */
+        TaskStateAt: {
+            /** Format: date-time */
+            at: string;
+            state: string;
+        };
         ToolList: {
             tools: components["schemas"]["McpTool"][];
         };
@@ -2081,6 +2174,47 @@ export interface operations {
             };
         };
     };
+    a2a_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["A2aAgent"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     a2a_approve: {
         parameters: {
             query?: never;
@@ -2183,6 +2317,46 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    a2a_tasks: {
+        parameters: {
+            query?: {
+                agent_id?: string | null;
+                /** @description The key that created the task. */
+                key_id?: string | null;
+                group_id?: string | null;
+                /**
+                 * @description submitted, working, input-required, completed, canceled, failed, rejected,
+                 *     auth-required or unknown.
+                 */
+                state?: string | null;
+                context_id?: string | null;
+                /** @description 1 to 1000, default 100. */
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskList"];
+                };
+            };
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
