@@ -3,13 +3,14 @@ Python SDK. Names are prefixed by server, calls reach the right server, and a de
 server is reported while the other keeps answering."""
 
 import asyncio
+import json
 import time
 
 import pytest
 from mcp.shared.exceptions import McpError
 
 from conftest import free_port
-from test_mcp import McpSetup, text_of
+from test_mcp import McpSetup, ToolServer, text_of
 
 MATH_TOOLS = [
     {"name": "add", "description": "Adds two integers and returns the sum."},
@@ -19,6 +20,23 @@ DOCS_TOOLS = [
     {"name": "search", "description": "Searches the documents.", "result": "docs search hit"},
     {"name": "echo", "description": "Echoes the query.", "result": "from docs"},
 ]
+
+
+class FullServer(ToolServer):
+    """tool_server.py with prompts and resources besides its tools."""
+
+    def __init__(self, tmp_path, spec, json_response=False):
+        self.spec = spec
+        super().__init__(tmp_path, spec["tools"], json_response)
+
+    def write(self, tools):
+        self.file.write_text(json.dumps({**self.spec, "tools": tools}))
+
+
+def full_server(s, spec, json_response=False):
+    server = FullServer(s.tmp_path, spec, json_response)
+    s.servers.append(server)
+    return server
 
 
 @pytest.fixture
@@ -206,3 +224,35 @@ def test_a_dead_server_is_reported_and_the_other_keeps_answering(fed):
     assert s.list_names(proxy["url"]) == ["docs__echo", "docs__search", "math__add", "math__echo"]
     status = s.admin("GET", f"/api/v1/proxies/{proxy['id']}")["status"]
     assert all(m["up"] for m in status["mcp_servers"]), status
+
+
+def test_prompts_and_resources_are_merged_and_routed(fed):
+    s = fed
+    math = full_server(s, {"tools": MATH_TOOLS, "prompts": [{"name": "brief", "text": "math says"}],
+                           "resources": [{"uri": "note://a", "text": "math note"}]})
+    docs = full_server(s, {"tools": DOCS_TOOLS,
+                           "prompts": [{"name": "brief", "text": "docs says"}, {"name": "outline", "text": "outline of"}],
+                           "resources": [{"uri": "note://b", "text": "docs note"}]}, json_response=True)
+    proxy = federation(s, "fed-pr", [("math", math), ("docs", docs)], mcp_auto_approve=True)
+
+    async def use(session):
+        prompts = sorted(p.name for p in (await session.list_prompts()).prompts)
+        got = await session.get_prompt("docs__brief", {"topic": "x"})
+        math_got = await session.get_prompt("math__brief", {"topic": "y"})
+        resources = sorted(str(r.uri) for r in (await session.list_resources()).resources)
+        read = await session.read_resource("docs+note://b")
+        try:
+            await session.read_resource("nowhere+note://b")
+            unknown = None
+        except McpError as e:
+            unknown = e.error.code
+        return prompts, got, math_got, resources, read, unknown
+
+    prompts, got, math_got, resources, read, unknown = s.run(proxy["url"], use)
+    assert prompts == ["docs__brief", "docs__outline", "math__brief"]
+    assert got.messages[0].content.text == "docs says x"
+    assert math_got.messages[0].content.text == "math says y"
+    assert resources == ["docs+note://b", "math+note://a"]
+    assert read.contents[0].text == "docs note"
+    assert str(read.contents[0].uri) == "docs+note://b"
+    assert unknown == -32602

@@ -154,6 +154,13 @@ impl Members {
 /// The naming rules of a spec with `mcp_servers`, or what is wrong with them
 /// (each message naming its field).
 pub fn rules_of(spec: &ProxySpec) -> Result<Federation, String> {
+    if spec.mcp_servers.len() > super::session::MAX_UPSTREAMS {
+        // One session id carries every member's session.
+        return Err(format!(
+            "mcp_servers: at most {} servers",
+            super::session::MAX_UPSTREAMS
+        ));
+    }
     let mode = match spec.mcp_prefix_mode.as_deref() {
         None => PrefixMode::default(),
         Some(text) => PrefixMode::parse(text).ok_or_else(|| {
@@ -597,11 +604,17 @@ impl McpRelay {
         let answers = self.fan_out(proxy, members, request, message, &all).await;
         let mut listed: Vec<(usize, Vec<Value>)> = Vec::new();
         for (index, answer) in answers {
-            let tools = answer
-                .ok()
-                .and_then(|a| a.message)
-                .and_then(|mut m| m.pointer_mut("/result/tools").map(Value::take));
-            match tools {
+            let Ok(Answer {
+                message: Some(mut answer),
+                ..
+            }) = answer
+            else {
+                continue; // recorded by fan_out
+            };
+            if answer.get("error").is_some() {
+                continue; // a server without tools
+            }
+            match answer.pointer_mut("/result/tools").map(Value::take) {
                 Some(Value::Array(tools)) => listed.push((index, tools)),
                 _ => {
                     self.record_health(
