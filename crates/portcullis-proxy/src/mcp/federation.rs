@@ -189,6 +189,14 @@ pub(crate) struct Request<'a> {
     pub routed: Option<(usize, String)>,
 }
 
+/// What every step of a federated request needs.
+#[derive(Clone, Copy)]
+struct Fed<'a> {
+    proxy: &'a Arc<ProxyRuntime>,
+    members: &'a Arc<Members>,
+    request: &'a Request<'a>,
+}
+
 /// A member's answer to one message.
 struct Answer {
     /// The JSON-RPC response; `None` for a notification.
@@ -196,8 +204,22 @@ struct Answer {
     session: Option<HeaderValue>,
 }
 
-/// Why a member failed, for the client and the log.
-type Failure = String;
+/// Why a member failed, for the client and the log. `down`: the member is
+/// unavailable (connect error, timeout, 5xx, unreadable answer); a 4xx is about
+/// this request (a client without a session, say) and says nothing of its health.
+struct Failure {
+    why: String,
+    down: bool,
+}
+
+impl Failure {
+    fn down(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            down: true,
+        }
+    }
+}
 
 impl McpRelay {
     /// A `tools/call` name to its member and the member's own name.
@@ -250,12 +272,17 @@ impl McpRelay {
         expected: Option<Expected>,
         mut call: McpCall,
     ) -> Response<axum::body::Body> {
+        let fed = Fed {
+            proxy,
+            members,
+            request: &request,
+        };
         let Some(expected) = expected else {
             // Notifications go to every member; the client's responses to
             // server requests cannot be routed (none are relayed to it).
             if message.get("method").is_some() {
                 let all: Vec<usize> = (0..members.len()).collect();
-                self.fan_out(proxy, members, &request, &message, &all).await;
+                self.fan_out(fed, &message, &all).await;
             }
             call.discard();
             let mut accepted = Response::new(axum::body::Body::empty());
@@ -270,7 +297,7 @@ impl McpRelay {
         let id = expected.id.clone();
         let mut session_header = None;
         let outcome: Result<Value, (i64, String, Value)> = match method.as_str() {
-            "initialize" => match self.initialize(proxy, members, &request, &message).await {
+            "initialize" => match self.initialize(fed, &message).await {
                 Ok((answer, header)) => {
                     session_header = Some(header);
                     Ok(answer)
@@ -278,27 +305,15 @@ impl McpRelay {
                 Err(e) => Err(e),
             },
             "ping" => Ok(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
-            "tools/list" => {
-                self.list_tools(proxy, members, &request, &message, &mut call)
-                    .await
-            }
-            "prompts/list" => {
-                self.list_merged(proxy, members, &request, &message, Listed::Prompts)
-                    .await
-            }
-            "resources/list" => {
-                self.list_merged(proxy, members, &request, &message, Listed::Resources)
-                    .await
-            }
-            "resources/templates/list" => {
-                self.list_merged(proxy, members, &request, &message, Listed::Templates)
-                    .await
-            }
+            "tools/list" => self.list_tools(fed, &message, &mut call).await,
+            "prompts/list" => self.list_merged(fed, &message, Listed::Prompts).await,
+            "resources/list" => self.list_merged(fed, &message, Listed::Resources).await,
+            "resources/templates/list" => self.list_merged(fed, &message, Listed::Templates).await,
             "tools/call" => match &request.routed {
                 Some((index, own)) => {
                     let mut routed = message.clone();
                     routed["params"]["name"] = Value::from(own.as_str());
-                    self.one(proxy, members, &request, &routed, *index).await
+                    self.one(fed, &routed, *index).await
                 }
                 None => Err((
                     jsonrpc::INTERNAL_ERROR,
@@ -306,7 +321,7 @@ impl McpRelay {
                     Value::Null,
                 )),
             },
-            "prompts/get" => self.get_prompt(proxy, members, &request, &message).await,
+            "prompts/get" => self.get_prompt(fed, &message).await,
             "resources/read" => {
                 let uri = message
                     .pointer("/params/uri")
@@ -316,7 +331,7 @@ impl McpRelay {
                     Some((index, own)) => {
                         let mut routed = message.clone();
                         routed["params"]["uri"] = Value::from(own);
-                        self.one(proxy, members, &request, &routed, index)
+                        self.one(fed, &routed, index)
                             .await
                             .map(|mut answer| {
                                 prefix_contents(&members.rules, index, &mut answer);
@@ -379,12 +394,15 @@ impl McpRelay {
     /// Sends `message` to the members `which`, at once; each answer in order.
     async fn fan_out(
         &self,
-        proxy: &Arc<ProxyRuntime>,
-        members: &Arc<Members>,
-        request: &Request<'_>,
+        fed: Fed<'_>,
         message: &Value,
         which: &[usize],
     ) -> Vec<(usize, Result<Answer, Failure>)> {
+        let Fed {
+            proxy,
+            members,
+            request,
+        } = fed;
         let body = Bytes::from(message.to_string());
         let id = message.get("id").cloned();
         let mut tasks = tokio::task::JoinSet::new();
@@ -420,7 +438,8 @@ impl McpRelay {
         for (index, answer) in &answers {
             let outcome = match answer {
                 Ok(_) => Ok(()),
-                Err(why) => Err(why.as_str()),
+                Err(f) if f.down => Err(f.why.as_str()),
+                Err(_) => continue,
             };
             self.record_health(proxy, members, *index, outcome).await;
         }
@@ -471,15 +490,12 @@ impl McpRelay {
     /// One member's answer to a routed request, its failure an error naming it.
     async fn one(
         &self,
-        proxy: &Arc<ProxyRuntime>,
-        members: &Arc<Members>,
-        request: &Request<'_>,
+        fed: Fed<'_>,
         message: &Value,
         index: usize,
     ) -> Result<Value, (i64, String, Value)> {
-        let mut answers = self
-            .fan_out(proxy, members, request, message, &[index])
-            .await;
+        let members = fed.members;
+        let mut answers = self.fan_out(fed, message, &[index]).await;
         match answers.pop() {
             Some((
                 _,
@@ -488,20 +504,23 @@ impl McpRelay {
                     ..
                 }),
             )) => Ok(answer),
-            Some((_, Err(why))) => Err(unavailable(members.name(index), &why)),
+            Some((_, Err(f))) => Err(unavailable(members.name(index), &f.why)),
             _ => Err(unavailable(members.name(index), "no answer")),
         }
     }
 
     async fn initialize(
         &self,
-        proxy: &Arc<ProxyRuntime>,
-        members: &Arc<Members>,
-        request: &Request<'_>,
+        fed: Fed<'_>,
         message: &Value,
     ) -> Result<(Value, HeaderValue), (i64, String, Value)> {
+        let Fed {
+            proxy,
+            members,
+            request,
+        } = fed;
         let all: Vec<usize> = (0..members.len()).collect();
-        let answers = self.fan_out(proxy, members, request, message, &all).await;
+        let answers = self.fan_out(fed, message, &all).await;
         let mut upstreams = Vec::new();
         let mut results: Vec<(usize, Value)> = Vec::new();
         let mut failures = Vec::new();
@@ -524,7 +543,7 @@ impl McpRelay {
                     results.push((index, answer["result"].take()));
                 }
                 Ok(_) => failures.push(format!("{name}: refused initialize")),
-                Err(why) => failures.push(format!("{name}: {why}")),
+                Err(f) => failures.push(format!("{name}: {}", f.why)),
             }
         }
         if results.is_empty() {
@@ -594,39 +613,12 @@ impl McpRelay {
 
     async fn list_tools(
         &self,
-        proxy: &Arc<ProxyRuntime>,
-        members: &Arc<Members>,
-        request: &Request<'_>,
+        fed: Fed<'_>,
         message: &Value,
         call: &mut McpCall,
     ) -> Result<Value, (i64, String, Value)> {
-        let all: Vec<usize> = (0..members.len()).collect();
-        let answers = self.fan_out(proxy, members, request, message, &all).await;
-        let mut listed: Vec<(usize, Vec<Value>)> = Vec::new();
-        for (index, answer) in answers {
-            let Ok(Answer {
-                message: Some(mut answer),
-                ..
-            }) = answer
-            else {
-                continue; // recorded by fan_out
-            };
-            if answer.get("error").is_some() {
-                continue; // a server without tools
-            }
-            match answer.pointer_mut("/result/tools").map(Value::take) {
-                Some(Value::Array(tools)) => listed.push((index, tools)),
-                _ => {
-                    self.record_health(
-                        proxy,
-                        members,
-                        index,
-                        Err("its tools/list answer has no tools array"),
-                    )
-                    .await
-                }
-            }
-        }
+        let Fed { proxy, members, .. } = fed;
+        let listed = self.collect(fed, message, Listed::Tools).await;
         let names: Vec<(usize, Vec<String>)> = listed
             .iter()
             .map(|(i, tools)| {
@@ -684,16 +676,15 @@ impl McpRelay {
     /// Prompts, resources or resource templates of every live member, renamed.
     async fn list_merged(
         &self,
-        proxy: &Arc<ProxyRuntime>,
-        members: &Arc<Members>,
-        request: &Request<'_>,
+        fed: Fed<'_>,
         message: &Value,
         kind: Listed,
     ) -> Result<Value, (i64, String, Value)> {
-        let listed = self.collect(proxy, members, request, message, kind).await;
+        let members = fed.members;
+        let listed = self.collect(fed, message, kind).await;
         let mut merged = Vec::new();
         match kind {
-            Listed::Prompts => {
+            Listed::Tools | Listed::Prompts => {
                 let map = prompt_names(members, &listed)?;
                 for (index, items) in listed {
                     for mut item in items {
@@ -732,14 +723,13 @@ impl McpRelay {
     /// Each answering member's items of a list; failures recorded.
     async fn collect(
         &self,
-        proxy: &Arc<ProxyRuntime>,
-        members: &Arc<Members>,
-        request: &Request<'_>,
+        fed: Fed<'_>,
         message: &Value,
         kind: Listed,
     ) -> Vec<(usize, Vec<Value>)> {
+        let Fed { proxy, members, .. } = fed;
         let all: Vec<usize> = (0..members.len()).collect();
-        let answers = self.fan_out(proxy, members, request, message, &all).await;
+        let answers = self.fan_out(fed, message, &all).await;
         let mut listed = Vec::new();
         for (index, answer) in answers {
             let Ok(Answer {
@@ -747,15 +737,20 @@ impl McpRelay {
                 ..
             }) = answer
             else {
-                continue;
+                continue; // recorded by fan_out
             };
-            // A member without this capability answers with an error: it has none.
-            if let Some(Value::Array(items)) = answer
-                .get_mut("result")
+            if answer.get("error").is_some() {
+                continue; // a member without this capability
+            }
+            match answer
+                .pointer_mut("/result")
                 .and_then(|r| r.get_mut(kind.field()))
-                .map(Value::take)
             {
-                listed.push((index, items));
+                Some(Value::Array(items)) => listed.push((index, std::mem::take(items))),
+                _ => {
+                    let why = format!("its {} answer has no {} array", kind.method(), kind.field());
+                    self.record_health(proxy, members, index, Err(&why)).await;
+                }
             }
         }
         listed
@@ -764,19 +759,16 @@ impl McpRelay {
     /// `prompts/get`: the prompt names are listed again to route by them.
     async fn get_prompt(
         &self,
-        proxy: &Arc<ProxyRuntime>,
-        members: &Arc<Members>,
-        request: &Request<'_>,
+        fed: Fed<'_>,
         message: &Value,
     ) -> Result<Value, (i64, String, Value)> {
+        let members = fed.members;
         let name = message
             .pointer("/params/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let list = json!({"jsonrpc": "2.0", "id": message.get("id").cloned().unwrap_or(Value::Null), "method": "prompts/list"});
-        let listed = self
-            .collect(proxy, members, request, &list, Listed::Prompts)
-            .await;
+        let listed = self.collect(fed, &list, Listed::Prompts).await;
         let map = prompt_names(members, &listed)?;
         let Some((index, own)) = map
             .route(name)
@@ -790,12 +782,13 @@ impl McpRelay {
         };
         let mut routed = message.clone();
         routed["params"]["name"] = Value::from(own);
-        self.one(proxy, members, request, &routed, index).await
+        self.one(fed, &routed, index).await
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Listed {
+    Tools,
     Prompts,
     Resources,
     Templates,
@@ -804,6 +797,7 @@ enum Listed {
 impl Listed {
     fn field(self) -> &'static str {
         match self {
+            Self::Tools => "tools",
             Self::Prompts => "prompts",
             Self::Resources => "resources",
             Self::Templates => "resourceTemplates",
@@ -813,7 +807,16 @@ impl Listed {
     fn uri_field(self) -> &'static str {
         match self {
             Self::Templates => "uriTemplate",
-            Self::Prompts | Self::Resources => "uri",
+            Self::Tools | Self::Prompts | Self::Resources => "uri",
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            Self::Tools => "tools/list",
+            Self::Prompts => "prompts/list",
+            Self::Resources => "resources/list",
+            Self::Templates => "resources/templates/list",
         }
     }
 }
@@ -946,21 +949,26 @@ async fn exchange(
     id: Option<&Value>,
 ) -> Result<Answer, Failure> {
     let Some(member) = members.members.get(index) else {
-        return Err("no such server".into());
+        return Err(Failure::down("no such server"));
     };
     let target = Target {
         uri: Some(&member.uri),
         credential: member.credential.as_ref(),
     };
     let request = build_request(target, Method::POST, headers, session, body);
-    let response = send(proxy, request).await.map_err(|r| r.message)?;
+    let response = send(proxy, request)
+        .await
+        .map_err(|r| Failure::down(r.message))?;
     let (parts, mut incoming) = response.into_parts();
     let status = parts.status;
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        return Err("it refused the gateway's credential".into());
+        return Err(Failure::down("it refused the gateway's credential"));
     }
     if !status.is_success() {
-        return Err(format!("it answered HTTP {}", status.as_u16()));
+        return Err(Failure {
+            why: format!("it answered HTTP {}", status.as_u16()),
+            down: status.is_server_error(),
+        });
     }
     let session = parts.headers.get(SESSION_HEADER).cloned();
     let Some(id) = id else {
@@ -1006,11 +1014,11 @@ async fn exchange(
             message: Some(message),
             session,
         }),
-        Ok(Err(why)) => Err(why),
-        Err(_) => Err(format!(
+        Ok(Err(why)) => Err(Failure::down(why)),
+        Err(_) => Err(Failure::down(format!(
             "its answer stalled for {} ms",
             proxy.idle_timeout.as_millis()
-        )),
+        ))),
     }
 }
 
