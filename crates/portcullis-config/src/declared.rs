@@ -222,6 +222,13 @@ pub(crate) fn resolve(
                     .into_iter()
                     .map(|m| format!("proxies[{i}].{m}")),
             );
+            for (j, server) in spec.mcp_servers.iter().enumerate() {
+                if server.credential_id.is_some() {
+                    errors.push(format!(
+                        "proxies[{i}].mcp_servers[{j}].credential_id: not supported in the file yet; declare the federation through the API"
+                    ));
+                }
+            }
             if !proxy_names.insert(spec.name.clone()) {
                 errors.push(format!("proxies: {:?} is declared twice", spec.name));
             }

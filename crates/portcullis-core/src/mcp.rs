@@ -52,6 +52,10 @@ impl std::str::FromStr for ToolStatus {
 pub struct McpTool {
     pub id: String,
     pub proxy_id: String,
+    /// The federation member that offers it; empty for a proxy with one server.
+    #[serde(default)]
+    pub server: String,
+    /// The tool's own name on its server (without a federation prefix).
     pub name: String,
     /// The whole definition as the server last listed it.
     #[schema(value_type = Object)]

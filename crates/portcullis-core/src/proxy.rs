@@ -86,6 +86,43 @@ pub struct ProxySpec {
     /// instead of waiting as `pending` (a changed definition is still quarantined).
     #[serde(default)]
     pub mcp_auto_approve: bool,
+    /// MCP proxies only: a federation of several Streamable HTTP servers
+    /// presented as one (instead of `upstream_url`); see `docs/mcp.md`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServer>,
+    /// Between a server's name and its tool and prompt names (`__` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_separator: Option<String>,
+    /// When names are prefixed by their server: `always` (default),
+    /// `on_collision` or `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_prefix_mode: Option<String>,
+}
+
+/// One server of an MCP federation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServer {
+    /// `[a-z][a-z0-9-]{0,31}`: the prefix of its tools and prompts.
+    pub name: String,
+    /// Its Streamable HTTP endpoint (`http://127.0.0.1:8000/mcp`).
+    pub upstream_url: String,
+    /// Credential sent to it as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+}
+
+/// Problems of an http(s) upstream URL, each naming `field`.
+fn url_problems(field: &str, url: &str, out: &mut Vec<String>) {
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.len() < 10
+        || url.contains(char::is_whitespace)
+    {
+        out.push(format!("{field}: must be an http:// or https:// URL"));
+    }
+    if url.contains('?') || url.contains('#') {
+        out.push(format!("{field}: must not contain a query or fragment"));
+    }
 }
 
 fn default_kind() -> ProxyKind {
@@ -164,15 +201,32 @@ impl ProxySpec {
             if !self.upstream_env.is_empty() {
                 out.push("upstream_env: only with upstream_command".into());
             }
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.len() < 10
-                || url.contains(char::is_whitespace)
-            {
-                out.push("upstream_url: must be an http:// or https:// URL".into());
+            if self.mcp_servers.is_empty() {
+                url_problems("upstream_url", url, &mut out);
             }
-            if url.contains('?') || url.contains('#') {
-                out.push("upstream_url: must not contain a query or fragment".into());
+        }
+        if !self.mcp_servers.is_empty() {
+            if self.kind != ProxyKind::Mcp {
+                out.push("mcp_servers: only MCP proxies federate servers".into());
             }
+            if self.upstream_command.is_some() {
+                out.push("mcp_servers: not with upstream_command (federation members speak Streamable HTTP)".into());
+            }
+            if !url.is_empty() {
+                out.push("upstream_url: must be empty with mcp_servers".into());
+            }
+            if self.credential_id.is_some() {
+                out.push("credential_id: give each of mcp_servers its own credential_id".into());
+            }
+            for (i, server) in self.mcp_servers.iter().enumerate() {
+                url_problems(
+                    &format!("mcp_servers[{i}].upstream_url"),
+                    &server.upstream_url,
+                    &mut out,
+                );
+            }
+        } else if self.mcp_separator.is_some() || self.mcp_prefix_mode.is_some() {
+            out.push("mcp_separator, mcp_prefix_mode: only with mcp_servers".into());
         }
         if self.upstream_args.len() > 256
             || self
@@ -313,4 +367,22 @@ pub struct ProxyStatus {
     pub gateway_path: String,
     #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
+    /// MCP federations: each server's health as last seen by the gateway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServerHealth>,
+}
+
+/// A federation member as the gateway last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct McpServerHealth {
+    pub name: String,
+    /// `false` after its last exchange failed (connect error, timeout, 5xx).
+    pub up: bool,
+    /// What went wrong, when it is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was last seen up or down; none before the first exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<Timestamp>,
 }

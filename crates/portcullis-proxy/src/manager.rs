@@ -14,6 +14,7 @@ use axum::Router;
 use portcullis_core::drain::Shutdown;
 use portcullis_core::proxy::{Proxy, ProxyKind, ProxyState, ProxyStatus};
 use portcullis_core::secret::SecretError;
+use portcullis_core::SecretString;
 use portcullis_core::{Clock, MasterKey};
 use portcullis_policy::pack::PackError;
 use portcullis_policy::Pack;
@@ -179,11 +180,26 @@ impl DataPlane {
     }
 
     pub fn status(&self, proxy: &Proxy) -> ProxyStatus {
-        let status = self.stored_status(proxy);
+        let mut status = self.stored_status(proxy);
+        let runtime = self.lookup(&proxy.spec.name);
+        // A running federation reports each server's health.
+        if let Some(members) = runtime.as_ref().and_then(|r| r.federation.as_ref()) {
+            if status.state == ProxyState::Running {
+                status.mcp_servers = members.health();
+                let down: Vec<&str> = status
+                    .mcp_servers
+                    .iter()
+                    .filter(|s| !s.up)
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if !down.is_empty() {
+                    status.reason = Some(format!("MCP servers unavailable: {}", down.join(", ")));
+                }
+            }
+            return status;
+        }
         // A running stdio MCP proxy is as well as its server process.
-        let trouble = self
-            .lookup(&proxy.spec.name)
-            .and_then(|r| r.stdio.as_ref().and_then(|s| s.trouble()));
+        let trouble = runtime.and_then(|r| r.stdio.as_ref().and_then(|s| s.trouble()));
         match (status.state, trouble) {
             (ProxyState::Running, Some((down, reason))) => ProxyStatus {
                 state: if down {
@@ -210,6 +226,7 @@ impl DataPlane {
                 listen_addr: None,
                 gateway_path: gateway_path(&proxy.spec.name),
                 since: self.clock.now(),
+                mcp_servers: Vec::new(),
             })
     }
 
@@ -226,6 +243,7 @@ impl DataPlane {
             listen_addr: addr.map(|a| a.to_string()),
             gateway_path: gateway_path(&proxy.spec.name),
             since: self.clock.now(),
+            mcp_servers: Vec::new(),
         };
         self.statuses
             .write()
@@ -294,26 +312,44 @@ impl DataPlane {
         }
     }
 
+    /// Opens a stored credential.
+    async fn open_credential(&self, id: Option<&str>) -> Result<Option<SecretString>, StartError> {
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let sealed = self
+            .store
+            .sealed_credentials()
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| StartError::CredentialMissing(id.to_owned()))?;
+        Ok(Some(self.master_key.open(&sealed.sealed, &sealed.id)?))
+    }
+
     async fn launch(
         &self,
         proxy: &Proxy,
     ) -> Result<(Arc<ProxyRuntime>, Option<Listener>), StartError> {
-        let credential = match &proxy.spec.credential_id {
-            None => None,
-            Some(id) => {
-                let sealed = self
-                    .store
-                    .sealed_credentials()
-                    .await?
-                    .into_iter()
-                    .find(|c| &c.id == id)
-                    .ok_or_else(|| StartError::CredentialMissing(id.clone()))?;
-                Some(self.master_key.open(&sealed.sealed, &sealed.id)?)
-            }
-        };
+        let credential = self
+            .open_credential(proxy.spec.credential_id.as_deref())
+            .await?;
         let policies = resolve_policies(self.store.as_ref(), &proxy.spec.policies).await?;
         let mut runtime =
             ProxyRuntime::build(proxy, credential.as_ref(), &self.metrics, &policies)?;
+        if !proxy.spec.mcp_servers.is_empty() {
+            let mut credentials = Vec::with_capacity(proxy.spec.mcp_servers.len());
+            for server in &proxy.spec.mcp_servers {
+                credentials.push(
+                    self.open_credential(server.credential_id.as_deref())
+                        .await?,
+                );
+            }
+            runtime.federation = Some(Arc::new(crate::mcp::federation::Members::build(
+                &proxy.spec,
+                &credentials,
+            )?));
+        }
         if let Some(command) = &proxy.spec.upstream_command {
             runtime.stdio = Some(crate::mcp::stdio::StdioServer::start(
                 crate::mcp::stdio::StdioConfig {

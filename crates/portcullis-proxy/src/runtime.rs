@@ -21,6 +21,8 @@ pub enum BuildError {
     Tls(#[from] upstream::TlsError),
     #[error("policies: {0}")]
     Policy(String),
+    #[error("mcp_servers: {0}")]
+    Federation(String),
 }
 
 pub struct ProxyRuntime {
@@ -36,6 +38,9 @@ pub struct ProxyRuntime {
     /// MCP proxies with an `upstream_command`: the supervised stdio server
     /// (attached at start by the data plane; `mcp_uri` is then `None`).
     pub stdio: Option<Arc<crate::mcp::stdio::StdioServer>>,
+    /// MCP proxies with `mcp_servers`: the federation's members (attached at
+    /// start; `mcp_uri` is then `None`).
+    pub federation: Option<Arc<crate::mcp::federation::Members>>,
     /// Upstream URI per endpoint, without query (LLM proxies).
     uris: Vec<(Endpoint, Uri)>,
     base: String,
@@ -90,31 +95,27 @@ impl ProxyRuntime {
         };
         let credential_header = match credential {
             None => None,
+            // MCP servers take OAuth-style bearer tokens.
+            Some(secret) if spec.kind == ProxyKind::Mcp => Some(bearer(secret)?),
             Some(secret) => {
-                let (name, value) = match (spec.kind, spec.provider) {
-                    // MCP servers take OAuth-style bearer tokens.
-                    (ProxyKind::Mcp, _) => (
-                        http::header::AUTHORIZATION,
-                        format!("Bearer {}", secret.expose()),
-                    ),
-                    (ProxyKind::Llm, ProviderKind::Anthropic) => (
+                let (name, value) = match spec.provider {
+                    ProviderKind::Anthropic => (
                         HeaderName::from_static("x-api-key"),
                         secret.expose().to_owned(),
                     ),
-                    (ProxyKind::Llm, ProviderKind::Openai | ProviderKind::OpenaiCompatible) => (
+                    ProviderKind::Openai | ProviderKind::OpenaiCompatible => (
                         http::header::AUTHORIZATION,
                         format!("Bearer {}", secret.expose()),
                     ),
                 };
-                let mut value =
-                    HeaderValue::from_str(&value).map_err(|_| BuildError::BadCredential)?;
-                value.set_sensitive(true);
-                Some((name, value))
+                Some((name, sensitive(&value)?))
             }
         };
         let mcp_uri = match spec.kind {
             ProxyKind::Llm => None,
-            ProxyKind::Mcp if spec.upstream_command.is_some() => None,
+            ProxyKind::Mcp if spec.upstream_command.is_some() || !spec.mcp_servers.is_empty() => {
+                None
+            }
             ProxyKind::Mcp => {
                 let uri: Uri = spec
                     .upstream_url
@@ -134,6 +135,7 @@ impl ProxyRuntime {
             auth_mode: spec.auth_mode,
             mcp_uri,
             stdio: None,
+            federation: None,
             mcp_auto_approve: spec.mcp_auto_approve,
             uris,
             base,
@@ -169,4 +171,18 @@ pub fn compile_policies(
     portcullis_policy::Engine::compile(packs)
         .map(Some)
         .map_err(|e| BuildError::Policy(e.to_string()))
+}
+
+/// An OAuth-style bearer credential (MCP servers), marked sensitive.
+pub(crate) fn bearer(secret: &SecretString) -> Result<(HeaderName, HeaderValue), BuildError> {
+    Ok((
+        http::header::AUTHORIZATION,
+        sensitive(&format!("Bearer {}", secret.expose()))?,
+    ))
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue, BuildError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| BuildError::BadCredential)?;
+    value.set_sensitive(true);
+    Ok(value)
 }

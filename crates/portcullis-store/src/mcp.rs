@@ -25,11 +25,17 @@ pub struct ToolSighting<'a> {
 
 #[async_trait]
 pub trait McpStore: Send + Sync {
-    /// Every tool of one proxy, by name.
+    /// Every tool of one proxy (of every server of a federation), by server and name.
     async fn mcp_tools_of(&self, proxy_id: &str) -> Result<Vec<McpTool>>;
     async fn mcp_tool(&self, id: &str) -> Result<Option<McpTool>>;
-    /// One tool of one proxy, by name (the `tools/call` check).
-    async fn mcp_tool_named(&self, proxy_id: &str, name: &str) -> Result<Option<McpTool>>;
+    /// One tool of one proxy's server (`""` without federation), by its own
+    /// name (the `tools/call` check).
+    async fn mcp_tool_named(
+        &self,
+        proxy_id: &str,
+        server: &str,
+        name: &str,
+    ) -> Result<Option<McpTool>>;
     /// By proxy, then name.
     async fn list_mcp_tools(&self, filter: &McpToolFilter) -> Result<Vec<McpTool>>;
     /// Stores a tool seen for the first time; `false` when another replica stored
@@ -64,6 +70,7 @@ pub trait McpStore: Send + Sync {
 pub(crate) struct McpToolRow {
     id: String,
     proxy_id: String,
+    server: String,
     name: String,
     definition: String,
     hash: String,
@@ -95,6 +102,7 @@ impl TryFrom<McpToolRow> for McpTool {
         Ok(McpTool {
             id: r.id,
             proxy_id: r.proxy_id,
+            server: r.server,
             name: r.name,
             definition,
             hash: r.hash,
@@ -111,14 +119,14 @@ impl TryFrom<McpToolRow> for McpTool {
     }
 }
 
-macro_rules! mcp_tool_cols { () => { "id, proxy_id, name, definition, hash, status, approved_hash, approved_definition, flagged_rules, first_seen_at, last_seen_at, approved_by, approved_at, status_changed_at" }; }
+macro_rules! mcp_tool_cols { () => { "id, proxy_id, server, name, definition, hash, status, approved_hash, approved_definition, flagged_rules, first_seen_at, last_seen_at, approved_by, approved_at, status_changed_at" }; }
 
 macro_rules! impl_mcp_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::mcp::McpStore for $store {
             async fn mcp_tools_of(&self, proxy_id: &str) -> $crate::Result<Vec<portcullis_core::mcp::McpTool>> {
-                let q = concat!("SELECT ", mcp_tool_cols!(), " FROM mcp_tools WHERE proxy_id = $1 ORDER BY name");
+                let q = concat!("SELECT ", mcp_tool_cols!(), " FROM mcp_tools WHERE proxy_id = $1 ORDER BY server, name");
                 sqlx::query_as::<_, $crate::mcp::McpToolRow>(q).bind(proxy_id).fetch_all(&self.pool).await?.into_iter().map(TryInto::try_into).collect()
             }
 
@@ -127,13 +135,13 @@ macro_rules! impl_mcp_store {
                 sqlx::query_as::<_, $crate::mcp::McpToolRow>(q).bind(id).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
             }
 
-            async fn mcp_tool_named(&self, proxy_id: &str, name: &str) -> $crate::Result<Option<portcullis_core::mcp::McpTool>> {
-                let q = concat!("SELECT ", mcp_tool_cols!(), " FROM mcp_tools WHERE proxy_id = $1 AND name = $2");
-                sqlx::query_as::<_, $crate::mcp::McpToolRow>(q).bind(proxy_id).bind(name).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
+            async fn mcp_tool_named(&self, proxy_id: &str, server: &str, name: &str) -> $crate::Result<Option<portcullis_core::mcp::McpTool>> {
+                let q = concat!("SELECT ", mcp_tool_cols!(), " FROM mcp_tools WHERE proxy_id = $1 AND server = $2 AND name = $3");
+                sqlx::query_as::<_, $crate::mcp::McpToolRow>(q).bind(proxy_id).bind(server).bind(name).fetch_optional(&self.pool).await?.map(TryInto::try_into).transpose()
             }
 
             async fn list_mcp_tools(&self, f: &$crate::mcp::McpToolFilter) -> $crate::Result<Vec<portcullis_core::mcp::McpTool>> {
-                let q = concat!("SELECT ", mcp_tool_cols!(), " FROM mcp_tools WHERE ($1 IS NULL OR proxy_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY proxy_id, name LIMIT $3");
+                let q = concat!("SELECT ", mcp_tool_cols!(), " FROM mcp_tools WHERE ($1 IS NULL OR proxy_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY proxy_id, server, name LIMIT $3");
                 sqlx::query_as::<_, $crate::mcp::McpToolRow>(q)
                     .bind(f.proxy_id.as_deref())
                     .bind(f.status.map(|s| s.as_str()))
@@ -146,10 +154,11 @@ macro_rules! impl_mcp_store {
             }
 
             async fn insert_mcp_tool(&self, t: &portcullis_core::mcp::McpTool) -> $crate::Result<bool> {
-                let q = concat!("INSERT INTO mcp_tools (", mcp_tool_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (proxy_id, name) DO NOTHING");
+                let q = concat!("INSERT INTO mcp_tools (", mcp_tool_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (proxy_id, server, name) DO NOTHING");
                 let done = sqlx::query(q)
                     .bind(&t.id)
                     .bind(&t.proxy_id)
+                    .bind(&t.server)
                     .bind(&t.name)
                     .bind(t.definition.to_string())
                     .bind(&t.hash)

@@ -276,6 +276,9 @@ pub(crate) struct ProxyRow {
     upstream_command: Option<String>,
     upstream_args: String,
     upstream_env: String,
+    mcp_servers: String,
+    mcp_separator: Option<String>,
+    mcp_prefix_mode: Option<String>,
     managed_by: String,
     created_at: i64,
     updated_at: i64,
@@ -309,6 +312,10 @@ impl TryFrom<ProxyRow> for Proxy {
                 .map_err(|_| StoreError::Corrupt(format!("proxy {id}: upstream_args")))?,
             upstream_env: serde_json::from_str(&r.upstream_env)
                 .map_err(|_| StoreError::Corrupt(format!("proxy {id}: upstream_env")))?,
+            mcp_servers: serde_json::from_str(&r.mcp_servers)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_servers")))?,
+            mcp_separator: r.mcp_separator,
+            mcp_prefix_mode: r.mcp_prefix_mode,
         };
         Ok(Proxy {
             id: r.id,

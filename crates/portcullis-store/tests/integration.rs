@@ -1212,9 +1212,32 @@ async fn mcp_tool_inventory() {
             .unwrap()
             .unwrap();
         assert_eq!(updated.spec, stdio);
+        let mut federation = spec("fed", None);
+        federation.kind = portcullis_core::proxy::ProxyKind::Mcp;
+        federation.upstream_url = String::new();
+        federation.mcp_servers = vec![portcullis_core::proxy::McpServer {
+            name: "math".into(),
+            upstream_url: "http://127.0.0.1:1/mcp".into(),
+            credential_id: None,
+        }];
+        federation.mcp_separator = Some(".".into());
+        federation.mcp_prefix_mode = Some("on_collision".into());
+        let fed = s
+            .create_proxy(&federation, ManagedBy::Api, t(0))
+            .await
+            .unwrap();
+        assert_eq!(fed.spec, federation);
+        federation.mcp_prefix_mode = None;
+        let updated = s
+            .update_proxy(&fed.id, &federation, t(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.spec, federation);
         let tool = McpTool {
             id: portcullis_core::id::new_id(),
             proxy_id: proxy.id.clone(),
+            server: String::new(),
             name: "add".into(),
             definition: serde_json::json!({"name": "add", "description": "Adds."}),
             hash: "h1".into(),
@@ -1236,6 +1259,25 @@ async fn mcp_tool_inventory() {
         };
         assert!(!s.insert_mcp_tool(&twin).await.unwrap());
         assert_eq!(s.mcp_tool(&tool.id).await.unwrap().unwrap(), tool);
+        // The same name on a federation member is another tool.
+        let member = McpTool {
+            id: portcullis_core::id::new_id(),
+            server: "math".into(),
+            ..tool.clone()
+        };
+        assert!(s.insert_mcp_tool(&member).await.unwrap());
+        assert_eq!(
+            s.mcp_tool_named(&proxy.id, "math", "add")
+                .await
+                .unwrap()
+                .map(|t| t.id),
+            Some(member.id.clone())
+        );
+        assert!(s
+            .mcp_tool_named(&proxy.id, "docs", "add")
+            .await
+            .unwrap()
+            .is_none());
 
         // Approval is for the stored hash only.
         assert!(!s
@@ -1246,7 +1288,11 @@ async fn mcp_tool_inventory() {
             .approve_mcp_tool(&tool.id, "h1", "user:a", t(2))
             .await
             .unwrap());
-        let approved = s.mcp_tool_named(&proxy.id, "add").await.unwrap().unwrap();
+        let approved = s
+            .mcp_tool_named(&proxy.id, "", "add")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(approved.status, ToolStatus::Approved);
         assert_eq!(approved.approved_hash.as_deref(), Some("h1"));
         assert_eq!(approved.approved_definition, Some(tool.definition.clone()));
@@ -1301,7 +1347,7 @@ async fn mcp_tool_inventory() {
             .await
             .unwrap()
             .is_empty());
-        assert_eq!(s.mcp_tools_of(&proxy.id).await.unwrap().len(), 1);
+        assert_eq!(s.mcp_tools_of(&proxy.id).await.unwrap().len(), 2);
 
         // Tools go with their proxy.
         assert!(s.delete_proxy(&proxy.id).await.unwrap());

@@ -7,13 +7,17 @@ restart it (a "rug pull").
 tools.json: {"tools": [{"name": "add", "description": "..."},
                        {"name": "read_note", "description": "...", "result": "..."}]}
 A tool named `add` adds two integers; any other tool takes `query` and returns its
-`result` (or echoes the query).
+`result` (or echoes the query). Optional `"prompts": [{"name": ..., "text": ...}]`
+(each takes `topic` and answers its text and the topic) and
+`"resources": [{"uri": ..., "text": ...}]`.
 """
 
 import argparse
 import json
 
 from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.prompts import Prompt
+from mcp.server.fastmcp.resources import TextResource
 
 
 def answerer(result):
@@ -35,7 +39,18 @@ def build(spec, json_response):
             server.add_tool(add, name=name, description=description)
         else:
             server.add_tool(answerer(tool.get("result")), name=name, description=description)
+    for prompt in spec.get("prompts", []):
+        server.add_prompt(Prompt.from_function(prompter(prompt["text"]), name=prompt["name"]))
+    for resource in spec.get("resources", []):
+        server.add_resource(TextResource(uri=resource["uri"], name=resource["uri"], text=resource["text"]))
     return server
+
+
+def prompter(text):
+    def prompt(topic: str) -> str:
+        return f"{text} {topic}"
+
+    return prompt
 
 
 def main():

@@ -66,6 +66,20 @@ async fn check(state: &AppState, spec: &ProxySpec) -> ApiResult<()> {
             problems.push("credential_id: no such credential".into());
         }
     }
+    if !spec.mcp_servers.is_empty() {
+        if let Err(problem) = portcullis_proxy::mcp::federation::rules_of(spec) {
+            problems.push(problem);
+        }
+        for (i, server) in spec.mcp_servers.iter().enumerate() {
+            if let Some(id) = &server.credential_id {
+                if state.store.credential(id).await?.is_none() {
+                    problems.push(format!(
+                        "mcp_servers[{i}].credential_id: no such credential"
+                    ));
+                }
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {

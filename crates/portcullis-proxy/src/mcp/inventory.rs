@@ -112,23 +112,50 @@ impl Inventory {
         Self { store, clock }
     }
 
-    /// May `name` be called through this proxy? Store errors fail closed.
+    /// May `name` of `server` (`""` without federation) be called through this
+    /// proxy? Store errors fail closed.
     pub async fn check_call(
         &self,
         proxy: &ProxyRuntime,
+        server: &str,
         name: &str,
     ) -> Result<Result<(), CallRefusal>, StoreError> {
-        Ok(match self.store.mcp_tool_named(&proxy.id, name).await? {
-            None => Err(CallRefusal::Unknown),
-            Some(t) if t.status == ToolStatus::Approved => Ok(()),
-            Some(t) => Err(CallRefusal::NotApproved(t.status)),
-        })
+        Ok(
+            match self.store.mcp_tool_named(&proxy.id, server, name).await? {
+                None => Err(CallRefusal::Unknown),
+                Some(t) if t.status == ToolStatus::Approved => Ok(()),
+                Some(t) => Err(CallRefusal::NotApproved(t.status)),
+            },
+        )
     }
 
-    /// Records a listing and says which tools the client may see.
+    /// Stores an alert; `false` when one with its event id exists already.
+    pub async fn raise_alert(&self, alert: &Alert) -> Result<bool, StoreError> {
+        self.store.raise_alert(alert).await
+    }
+
+    /// The federation members that have a tool called `name`.
+    pub async fn servers_with(
+        &self,
+        proxy: &ProxyRuntime,
+        name: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .mcp_tools_of(&proxy.id)
+            .await?
+            .into_iter()
+            .filter(|t| t.name == name && !t.server.is_empty())
+            .map(|t| t.server)
+            .collect())
+    }
+
+    /// Records a listing of `server` (`""` without federation) and says which
+    /// of its tools the client may see (by their own names).
     pub async fn reconcile(
         &self,
         proxy: &ProxyRuntime,
+        server: &str,
         listed: &[Value],
         event_id: &str,
         identity: Option<&Identity>,
@@ -138,6 +165,7 @@ impl Inventory {
             .mcp_tools_of(&proxy.id)
             .await?
             .into_iter()
+            .filter(|t| t.server == server)
             .map(|t| (t.name.clone(), t))
             .collect();
         let now = self.clock.now();
@@ -161,6 +189,7 @@ impl Inventory {
                 let tool = McpTool {
                     id: portcullis_core::id::new_id(),
                     proxy_id: proxy.id.clone(),
+                    server: server.to_owned(),
                     name: name.to_owned(),
                     definition: definition.clone(),
                     hash: hash.clone(),
@@ -181,7 +210,7 @@ impl Inventory {
                     continue;
                 }
                 // Another replica stored it first: decide against its record.
-                record = self.store.mcp_tool_named(&proxy.id, name).await?;
+                record = self.store.mcp_tool_named(&proxy.id, server, name).await?;
             }
             let Some(record) = record else {
                 continue; // vanished (proxy deleted meanwhile): not shown
@@ -279,8 +308,13 @@ fn rug_pull_alert(
     identity: Option<&Identity>,
     now: jiff::Timestamp,
 ) -> Alert {
+    let of_server = if record.server.is_empty() {
+        String::new()
+    } else {
+        format!(" of server {:?}", record.server)
+    };
     let note = format!(
-        "MCP tool {:?} changed after approval and is quarantined until approved again (listing event {event_id}).\n{}",
+        "MCP tool {:?}{of_server} changed after approval and is quarantined until approved again (listing event {event_id}).\n{}",
         record.name,
         tools::diff(before, after)
     );

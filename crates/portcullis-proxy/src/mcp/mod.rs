@@ -22,6 +22,7 @@
 //! this key). Protocol versions are carried unchanged in `MCP-Protocol-Version`.
 
 pub mod call;
+pub mod federation;
 pub mod inventory;
 pub mod session;
 pub mod stdio;
@@ -298,6 +299,7 @@ impl McpRelay {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        let mut routed = None;
         let expected = match kind {
             Kind::Request { id, method } => {
                 call.endpoint = format!("mcp:{}", jsonrpc::method_label(&method));
@@ -307,15 +309,16 @@ impl McpRelay {
                     _ => Pending::Other,
                 };
                 if pending == Pending::ToolsCall {
-                    if let Err((code, text, data)) =
-                        self.admit_call(&proxy, &message, &mut call).await
-                    {
-                        call.overhead = started.elapsed();
-                        call.finish(200, Decision::Blocked, Some(&text));
-                        return json_response(
-                            StatusCode::OK,
-                            &jsonrpc::error_with_data(id, code, &text, data),
-                        );
+                    match self.admit_call(&proxy, &message, &mut call).await {
+                        Ok(member) => routed = member,
+                        Err((code, text, data)) => {
+                            call.overhead = started.elapsed();
+                            call.finish(200, Decision::Blocked, Some(&text));
+                            return json_response(
+                                StatusCode::OK,
+                                &jsonrpc::error_with_data(id, code, &text, data),
+                            );
+                        }
                     }
                 }
                 Some(Expected { id, pending })
@@ -323,6 +326,20 @@ impl McpRelay {
             Kind::Notification { .. } | Kind::Response { .. } => None,
         };
         let id = expected.as_ref().map_or(Value::Null, |e| e.id.clone());
+        if let Some(members) = proxy.federation.clone() {
+            call.overhead = started.elapsed();
+            let identity = call.identity.clone();
+            let request = federation::Request {
+                headers: &parts.headers,
+                session: session.as_ref(),
+                subject: identity.as_ref().map(|i| i.key_id.as_str()),
+                version: &version,
+                routed,
+            };
+            return self
+                .post_federated(&proxy, &members, request, message, expected, call)
+                .await;
+        }
         if let Some(server) = proxy.stdio.clone() {
             // One shared session towards the process: the client's id carries
             // no upstream session.
@@ -530,6 +547,16 @@ impl McpRelay {
                 return unknown_session(Value::Null);
             }
         };
+        if let Some(members) = &proxy.federation {
+            return federation::end_or_refuse(
+                &proxy,
+                members,
+                method,
+                req.headers(),
+                session.as_ref(),
+            )
+            .await;
+        }
         let upstream = build_upstream(
             &proxy,
             method.clone(),
@@ -561,12 +588,14 @@ impl McpRelay {
 
     /// A `tools/call` before it leaves: the tool must be approved and its
     /// arguments must pass the policy. `Err`: JSON-RPC code, message, data.
+    /// For a federation, the call is routed first; `Ok`: the member's index
+    /// (`None` without federation).
     async fn admit_call(
         &self,
         proxy: &ProxyRuntime,
         message: &Value,
         call: &mut McpCall,
-    ) -> Result<(), (i64, String, Value)> {
+    ) -> Result<Option<(usize, String)>, (i64, String, Value)> {
         let params = message.get("params").unwrap_or(&Value::Null);
         let Some(name) = params.get("name").and_then(Value::as_str) else {
             return Err((
@@ -576,7 +605,14 @@ impl McpRelay {
             ));
         };
         call.tool = Some(name.chars().take(256).collect());
-        match self.inventory.check_call(proxy, name).await {
+        let (member, server, own) = match &proxy.federation {
+            None => (None, "", name),
+            Some(members) => match self.route_tool(proxy, members, name).await {
+                Ok((index, own)) => (Some(index), members.name(index), own),
+                Err(refusal) => return Err(refusal),
+            },
+        };
+        match self.inventory.check_call(proxy, server, own).await {
             Err(e) => {
                 tracing::error!(proxy = %proxy.name, error = %e, "MCP tool inventory unavailable; call refused");
                 return Err((
@@ -616,7 +652,7 @@ impl McpRelay {
                 ));
             }
         }
-        Ok(())
+        Ok(member.map(|index| (index, own.to_owned())))
     }
 
     /// Applies the gateway's checks to the response to the client's request, in
@@ -642,7 +678,7 @@ impl McpRelay {
                 };
                 let reconciled = self
                     .inventory
-                    .reconcile(proxy, listed, &call.id, call.identity.as_deref())
+                    .reconcile(proxy, "", listed, &call.id, call.identity.as_deref())
                     .await;
                 match reconciled {
                     Ok(listing) => {
@@ -790,7 +826,28 @@ fn build_upstream(
     upstream_session: Option<&str>,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, Refusal> {
-    let uri = proxy.mcp_uri.clone().ok_or_else(|| {
+    let target = Target {
+        uri: proxy.mcp_uri.as_ref(),
+        credential: proxy.credential_header.as_ref(),
+    };
+    build_request(target, method, client, upstream_session, body)
+}
+
+/// Where an upstream request goes: a proxy's one server or a federation member.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    uri: Option<&'a http::Uri>,
+    credential: Option<&'a (HeaderName, HeaderValue)>,
+}
+
+fn build_request(
+    target: Target<'_>,
+    method: Method,
+    client: &HeaderMap,
+    upstream_session: Option<&str>,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Refusal> {
+    let uri = target.uri.cloned().ok_or_else(|| {
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             jsonrpc::INTERNAL_ERROR,
@@ -821,7 +878,7 @@ fn build_upstream(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
-        if let Some((name, value)) = &proxy.credential_header {
+        if let Some((name, value)) = target.credential {
             headers.insert(name.clone(), value.clone());
         }
         // Checked to be visible ASCII when the session id was issued.
