@@ -1547,6 +1547,28 @@ export interface components {
          * @enum {string}
          */
         ManagedBy: "api" | "file";
+        /** @description One server of an MCP federation. */
+        McpServer: {
+            /** @description Credential sent to it as `Authorization: Bearer`. */
+            credential_id?: string | null;
+            /** @description `[a-z][a-z0-9-]{0,31}`: the prefix of its tools and prompts. */
+            name: string;
+            /** @description Its Streamable HTTP endpoint (`http://127.0.0.1:8000/mcp`). */
+            upstream_url: string;
+        };
+        /** @description A federation member as the gateway last saw it. */
+        McpServerHealth: {
+            /** @description What went wrong, when it is down. */
+            error?: string | null;
+            name: string;
+            /**
+             * Format: date-time
+             * @description When it was last seen up or down; none before the first exchange.
+             */
+            since?: string | null;
+            /** @description `false` after its last exchange failed (connect error, timeout, 5xx). */
+            up: boolean;
+        };
         /** @description One tool of one MCP proxy, as stored. */
         McpTool: {
             /** Format: date-time */
@@ -1567,8 +1589,11 @@ export interface components {
             id: string;
             /** Format: date-time */
             last_seen_at: string;
+            /** @description The tool's own name on its server (without a federation prefix). */
             name: string;
             proxy_id: string;
+            /** @description The federation member that offers it; empty for a proxy with one server. */
+            server?: string;
             status: components["schemas"]["ToolStatus"];
             /** Format: date-time */
             status_changed_at: string;
@@ -1758,6 +1783,18 @@ export interface components {
              *     instead of waiting as `pending` (a changed definition is still quarantined).
              */
             mcp_auto_approve?: boolean;
+            /**
+             * @description When names are prefixed by their server: `always` (default),
+             *     `on_collision` or `never`.
+             */
+            mcp_prefix_mode?: string | null;
+            /** @description Between a server's name and its tool and prompt names (`__` when absent). */
+            mcp_separator?: string | null;
+            /**
+             * @description MCP proxies only: a federation of several Streamable HTTP servers
+             *     presented as one (instead of `upstream_url`); see `docs/mcp.md`.
+             */
+            mcp_servers?: components["schemas"]["McpServer"][];
             /** @description Unique; the proxy is also served at `/p/{name}/` on the gateway port. */
             name: string;
             /** @description Policy names applied to the traffic (detection engine). */
@@ -1797,6 +1834,8 @@ export interface components {
             gateway_path: string;
             /** @description Its own address, when it has a port. */
             listen_addr?: string | null;
+            /** @description MCP federations: each server's health as last seen by the gateway. */
+            mcp_servers?: components["schemas"]["McpServerHealth"][];
             /** @description Why it is in `error`. */
             reason?: string | null;
             /** Format: date-time */
