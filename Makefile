@@ -10,7 +10,7 @@ RUN_ARGS ?=
 BENCH_ARGS ?= --warm-up-time 1 --measurement-time 3
 FUZZ_SECONDS ?= 30
 
-.PHONY: help run build release test lint fmt unit e2e web web-deps web-test web-e2e services pyenv clean bench bench-detection fuzz detection-model detection-report
+.PHONY: help run build release test lint fmt unit e2e web web-deps web-test web-e2e services pyenv clean bench bench-detection fuzz detection-instructions detection-model detection-report
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ detection-model: ## Retrain the injection scorer from the public datasets (repro
 
 detection-report: ## Measure detection quality (docs/detection.md) on the public datasets
 	$(CARGO) run --release -p detection-eval -- --datasets $(DATASETS) report --sweep --out docs/detection.md
+
+detection-instructions: ## Instructions per detection scan (callgrind; steady on a busy machine)
+	scripts/detection-instructions.sh
 
 bench-detection: ## Criterion benchmarks of the detection engine (MB/s; BENCH_ARGS)
 	$(CARGO) bench -p portcullis-policy --bench engine -- $(BENCH_ARGS)

@@ -3,16 +3,19 @@
 //! text, so the cost of a scan grows with the text, not with the number of rules;
 //! only the rules that fired run again to find their spans and checksums.
 
+use crate::literals::{self, Gate, TextForm};
 use crate::normalize::{normalize, Limits, Normalized};
 use crate::pack::{Action, Location, Pack, Severity};
 use crate::redact::Treatment;
 use crate::scorer::{Model, Shape};
 use crate::validators::Validator;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::{Regex as BytesRegex, RegexBuilder as BytesRegexBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{RegexSet, RegexSetBuilder};
 use regex::{Regex, RegexBuilder};
+use regex_automata::util::syntax;
+use regex_automata::{meta, Input};
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Compiled-size ceiling per pattern, so one pack cannot exhaust memory.
@@ -208,19 +211,78 @@ fn shape_at(location: Location, text: &str) -> Shape {
     }
 }
 
-/// The patterns of one text form. Most patterns begin with one of a few known
+/// A pattern that runs only when one of its gate literals occurs.
+#[derive(Debug)]
+struct GatedPattern {
+    regex: meta::Regex,
+    rule: usize,
+    gate: Gate,
+}
+
+impl GatedPattern {
+    /// Whether the pattern matches `text`, given where its gate literals occur
+    /// (in text order). Bounded patterns search only the stretches around the
+    /// literals; others search once, from before the first literal to the end.
+    fn matches(
+        &self,
+        text: &[u8],
+        literal_starts: &[usize],
+        scratch: &mut Vec<Range<usize>>,
+    ) -> bool {
+        scratch.clear();
+        let windowed = literal_starts.len() <= MAX_WINDOWS
+            && literal_starts
+                .iter()
+                .all(|&start| match self.gate.window(start, text.len()) {
+                    Some(window) => {
+                        scratch.push(window);
+                        true
+                    }
+                    None => false,
+                });
+        if !windowed {
+            let from = literal_starts
+                .first()
+                .map_or(0, |&start| self.gate.search_from(start));
+            return self.regex.is_match(Input::new(text).range(from..));
+        }
+        // Overlapping stretches are searched as one; look-around still sees the
+        // text on either side of a stretch.
+        scratch.sort_by_key(|w| w.start);
+        let mut merged: Option<Range<usize>> = None;
+        for window in scratch.iter() {
+            match &mut merged {
+                Some(m) if window.start <= m.end => m.end = m.end.max(window.end),
+                _ => {
+                    if let Some(done) = merged.replace(window.clone()) {
+                        if self.regex.is_match(Input::new(text).range(done)) {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        merged.is_some_and(|m| self.regex.is_match(Input::new(text).range(m)))
+    }
+}
+
+/// More literal hits than this and a gated pattern searches the rest of the
+/// text once instead of stretch by stretch.
+const MAX_WINDOWS: usize = 32;
+
+/// The patterns of one text form. Most patterns contain one of a few known
 /// words: one Aho-Corasick pass over the text finds which of those words occur,
-/// and only the patterns they begin are run. The rest run as small sets.
+/// and only the patterns that need them run. The rest run as small sets.
 #[derive(Debug)]
 struct PatternSet {
     /// Patterns without usable prefix literals, in slices.
     sets: Vec<RegexSet>,
     rule_of: Vec<usize>,
-    /// Every prefix literal of the other patterns, and whose it is.
+    /// Every gate literal of the other patterns, and whose it is.
     prefilter: Option<AhoCorasick>,
     literal_owner: Vec<usize>,
-    /// Patterns run only when one of their literals occurs: (regex, rule).
-    gated: Vec<(BytesRegex, usize)>,
+    /// Patterns run only when one of their literals occurs.
+    gated: Vec<GatedPattern>,
 }
 
 impl PatternSet {
@@ -234,51 +296,23 @@ impl PatternSet {
         let Some(prefilter) = &self.prefilter else {
             return;
         };
-        let mut tried = vec![false; self.gated.len()];
-        for m in prefilter.find_overlapping_iter(bytes) {
-            let owner = self.literal_owner[m.pattern().as_usize()];
-            if std::mem::replace(&mut tried[owner], true) {
-                continue;
-            }
-            let (regex, rule) = &self.gated[owner];
-            // Prefix literal: a match, if any, starts where the literal does.
-            if regex.is_match_at(bytes, m.start()) {
-                out.push(*rule);
+        // (pattern, literal start) for every gate literal in the text.
+        let mut hits: Vec<(usize, usize)> = prefilter
+            .find_overlapping_iter(bytes)
+            .map(|m| (self.literal_owner[m.pattern().as_usize()], m.start()))
+            .collect();
+        hits.sort_unstable();
+        let mut starts = Vec::new();
+        let mut scratch = Vec::new();
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            let gated = &self.gated[group[0].0];
+            starts.clear();
+            starts.extend(group.iter().map(|h| h.1));
+            if gated.matches(bytes, &starts, &mut scratch) {
+                out.push(gated.rule);
             }
         }
     }
-}
-
-/// The literals every match of `pattern` starts with, when they are few and long
-/// enough to be worth a prefilter (lower-cased for case-insensitive patterns).
-fn prefix_literals(pattern: &str, case_insensitive: bool) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
-    let mut extractor = regex_syntax::hir::literal::Extractor::new();
-    extractor
-        .kind(regex_syntax::hir::literal::ExtractKind::Prefix)
-        .limit_total(128);
-    let seq = extractor.extract(&hir);
-    let literals = seq.literals()?;
-    if literals.is_empty() || literals.iter().any(|l| l.as_bytes().len() < 3) {
-        return None;
-    }
-    Some(
-        literals
-            .iter()
-            .map(|l| {
-                let b = l.as_bytes();
-                match (case_insensitive, std::str::from_utf8(b)) {
-                    (false, _) => b.to_vec(),
-                    (true, Ok(s)) => s.to_lowercase().into_bytes(),
-                    (true, Err(_)) => b.to_ascii_lowercase(),
-                }
-            })
-            .collect(),
-    )
 }
 
 /// One rule that fired on one text.
@@ -398,29 +432,42 @@ impl Engine {
             if patterns.is_empty() {
                 return Ok(None);
             }
-            let set_error = |e: regex::Error| EngineError::Set {
-                form,
-                message: e.to_string(),
-            };
             let mut ungated: Vec<String> = Vec::new();
             let mut ungated_rules = Vec::new();
             let mut literals: Vec<Vec<u8>> = Vec::new();
             let mut literal_owner = Vec::new();
             let mut gated = Vec::new();
+            // Folded patterns run on folded views only; exact ones on raw text.
+            let text_form = if case_insensitive {
+                TextForm::SpaceCollapsed
+            } else {
+                TextForm::Raw
+            };
             for (pattern, rule) in patterns.into_iter().zip(rule_of) {
-                match prefix_literals(&pattern, case_insensitive) {
-                    Some(lits) => {
-                        let regex = BytesRegexBuilder::new(&pattern)
-                            .case_insensitive(case_insensitive)
-                            .size_limit(PATTERN_SIZE_LIMIT)
-                            .dfa_size_limit(PATTERN_SIZE_LIMIT)
-                            .build()
-                            .map_err(set_error)?;
-                        for lit in lits {
-                            literals.push(lit);
+                match literals::gate(&pattern, case_insensitive, text_form) {
+                    Some(gate) => {
+                        let regex = meta::Regex::builder()
+                            .syntax(
+                                syntax::Config::new()
+                                    .case_insensitive(case_insensitive)
+                                    .utf8(false),
+                            )
+                            .configure(
+                                meta::Config::new()
+                                    .utf8_empty(false)
+                                    .nfa_size_limit(Some(PATTERN_SIZE_LIMIT))
+                                    .hybrid_cache_capacity(PATTERN_SIZE_LIMIT),
+                            )
+                            .build(&pattern)
+                            .map_err(|e| EngineError::Set {
+                                form,
+                                message: e.to_string(),
+                            })?;
+                        for lit in &gate.literals {
+                            literals.push(lit.clone());
                             literal_owner.push(gated.len());
                         }
-                        gated.push((regex, rule));
+                        gated.push(GatedPattern { regex, rule, gate });
                     }
                     None => {
                         ungated.push(pattern);
@@ -434,7 +481,10 @@ impl Engine {
                 Some(
                     AhoCorasickBuilder::new()
                         .match_kind(MatchKind::Standard)
-                        .ascii_case_insensitive(case_insensitive)
+                        // A full DFA: the overlapping search the NFA would do
+                        // costs several times more per byte.
+                        .kind(Some(AhoCorasickKind::DFA))
+                        .ascii_case_insensitive(true)
                         .build(&literals)
                         .map_err(|e| EngineError::Set {
                             form,
@@ -681,7 +731,76 @@ fn value_matches<'t>(regex: &Regex, text: &'t str) -> Vec<regex::Match<'t>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ascii_classes, prefix_literals, set_form};
+    use super::{ascii_classes, set_form, Engine};
+    use crate::normalize::{normalize, Limits};
+    use regex::bytes::RegexBuilder;
+
+    /// Gating is an optimisation only: on every rule example, alone and inside
+    /// ordinary text, the rules found through gates and sets are exactly those
+    /// whose patterns match when each is run on its own.
+    #[test]
+    fn gated_matching_agrees_with_running_every_pattern() {
+        let packs = crate::builtin::packs().unwrap_or_default();
+        let engine = Engine::compile(&packs).unwrap_or_default();
+        assert!(engine.rules.len() > 250, "built-in packs load");
+        let lone: Vec<(Vec<regex::bytes::Regex>, bool)> = engine
+            .rules
+            .iter()
+            .map(|rule| {
+                let regexes = rule
+                    .patterns
+                    .iter()
+                    .filter_map(|p| {
+                        RegexBuilder::new(&set_form(p))
+                            .case_insensitive(!rule.case_sensitive)
+                            .size_limit(1 << 24)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                (regexes, rule.case_sensitive)
+            })
+            .collect();
+        let filler = "The quarterly review covered onboarding and the backlog; \
+                      then   we\tmoved on.\n| a | b |\n";
+        let mut texts = Vec::new();
+        for rule in packs.iter().flat_map(|p| &p.rules) {
+            for example in rule.examples.positive.iter().chain(&rule.examples.negative) {
+                texts.push(example.clone());
+                texts.push(format!("{filler}{example} {filler}"));
+            }
+        }
+        for text in &texts {
+            let mut views = vec![(text.clone(), true)];
+            views.extend(
+                normalize(text, &Limits::default())
+                    .views
+                    .into_iter()
+                    .map(|v| (v.text, false)),
+            );
+            for (view, raw) in &views {
+                let set = if *raw { &engine.exact } else { &engine.folded };
+                let Some(set) = set else { continue };
+                let mut got = Vec::new();
+                set.matching_rules(view, &mut got);
+                got.sort_unstable();
+                got.dedup();
+                let want: Vec<usize> = lone
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, case_sensitive))| *case_sensitive == *raw)
+                    .filter(|(_, (regexes, _))| regexes.iter().any(|r| r.is_match(view.as_bytes())))
+                    .map(|(i, _)| i)
+                    .collect();
+                let name = |ids: &[usize]| -> Vec<String> {
+                    ids.iter()
+                        .map(|&i| engine.rules[i].id.to_string())
+                        .collect()
+                };
+                assert_eq!(name(&got), name(&want), "on {view:?}");
+            }
+        }
+    }
 
     #[test]
     fn set_form_makes_gaps_and_negated_ascii_classes_byte_wide() {
@@ -694,14 +813,6 @@ mod tests {
         assert_eq!(set_form("[^>]*"), "(?-u:[^>])*");
         assert_eq!(set_form("[^é]"), "[^é]", "non-ASCII classes keep Unicode");
         assert_eq!(set_form(r"\.x"), r"\.x");
-    }
-
-    #[test]
-    fn prefix_literals_gate_only_selective_patterns() {
-        let lits = prefix_literals(r"\b(?:ignore|Forget)\s+all", true).unwrap_or_default();
-        assert_eq!(lits, vec![b"ignore".to_vec(), b"forget".to_vec()]);
-        assert_eq!(prefix_literals(r"(?-u:[^\n]){0,5}x", true), None);
-        assert_eq!(prefix_literals(r"ab|xyz", false), None, "too short to gate");
     }
 
     #[test]

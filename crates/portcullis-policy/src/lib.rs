@@ -3,6 +3,7 @@
 
 pub mod builtin;
 pub mod engine;
+mod literals;
 pub mod normalize;
 pub mod pack;
 pub mod redact;
