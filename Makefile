@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 30
 .PHONY: help run build release test lint fmt unit e2e web web-deps web-test web-e2e services pyenv clean bench bench-detection fuzz detection-instructions detection-model detection-report
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
 
 run: release ## Build (release) and start the gateway on the embedded SQLite default
 	$(BIN_RELEASE) serve $(RUN_ARGS)
