@@ -100,7 +100,8 @@ class Gateway:
             hdrs["authorization"] = f"Bearer {token}"
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            # Generous: on a loaded 2-core machine a debug build can take seconds.
+            with urllib.request.urlopen(req, timeout=30) as r:
                 resp = Response(r.status, r.headers, r.read())
         except urllib.error.HTTPError as e:
             resp = Response(e.code, e.headers, e.read())

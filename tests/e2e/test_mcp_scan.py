@@ -260,14 +260,15 @@ def test_not_mcp_answer_is_a_protocol_error(tmp_path):
 
 
 def test_stdio_vulnerable_and_clean():
-    out = scan("--json", "--", sys.executable, str(SERVER), "--kind", "vulnerable", "--stdio")
+    # A Python server can take a while to start on a loaded machine.
+    out = scan("--json", "--timeout", "30", "--", sys.executable, str(SERVER), "--kind", "vulnerable", "--stdio")
     assert out.returncode == 1, out.stderr
     report = json.loads(out.stdout)
     assert report["transport"] == "stdio"
     want = {p for p in PLANTED if p[0] != "no-auth"}
     assert not want - pairs(report), report["findings"]
     assert "no-auth" not in {f["id"] for f in report["findings"]}
-    out = scan("--", sys.executable, str(SERVER), "--kind", "clean", "--stdio")
+    out = scan("--timeout", "30", "--", sys.executable, str(SERVER), "--kind", "clean", "--stdio")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no findings" in out.stdout
 
