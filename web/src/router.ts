@@ -12,6 +12,7 @@ export const routes: RouteRecordRaw[] = [
   { path: "/events", name: "events", component: () => import("./views/EventsView.vue"), meta: { title: "Traffic events" } },
   { path: "/groups", name: "groups", component: () => import("./views/GroupsView.vue"), meta: { title: "Groups" } },
   { path: "/keys", name: "keys", component: () => import("./views/KeysView.vue"), meta: { title: "API keys" } },
+  { path: "/mcp-tools", name: "mcp-tools", component: () => import("./views/McpToolsView.vue"), meta: { title: "MCP tools" } },
   { path: "/audit", name: "audit", component: () => import("./views/AuditView.vue"), meta: { title: "Audit log" } },
   { path: "/password", name: "password", component: () => import("./views/PasswordView.vue"), meta: { title: "Change password" } },
   { path: "/:rest(.*)*", name: "missing", component: () => import("./views/NotFoundView.vue"), meta: { title: "Not found" } },
