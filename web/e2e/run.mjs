@@ -216,6 +216,36 @@ try {
     await page.keyboard.press("Escape");
   });
 
+  await step("budgets: the form is validated, a budget is created, edited and listed; usage is filtered", async () => {
+    await page.click("a[href='/budgets']");
+    await page.locator(".state.empty", { hasText: "No budgets" }).waitFor();
+    await shot(page, "budgets-empty");
+    await page.click("[data-test=new-budget]");
+    await page.fill("input[name=warn]", "120");
+    await page.click("[data-test=save-budget]");
+    await page.locator(".field-error", { hasText: "Choose a group" }).waitFor();
+    await page.locator(".field-error", { hasText: "positive amount" }).waitFor();
+    await page.locator(".field-error", { hasText: "1 to 100" }).waitFor();
+    await page.selectOption("select[name=target]", { label: "app-team" });
+    await page.fill("input[name=limit]", "250");
+    await page.fill("input[name=warn]", "75");
+    await page.click("[data-test=save-budget]");
+    await page.locator("[data-budget=app-team] [data-test=budget-limit]", { hasText: "$250.00" }).waitFor();
+    await page.click("[data-budget=app-team] [data-test=edit-budget]");
+    await page.fill("input[name=limit]", "300");
+    await page.click("[data-test=save-budget]");
+    await page.locator("[data-budget=app-team] [data-test=budget-limit]", { hasText: "$300.00" }).waitFor();
+    await page.locator("[data-budget=app-team] [data-test=budget-state]", { hasText: "ok" }).waitFor();
+    await shot(page, "budgets");
+    await page.click("a[href='/usage']");
+    await page.locator("[data-test=usage] td", { hasText: "app-team" }).first().waitFor();
+    await page.selectOption("select[name=usage-proxy]", { label: "guarded" });
+    await page.check("input[name=by-proxy]");
+    await page.click("[data-test=usage-filters] button[type=submit]");
+    await page.locator("[data-test=usage] td", { hasText: "guarded" }).first().waitFor();
+    await shot(page, "usage");
+  });
+
   await step("a read-only user sees no mutating controls", async () => {
     await adminApi(token, "POST", "/api/v1/users", { username: "viewer", password: RO_PASSWORD, role: "read_only", must_change_password: false });
     const ro = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
@@ -225,10 +255,10 @@ try {
     await ro.fill("input[name=password]", RO_PASSWORD);
     await ro.click("button[type=submit]");
     await ro.waitForURL((url) => url.pathname === "/");
-    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"]]) {
+    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"]]) {
       await ro.click(`a[href='${path}']`);
       await ro.locator(marker).first().waitFor();
-      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
+      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=edit-budget], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
       expect(buttons === 0, `${path}: ${buttons} mutating controls shown to a read-only user`);
     }
     await ro.click("a[href='/proxies']");
