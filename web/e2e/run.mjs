@@ -216,6 +216,42 @@ try {
     await page.keyboard.press("Escape");
   });
 
+  await step("A2A agents: registration is validated, a pasted card is registered, approved and given access", async () => {
+    await page.click("a[href='/agents']");
+    await page.locator(".state.empty", { hasText: "No agents registered" }).waitFor();
+    await page.locator(".state.empty", { hasText: "No tasks yet" }).waitFor();
+    await shot(page, "agents-empty");
+    await page.click("[data-test=new-agent]");
+    await page.click("[data-test=register-agent]");
+    await page.locator(".field-error", { hasText: "base URL is required" }).waitFor();
+    await page.fill("input[name=agent-url]", "ftp://agent.example.com");
+    await page.click("[data-test=register-agent]");
+    await page.locator(".field-error", { hasText: "http:// or https://" }).waitFor();
+    const card = { name: "Helper Agent", description: "Answers questions about the docs.", version: "1", url: "https://helper.example.com/a2a", capabilities: {}, defaultInputModes: ["text/plain"], defaultOutputModes: ["text/plain"], skills: [{ id: "search", name: "Search", description: "Finds documents" }, { id: "summarize", name: "Summarize" }] };
+    await page.fill("textarea[name=agent-card]", JSON.stringify(card));
+    await page.click("[data-test=register-agent]");
+    await page.locator(".field-error", { hasText: "not both" }).waitFor();
+    await page.fill("input[name=agent-url]", "");
+    await page.fill("input[name=agent-name]", "helper");
+    await page.click("[data-test=register-agent]");
+    await page.locator("[data-agent=helper] [data-test=agent-status]", { hasText: "pending" }).waitFor();
+    await page.click("[data-agent=helper] [data-test=approve-agent]");
+    await page.click("[data-test=confirm]");
+    await page.locator("[data-agent=helper] [data-test=agent-status]", { hasText: "approved" }).waitFor();
+    await page.click("[data-agent=helper] td >> nth=0");
+    await page.locator("[data-test=agent-skills]", { hasText: "Summarize" }).waitFor();
+    await page.check("input[name=grant-app-team]");
+    await page.fill("input[name=skills-app-team]", "search");
+    await page.fill("input[name=agent-rpm]", "60");
+    await page.click("[data-test=save-agent]");
+    await page.locator("[data-agent=helper] [data-test=agent-access]", { hasText: "app-team" }).waitFor();
+    await shot(page, "agent");
+    await page.keyboard.press("Escape");
+    const stored = (await adminApi(token, "GET", "/api/v1/a2a/agents")).agents[0];
+    expect(stored.rate_limit_rpm === 60 && stored.access[0]?.skills?.join() === "search", `settings saved: ${JSON.stringify(stored.access)}`);
+    await shot(page, "agents");
+  });
+
   await step("budgets: the form is validated, a budget is created, edited and listed; usage is filtered", async () => {
     await page.click("a[href='/budgets']");
     await page.locator(".state.empty", { hasText: "No budgets" }).waitFor();
@@ -255,10 +291,10 @@ try {
     await ro.fill("input[name=password]", RO_PASSWORD);
     await ro.click("button[type=submit]");
     await ro.waitForURL((url) => url.pathname === "/");
-    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"]]) {
+    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/agents", "[data-agent=helper]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"]]) {
       await ro.click(`a[href='${path}']`);
       await ro.locator(marker).first().waitFor();
-      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=edit-budget], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
+      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=new-agent], [data-test=approve-agent], [data-test=save-agent], [data-test=edit-budget], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
       expect(buttons === 0, `${path}: ${buttons} mutating controls shown to a read-only user`);
     }
     await ro.click("a[href='/proxies']");
