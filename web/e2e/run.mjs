@@ -216,6 +216,25 @@ try {
     await page.keyboard.press("Escape");
   });
 
+  await step("credentials: add one, see it masked, delete it", async () => {
+    const secret = "sk-ant-console-e2e-secret-98765";
+    await page.click("a[href='/credentials']");
+    await page.locator("[data-credential=openai]").waitFor();
+    await page.click("[data-test=create-credential]");
+    await page.locator(".field-error", { hasText: "A name is required" }).waitFor();
+    await page.fill("input[name=credential-name]", "anthropic-main");
+    await page.selectOption("select[name=credential-provider]", "anthropic");
+    await page.fill("input[name=credential-secret]", secret);
+    await page.click("[data-test=create-credential]");
+    const hint = (await page.locator("[data-credential=anthropic-main] [data-test=credential-hint]").textContent())?.trim() ?? "";
+    expect(hint.length > 0 && hint !== secret && !hint.includes("console-e2e-secret") && secret.endsWith(hint.slice(-4)), `masked hint, got ${hint}`);
+    expect(!(await page.content()).includes(secret) && (await page.inputValue("input[name=credential-secret]")) === "", "the secret is not on the page");
+    await shot(page, "credentials");
+    await page.click("[data-credential=anthropic-main] [data-test=delete-credential]");
+    await page.click("[data-test=confirm]");
+    await page.locator("[data-credential=anthropic-main]").waitFor({ state: "detached" });
+  });
+
   await step("policies: browse a pack's rules and dry-run a prompt injection against it", async () => {
     await page.click("a[href='/policies']");
     await page.click("[data-pack=llm-critical-security]");
@@ -305,10 +324,10 @@ try {
     await ro.fill("input[name=password]", RO_PASSWORD);
     await ro.click("button[type=submit]");
     await ro.waitForURL((url) => url.pathname === "/");
-    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/policies", "[data-test=rules]"], ["/agents", "[data-agent=helper]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"]]) {
+    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/policies", "[data-test=rules]"], ["/credentials", "[data-credential=openai]"], ["/agents", "[data-agent=helper]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"]]) {
       await ro.click(`a[href='${path}']`);
       await ro.locator(marker).first().waitFor();
-      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=new-agent], [data-test=approve-agent], [data-test=save-agent], [data-test=edit-budget], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
+      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=new-agent], [data-test=create-credential], [data-test=delete-credential], [data-test=approve-agent], [data-test=save-agent], [data-test=edit-budget], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
       expect(buttons === 0, `${path}: ${buttons} mutating controls shown to a read-only user`);
     }
     await ro.click("a[href='/proxies']");

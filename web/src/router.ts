@@ -12,6 +12,7 @@ export const routes: RouteRecordRaw[] = [
   { path: "/events", name: "events", component: () => import("./views/EventsView.vue"), meta: { title: "Traffic events" } },
   { path: "/groups", name: "groups", component: () => import("./views/GroupsView.vue"), meta: { title: "Groups" } },
   { path: "/keys", name: "keys", component: () => import("./views/KeysView.vue"), meta: { title: "API keys" } },
+  { path: "/credentials", name: "credentials", component: () => import("./views/CredentialsView.vue"), meta: { title: "Provider credentials" } },
   { path: "/policies", name: "policies", component: () => import("./views/PoliciesView.vue"), meta: { title: "Policies" } },
   { path: "/agents", name: "agents", component: () => import("./views/AgentsView.vue"), meta: { title: "A2A agents" } },
   { path: "/budgets", name: "budgets", component: () => import("./views/BudgetsView.vue"), meta: { title: "Budgets" } },
