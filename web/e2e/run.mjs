@@ -341,6 +341,11 @@ try {
     await page.click("text=Theme");
     const theme = await page.evaluate(() => document.documentElement.dataset.theme);
     await shot(page, `dashboard-${theme}`);
+    for (const path of ["/mcp-tools", "/policies", "/agents", "/budgets", "/usage", "/credentials"]) {
+      await page.click(`a[href='${path}']`);
+      await page.locator("table, .state.empty").first().waitFor();
+      await shot(page, `${path.slice(1)}-${theme}`);
+    }
     await page.click("[data-test=logout]");
     await page.waitForURL(/\/login/);
     const r = await fetch(gw.base + "/api/v1/auth/me", { headers: { authorization: `Bearer ${token}` } });
