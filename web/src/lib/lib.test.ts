@@ -127,3 +127,19 @@ describe("applyLive", () => {
     expect(b.stats.proxies).toEqual({ running: 0, stopped: 1, error: 0 });
   });
 });
+
+describe("useLoad", () => {
+  it("keeps the latest load's answer when an older one finishes last", async () => {
+    const { useLoad } = await import("./useLoad");
+    const pending: ((v: string) => void)[] = [];
+    const { data, loading, reload } = useLoad(() => new Promise<string>((r) => pending.push(r)), "initial");
+    const first = reload();
+    const second = reload();
+    pending[1]?.("new");
+    await second;
+    pending[0]?.("stale");
+    await first;
+    expect(data.value).toBe("new");
+    expect(loading.value).toBe(false);
+  });
+});

@@ -5,15 +5,20 @@ export function useLoad<T>(load: () => Promise<T>, initial: T) {
   const data = ref(initial) as Ref<T>;
   const loading = ref(true);
   const error = ref<string | null>(null);
+  // Only the latest load's answer counts: an older one finishing last (a filter
+  // changed while an action's reload was in flight) must not overwrite it.
+  let latest = 0;
   async function reload() {
+    const mine = ++latest;
     loading.value = true;
     error.value = null;
     try {
-      data.value = await load();
+      const value = await load();
+      if (mine === latest) data.value = value;
     } catch (e) {
-      error.value = e instanceof Error ? e.message : String(e);
+      if (mine === latest) error.value = e instanceof Error ? e.message : String(e);
     } finally {
-      loading.value = false;
+      if (mine === latest) loading.value = false;
     }
   }
   return { data, loading, error, reload };
