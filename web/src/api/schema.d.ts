@@ -1639,6 +1639,12 @@ export interface components {
             /** @description Built-in or user pack names, applied together. */
             policies: string[];
         };
+        PolicyDryRunRequest: {
+            /** @description request (default), response, tool_call, tool_result, tool_description, agent_message. */
+            location?: string;
+            /** @description Scanned, never stored or logged; at most 256 KiB. */
+            text: string;
+        };
         PolicySummary: {
             /** @description Shipped in the binary, read-only. */
             builtin: boolean;
@@ -3784,7 +3790,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["DryRunRequest"];
+                "application/json": components["schemas"]["PolicyDryRunRequest"];
             };
         };
         responses: {

@@ -66,6 +66,8 @@ pub struct CloneRequest {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+// Named apart from the system prompts' dry run: the document keeps one schema per name.
+#[schema(as = PolicyDryRunRequest)]
 pub struct DryRunRequest {
     /// Scanned, never stored or logged; at most 256 KiB.
     pub text: String,
