@@ -129,3 +129,17 @@ def test_the_third_call_of_a_two_per_minute_tool_is_refused(acc):
     }
     r = s.gw.request("POST", "/api/v1/proxies", bad, token=s.token)
     assert r.status == 400 and "mcp_tool_rate_limits" in r.text and "mcp_tool_deny[0]" in r.text, r.text
+
+
+def test_federation_lists_are_on_prefixed_names(acc):
+    from test_mcp_federation import DOCS_TOOLS, MATH_TOOLS, approve_all, federation
+
+    s = acc
+    math, docs = s.server(MATH_TOOLS), s.server(DOCS_TOOLS)
+    proxy = federation(s, "fedacc", [("math", math), ("docs", docs)], mcp_tool_deny=["docs__*"], mcp_tool_allow=["*echo", "docs__search"])
+    s.list_names(proxy["url"])
+    approve_all(s, proxy)
+    assert s.list_names(proxy["url"]) == ["math__echo"]
+    assert text_of(s.call(proxy["url"], "math__echo", {"query": "x"})) == "from math"
+    assert refusal(s, proxy["url"], "docs__search", {"query": "q"}).data == {"reason": "tool_not_allowed"}
+    assert refusal(s, proxy["url"], "math__add", {"a": 1, "b": 2}).data == {"reason": "tool_not_allowed"}

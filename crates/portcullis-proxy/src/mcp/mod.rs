@@ -673,7 +673,7 @@ impl McpRelay {
         name: &str,
         identity: Option<&Identity>,
     ) -> Result<(), (i64, String, Value)> {
-        let Some((pattern, rpm)) = tool_rate(proxy, name) else {
+        let Some((pattern, rpm)) = tool_rate(&proxy.mcp_tool_rates, name) else {
             return Ok(());
         };
         let key_id = identity.map_or("", |i| i.key_id.as_str());
@@ -797,8 +797,10 @@ pub(crate) fn tool_allowed(proxy: &ProxyRuntime, identity: Option<&Identity>, na
 
 /// The rate limit that applies to a tool: the pattern naming it exactly, else the
 /// first glob (in name order) that matches; the pattern and calls per minute.
-fn tool_rate<'p>(proxy: &'p ProxyRuntime, name: &str) -> Option<(&'p str, u32)> {
-    let rates = &proxy.mcp_tool_rates;
+fn tool_rate<'p>(
+    rates: &'p [(String, portcullis_core::mcp::ToolPattern, u32)],
+    name: &str,
+) -> Option<(&'p str, u32)> {
     rates
         .iter()
         .find(|(p, _, _)| p == name)
@@ -1090,4 +1092,22 @@ pub fn http_error(status: StatusCode, id: Value, code: i64, message: &str) -> Re
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tool_rate;
+    use portcullis_core::mcp::ToolPattern;
+
+    #[test]
+    fn the_exact_name_wins_then_the_first_glob_in_name_order() {
+        let rates: Vec<_> = [("fs__*", 30), ("fs__w*", 5), ("fs__write", 2)]
+            .into_iter()
+            .map(|(p, n)| (p.to_owned(), ToolPattern::new(p), n))
+            .collect();
+        assert_eq!(tool_rate(&rates, "fs__write"), Some(("fs__write", 2)));
+        assert_eq!(tool_rate(&rates, "fs__wipe"), Some(("fs__*", 30)));
+        assert_eq!(tool_rate(&rates, "fs__read"), Some(("fs__*", 30)));
+        assert_eq!(tool_rate(&rates, "echo"), None);
+    }
 }
