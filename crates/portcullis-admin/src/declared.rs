@@ -103,7 +103,12 @@ pub async fn apply(
     let existing_groups = store.list_groups().await.map_err(store_err)?;
     for g in &declared.groups {
         let group = match existing_groups.iter().find(|x| x.name == g.name) {
-            Some(x) if x.description == g.description && x.rate_limits == g.rate_limits => {
+            Some(x)
+                if x.description == g.description
+                    && x.rate_limits == g.rate_limits
+                    && x.mcp_tool_allow == g.mcp_tool_allow
+                    && x.mcp_tool_deny == g.mcp_tool_deny =>
+            {
                 x.clone()
             }
             Some(x) => store
@@ -113,6 +118,8 @@ pub async fn apply(
                         name: None,
                         description: Some(g.description.clone()),
                         rate_limits: Some(g.rate_limits),
+                        mcp_tool_allow: Some(g.mcp_tool_allow.clone()),
+                        mcp_tool_deny: Some(g.mcp_tool_deny.clone()),
                     },
                     now,
                 )
@@ -124,9 +131,14 @@ pub async fn apply(
                     .create_group(&g.name, &g.description, now)
                     .await
                     .map_err(store_err)?;
-                if !g.rate_limits.is_unlimited() {
+                if !g.rate_limits.is_unlimited()
+                    || !g.mcp_tool_allow.is_empty()
+                    || !g.mcp_tool_deny.is_empty()
+                {
                     let patch = GroupPatch {
                         rate_limits: Some(g.rate_limits),
+                        mcp_tool_allow: Some(g.mcp_tool_allow.clone()),
+                        mcp_tool_deny: Some(g.mcp_tool_deny.clone()),
                         ..GroupPatch::default()
                     };
                     store

@@ -18,6 +18,12 @@ pub struct RawGroup {
     /// `{rpm, tpm}` for all the group's keys together.
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// MCP tool names or globs the group's keys may list and call; empty: all.
+    #[serde(default)]
+    pub mcp_tool_allow: Vec<String>,
+    /// MCP tool names or globs hidden from and refused to the group's keys.
+    #[serde(default)]
+    pub mcp_tool_deny: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +156,16 @@ pub(crate) fn resolve(
         }
         for p in g.rate_limits.problems() {
             errors.push(format!("groups[{i}].rate_limits.{p}"));
+        }
+        for (field, list) in [
+            ("mcp_tool_allow", &g.mcp_tool_allow),
+            ("mcp_tool_deny", &g.mcp_tool_deny),
+        ] {
+            portcullis_core::mcp::tool_pattern_problems(
+                &format!("groups[{i}].{field}"),
+                list.iter(),
+                &mut errors,
+            );
         }
     }
     let credentials = credentials

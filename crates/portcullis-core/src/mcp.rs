@@ -93,3 +93,152 @@ mod tests {
         assert!("nope".parse::<ToolStatus>().is_err());
     }
 }
+
+/// A tool-name pattern of an allow list, deny list or rate limit: a literal name,
+/// or a glob where `*` stands for any run of characters (`fs__*`). Compiled once
+/// when the proxy is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPattern {
+    /// The pattern split at `*`; one part means no wildcard.
+    parts: Vec<String>,
+}
+
+/// Longest pattern accepted, and most patterns in one list.
+pub const MAX_TOOL_PATTERN: usize = 256;
+pub const MAX_TOOL_PATTERNS: usize = 256;
+
+impl ToolPattern {
+    pub fn new(pattern: &str) -> Self {
+        Self {
+            parts: pattern.split('*').map(str::to_owned).collect(),
+        }
+    }
+
+    /// Whether a pattern is acceptable: 1-256 characters, no whitespace or
+    /// control characters.
+    pub fn valid(pattern: &str) -> bool {
+        !pattern.is_empty()
+            && pattern.len() <= MAX_TOOL_PATTERN
+            && !pattern.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        let Some((first, rest)) = self.parts.split_first() else {
+            return false;
+        };
+        let Some((last, middle)) = rest.split_last() else {
+            return name == first;
+        };
+        let Some(mut tail) = name.strip_prefix(first.as_str()) else {
+            return false;
+        };
+        for part in middle {
+            match tail.find(part.as_str()) {
+                Some(at) => tail = &tail[at + part.len()..],
+                None => return false,
+            }
+        }
+        tail.len() >= last.len() && tail.ends_with(last.as_str())
+    }
+}
+
+/// Allow and deny lists of tool names, compiled: deny wins; an empty allow list
+/// allows every name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolAccess {
+    allow: Vec<ToolPattern>,
+    deny: Vec<ToolPattern>,
+}
+
+impl ToolAccess {
+    pub fn new(allow: &[String], deny: &[String]) -> Self {
+        let compile = |list: &[String]| list.iter().map(|p| ToolPattern::new(p)).collect();
+        Self {
+            allow: compile(allow),
+            deny: compile(deny),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        !self.deny.iter().any(|p| p.matches(name))
+            && (self.allow.is_empty() || self.allow.iter().any(|p| p.matches(name)))
+    }
+}
+
+/// Problems of a list of tool-name patterns, each naming `field`.
+pub fn tool_pattern_problems<'a>(
+    field: &str,
+    patterns: impl ExactSizeIterator<Item = &'a String>,
+    out: &mut Vec<String>,
+) {
+    if patterns.len() > MAX_TOOL_PATTERNS {
+        out.push(format!("{field}: at most {MAX_TOOL_PATTERNS} patterns"));
+    }
+    for (i, p) in patterns.enumerate() {
+        if !ToolPattern::valid(p) {
+            out.push(format!(
+                "{field}[{i}]: a tool name or glob (`*` matches anything) of 1-{MAX_TOOL_PATTERN} characters without spaces"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn globs_match_literally_except_for_stars() {
+        let m = |p: &str, n: &str| ToolPattern::new(p).matches(n);
+        assert!(m("echo", "echo"));
+        assert!(!m("echo", "echo2"));
+        assert!(!m("echo", "ech"));
+        assert!(m("fs__*", "fs__read"));
+        assert!(m("fs__*", "fs__"));
+        assert!(!m("fs__*", "git__fs__read"));
+        assert!(m("*_file", "read_file"));
+        assert!(!m("*_file", "read_files"));
+        assert!(m("*", "anything"));
+        assert!(m("a*b*c", "abc"));
+        assert!(m("a*b*c", "aXbYc"));
+        assert!(!m("a*b*c", "aXc"));
+        assert!(!m("ab*ba", "aba"));
+        assert!(m("a.b?", "a.b?"));
+        assert!(!m("a.b?", "aXbc"));
+    }
+
+    #[test]
+    fn deny_wins_and_an_empty_allow_list_allows_all() {
+        let open = ToolAccess::new(&[], &[]);
+        assert!(open.is_open() && open.allows("x"));
+        let access = ToolAccess::new(&strings(&["fs__*", "echo"]), &strings(&["fs__write"]));
+        assert!(access.allows("fs__read"));
+        assert!(access.allows("echo"));
+        assert!(!access.allows("fs__write"));
+        assert!(!access.allows("add"));
+        let deny_only = ToolAccess::new(&[], &strings(&["danger*"]));
+        assert!(deny_only.allows("add"));
+        assert!(!deny_only.allows("danger_zone"));
+    }
+
+    #[test]
+    fn patterns_are_validated() {
+        let mut out = Vec::new();
+        tool_pattern_problems(
+            "mcp_tool_allow",
+            strings(&["ok", "", "a b"]).iter(),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out[0].starts_with("mcp_tool_allow[1]:"));
+        assert!(out[1].starts_with("mcp_tool_allow[2]:"));
+    }
+}

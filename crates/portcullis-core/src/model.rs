@@ -84,6 +84,12 @@ pub struct Group {
     pub name: String,
     pub description: String,
     pub rate_limits: RateLimits,
+    /// MCP tool names (as clients see them; `*` matches any run of characters)
+    /// the group's keys may list and call on every MCP proxy; empty: all.
+    pub mcp_tool_allow: Vec<String>,
+    /// MCP tool names (or globs) hidden from and refused to the group's keys;
+    /// wins over `mcp_tool_allow`.
+    pub mcp_tool_deny: Vec<String>,
     pub managed_by: ManagedBy,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,

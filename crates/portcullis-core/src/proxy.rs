@@ -97,6 +97,19 @@ pub struct ProxySpec {
     /// `on_collision` or `never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_prefix_mode: Option<String>,
+    /// MCP proxies only: tool names (as clients see them, prefixed on a
+    /// federation; `*` matches any run of characters) callers may list and call.
+    /// Empty: every approved tool. See `docs/mcp.md`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_tool_allow: Vec<String>,
+    /// MCP proxies only: tool names (or globs) hidden from and refused to every
+    /// caller; wins over `mcp_tool_allow`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_tool_deny: Vec<String>,
+    /// MCP proxies only: calls per minute per API key, by tool name or glob (the
+    /// first pattern in name order that matches applies).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp_tool_rate_limits: BTreeMap<String, u32>,
 }
 
 /// One server of an MCP federation.
@@ -146,6 +159,9 @@ fn default_idle() -> u64 {
 fn default_body() -> u64 {
     DEFAULT_MAX_BODY_BYTES
 }
+
+/// Highest per-key calls per minute in `mcp_tool_rate_limits`.
+pub const MAX_TOOL_CALLS_PER_MINUTE: u32 = 1_000_000;
 
 /// `upstream_url` of an MCP proxy whose server is a stdio process.
 pub const STDIO_URL: &str = "stdio:";
@@ -257,6 +273,32 @@ impl ProxySpec {
         }
         if self.mcp_auto_approve && self.kind != ProxyKind::Mcp {
             out.push("mcp_auto_approve: only MCP proxies have a tool inventory".into());
+        }
+        crate::mcp::tool_pattern_problems("mcp_tool_allow", self.mcp_tool_allow.iter(), &mut out);
+        crate::mcp::tool_pattern_problems("mcp_tool_deny", self.mcp_tool_deny.iter(), &mut out);
+        crate::mcp::tool_pattern_problems(
+            "mcp_tool_rate_limits",
+            self.mcp_tool_rate_limits.keys(),
+            &mut out,
+        );
+        if self
+            .mcp_tool_rate_limits
+            .values()
+            .any(|&n| n == 0 || n > MAX_TOOL_CALLS_PER_MINUTE)
+        {
+            out.push(format!(
+                "mcp_tool_rate_limits: calls per minute must be between 1 and {MAX_TOOL_CALLS_PER_MINUTE}"
+            ));
+        }
+        if self.kind != ProxyKind::Mcp
+            && !(self.mcp_tool_allow.is_empty()
+                && self.mcp_tool_deny.is_empty()
+                && self.mcp_tool_rate_limits.is_empty())
+        {
+            out.push(
+                "mcp_tool_allow, mcp_tool_deny, mcp_tool_rate_limits: only MCP proxies have tools"
+                    .into(),
+            );
         }
         if self.listen_port == Some(0) {
             out.push("listen_port: must be 1-65535, or absent".into());

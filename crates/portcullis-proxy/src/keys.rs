@@ -30,6 +30,8 @@ pub struct Identity {
     /// The key's own limits and its group's, as of when the key was cached.
     pub key_limits: RateLimits,
     pub group_limits: RateLimits,
+    /// The group's MCP tool allow and deny lists, compiled when the key was cached.
+    pub group_tools: portcullis_core::mcp::ToolAccess,
 }
 
 impl Identity {
@@ -161,15 +163,16 @@ impl KeyAuthenticator {
         }
         // The group's limits ride along in the cache, so the request path never
         // reads them from the database.
-        let group_limits = self
-            .store
-            .group(&key.group_id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "group lookup failed");
-                KeyRejection::StoreUnavailable
-            })?
-            .map(|g| g.rate_limits)
+        let group = self.store.group(&key.group_id).await.map_err(|e| {
+            tracing::error!(error = %e, "group lookup failed");
+            KeyRejection::StoreUnavailable
+        })?;
+        let (group_limits, group_tools) = group
+            .map(|g| {
+                let tools =
+                    portcullis_core::mcp::ToolAccess::new(&g.mcp_tool_allow, &g.mcp_tool_deny);
+                (g.rate_limits, tools)
+            })
             .unwrap_or_default();
         let stale = key
             .last_used_at
@@ -189,6 +192,7 @@ impl KeyAuthenticator {
             expires_at: key.expires_at,
             key_limits: key.rate_limits,
             group_limits,
+            group_tools,
         })))
     }
 

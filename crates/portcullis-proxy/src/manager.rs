@@ -139,6 +139,7 @@ impl DataPlane {
             store.clone(),
             clock.clone(),
             &master_key,
+            relay.limiter.clone(),
         );
         relay.spend.attach_live(relay.events.live().clone());
         let a2a = crate::a2a::A2aRelay::new(

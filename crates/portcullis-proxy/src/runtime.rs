@@ -35,6 +35,11 @@ pub struct ProxyRuntime {
     pub mcp_uri: Option<Uri>,
     /// MCP proxies: new tools are approved at once.
     pub mcp_auto_approve: bool,
+    /// MCP proxies: the compiled `mcp_tool_allow` and `mcp_tool_deny`.
+    pub mcp_access: portcullis_core::mcp::ToolAccess,
+    /// MCP proxies: `mcp_tool_rate_limits` compiled, in name order: the pattern
+    /// as written (it names the bucket), its matcher, calls per minute.
+    pub mcp_tool_rates: Vec<(String, portcullis_core::mcp::ToolPattern, u32)>,
     /// MCP proxies with an `upstream_command`: the supervised stdio server
     /// (attached at start by the data plane; `mcp_uri` is then `None`).
     pub stdio: Option<Arc<crate::mcp::stdio::StdioServer>>,
@@ -137,6 +142,15 @@ impl ProxyRuntime {
             stdio: None,
             federation: None,
             mcp_auto_approve: spec.mcp_auto_approve,
+            mcp_access: portcullis_core::mcp::ToolAccess::new(
+                &spec.mcp_tool_allow,
+                &spec.mcp_tool_deny,
+            ),
+            mcp_tool_rates: spec
+                .mcp_tool_rate_limits
+                .iter()
+                .map(|(p, &rpm)| (p.clone(), portcullis_core::mcp::ToolPattern::new(p), rpm))
+                .collect(),
             uris,
             base,
             credential_header,

@@ -80,6 +80,9 @@ pub struct GroupPatch {
     pub description: Option<String>,
     /// Replaces both limits when given.
     pub rate_limits: Option<RateLimits>,
+    /// Replaces the list when given.
+    pub mcp_tool_allow: Option<Vec<String>>,
+    pub mcp_tool_deny: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

@@ -68,6 +68,8 @@ pub(crate) struct GroupRow {
     description: String,
     rpm_limit: Option<i64>,
     tpm_limit: Option<i64>,
+    mcp_tool_allow: String,
+    mcp_tool_deny: String,
     managed_by: String,
     created_at: i64,
     updated_at: i64,
@@ -91,6 +93,11 @@ impl From<GroupRow> for Group {
     fn from(r: GroupRow) -> Self {
         Group {
             rate_limits: limits(r.rpm_limit, r.tpm_limit),
+            // Written only from validated lists; an unreadable one denies every tool.
+            mcp_tool_allow: serde_json::from_str(&r.mcp_tool_allow)
+                .unwrap_or_else(|_| vec![String::new()]),
+            mcp_tool_deny: serde_json::from_str(&r.mcp_tool_deny)
+                .unwrap_or_else(|_| vec!["*".to_owned()]),
             id: r.id,
             name: r.name,
             description: r.description,
@@ -279,6 +286,9 @@ pub(crate) struct ProxyRow {
     mcp_servers: String,
     mcp_separator: Option<String>,
     mcp_prefix_mode: Option<String>,
+    mcp_tool_allow: String,
+    mcp_tool_deny: String,
+    mcp_tool_rate_limits: String,
     managed_by: String,
     created_at: i64,
     updated_at: i64,
@@ -316,6 +326,12 @@ impl TryFrom<ProxyRow> for Proxy {
                 .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_servers")))?,
             mcp_separator: r.mcp_separator,
             mcp_prefix_mode: r.mcp_prefix_mode,
+            mcp_tool_allow: serde_json::from_str(&r.mcp_tool_allow)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_tool_allow")))?,
+            mcp_tool_deny: serde_json::from_str(&r.mcp_tool_deny)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_tool_deny")))?,
+            mcp_tool_rate_limits: serde_json::from_str(&r.mcp_tool_rate_limits)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_tool_rate_limits")))?,
         };
         Ok(Proxy {
             id: r.id,

@@ -182,6 +182,8 @@ async fn groups_and_keys() {
                     name: Some("team-b".into()),
                     description: None,
                     rate_limits: None,
+                    mcp_tool_allow: None,
+                    mcp_tool_deny: None,
                 },
                 t(2),
             )
@@ -221,6 +223,20 @@ async fn groups_and_keys() {
             .unwrap()
             .unwrap();
         assert_eq!(same.rate_limits, limited);
+        // MCP tool lists: replaced when given, kept otherwise.
+        let patch = GroupPatch {
+            mcp_tool_allow: Some(vec!["fs__*".into(), "echo".into()]),
+            mcp_tool_deny: Some(vec!["fs__write".into()]),
+            ..GroupPatch::default()
+        };
+        let listed = store
+            .update_group(&group.id, patch, t(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(listed.mcp_tool_allow, ["fs__*", "echo"]);
+        assert_eq!(listed.mcp_tool_deny, ["fs__write"]);
+        assert_eq!(listed.rate_limits, limited);
         let only_rpm = RateLimits {
             rpm: Some(5),
             tpm: None,
@@ -1195,6 +1211,18 @@ async fn mcp_tool_inventory() {
         assert_eq!(proxy.spec.kind, portcullis_core::proxy::ProxyKind::Mcp);
         assert!(proxy.spec.mcp_auto_approve);
         assert_eq!(proxy.spec.upstream_command, None);
+
+        // Tool access lists and per-tool rate limits round-trip.
+        let mut limited = proxy.spec.clone();
+        limited.mcp_tool_allow = vec!["fs__*".into()];
+        limited.mcp_tool_deny = vec!["fs__write".into()];
+        limited.mcp_tool_rate_limits = [("fs__read".to_owned(), 2)].into();
+        let updated = s
+            .update_proxy(&proxy.id, &limited, t(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.spec, limited);
 
         // A stdio server's command, arguments and environment round-trip.
         let mut stdio = spec("local", None);

@@ -22,6 +22,13 @@ pub struct CreateGroup {
     /// Requests and tokens per minute for all the group's keys together.
     #[serde(default)]
     pub rate_limits: Option<RateLimits>,
+    /// MCP tool names or globs (`fs__*`) the group's keys may list and call;
+    /// empty: all. See `docs/mcp.md`.
+    #[serde(default)]
+    pub mcp_tool_allow: Vec<String>,
+    /// MCP tool names or globs hidden from and refused to the group's keys.
+    #[serde(default)]
+    pub mcp_tool_deny: Vec<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -31,6 +38,28 @@ pub struct UpdateGroup {
     pub description: Option<String>,
     /// Replaces both limits: a field left out (or null) means no limit.
     pub rate_limits: Option<RateLimits>,
+    /// Replaces the list when given.
+    pub mcp_tool_allow: Option<Vec<String>>,
+    /// Replaces the list when given.
+    pub mcp_tool_deny: Option<Vec<String>>,
+}
+
+/// Both tool lists, each problem naming its field.
+pub(crate) fn check_tool_lists(
+    allow: Option<&Vec<String>>,
+    deny: Option<&Vec<String>>,
+) -> ApiResult<()> {
+    let mut problems = Vec::new();
+    for (field, list) in [("mcp_tool_allow", allow), ("mcp_tool_deny", deny)] {
+        if let Some(list) = list {
+            portcullis_core::mcp::tool_pattern_problems(field, list.iter(), &mut problems);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(problems.join("; ")))
+    }
 }
 
 fn check_description(text: &str) -> ApiResult<()> {
@@ -59,14 +88,17 @@ pub async fn create(
     check_description(&req.description)?;
     let limits = req.rate_limits.unwrap_or_default();
     super::check_rate_limits(&limits)?;
+    check_tool_lists(Some(&req.mcp_tool_allow), Some(&req.mcp_tool_deny))?;
     let now = state.clock.now();
     let mut group = state
         .store
         .create_group(&req.name, &req.description, now)
         .await?;
-    if !limits.is_unlimited() {
+    if !limits.is_unlimited() || !req.mcp_tool_allow.is_empty() || !req.mcp_tool_deny.is_empty() {
         let patch = GroupPatch {
             rate_limits: Some(limits),
+            mcp_tool_allow: Some(req.mcp_tool_allow),
+            mcp_tool_deny: Some(req.mcp_tool_deny),
             ..GroupPatch::default()
         };
         group = state
@@ -81,7 +113,8 @@ pub async fn create(
         .audit(
             caller
                 .draft("group.create", format!("group:{}", group.name))
-                .details(json!({"id": group.id, "rate_limits": group.rate_limits})),
+                .details(json!({"id": group.id, "rate_limits": group.rate_limits,
+                    "mcp_tool_allow": group.mcp_tool_allow, "mcp_tool_deny": group.mcp_tool_deny})),
         )
         .await;
     Ok((StatusCode::CREATED, Json(group)))
@@ -124,8 +157,12 @@ pub async fn update(
     if let Some(limits) = &req.rate_limits {
         super::check_rate_limits(limits)?;
     }
-    let changes =
-        json!({"name": req.name, "description": req.description, "rate_limits": req.rate_limits});
+    check_tool_lists(req.mcp_tool_allow.as_ref(), req.mcp_tool_deny.as_ref())?;
+    let changes = json!({"name": req.name, "description": req.description, "rate_limits": req.rate_limits,
+        "mcp_tool_allow": req.mcp_tool_allow, "mcp_tool_deny": req.mcp_tool_deny});
+    // Cached key identities carry their group's limits and tool lists.
+    let identities_change =
+        req.rate_limits.is_some() || req.mcp_tool_allow.is_some() || req.mcp_tool_deny.is_some();
     let group = state
         .store
         .update_group(
@@ -134,13 +171,14 @@ pub async fn update(
                 name: req.name,
                 description: req.description,
                 rate_limits: req.rate_limits,
+                mcp_tool_allow: req.mcp_tool_allow,
+                mcp_tool_deny: req.mcp_tool_deny,
             },
             state.clock.now(),
         )
         .await?
         .ok_or_else(|| ApiError::not_found("group"))?;
-    if req.rate_limits.is_some() {
-        // Cached key identities carry their group's limits.
+    if identities_change {
         state.data_plane.keys_changed();
     }
     let _ = state.data_plane.refresh_prompts().await;

@@ -15,6 +15,9 @@ pub const POLICY_BLOCKED: i64 = -32001;
 pub const GATEWAY_UNAVAILABLE: i64 = -32002;
 /// Implementation-defined: the upstream server failed or answered unusably.
 pub const UPSTREAM_ERROR: i64 = -32003;
+/// Implementation-defined: a per-key tool rate limit refused the call (`data`
+/// carries `retry_after_secs`).
+pub const RATE_LIMITED: i64 = -32004;
 
 /// What a message is.
 #[derive(Debug, Clone, PartialEq)]

@@ -976,6 +976,7 @@ mod tests {
             expires_at: None,
             key_limits: RateLimits::default(),
             group_limits: RateLimits::default(),
+            group_tools: Default::default(),
         };
         let refused = allowed(&agent, &who).err().map(|r| (r.status, r.data));
         assert_eq!(

@@ -663,6 +663,9 @@ impl McpRelay {
                     continue;
                 }
                 if let Some(exposed) = map.exposed(index, &own) {
+                    if !super::tool_allowed(proxy, call.identity.as_deref(), exposed) {
+                        continue;
+                    }
                     tool["name"] = Value::from(exposed);
                     merged.push(tool);
                 }

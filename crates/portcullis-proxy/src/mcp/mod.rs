@@ -38,9 +38,10 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use inventory::Inventory;
-use portcullis_core::model::KeyScope;
+use portcullis_core::model::{KeyScope, RateLimits};
 use portcullis_core::proxy::{AuthMode, Decision};
 use portcullis_core::{Clock, MasterKey};
+use portcullis_governance::ratelimit::{RateLimiter, Subject};
 use portcullis_policy::{Action, Location};
 use portcullis_protocol::mcp::jsonrpc::{self, Kind};
 use portcullis_protocol::mcp::tools;
@@ -80,6 +81,7 @@ pub struct McpRelay {
     clock: Arc<dyn Clock>,
     inventory: Inventory,
     sessions: Sessions,
+    limiter: Arc<RateLimiter>,
 }
 
 /// A refusal before the upstream: HTTP status, JSON-RPC code, message.
@@ -106,8 +108,10 @@ impl McpRelay {
         store: DynStore,
         clock: Arc<dyn Clock>,
         master_key: &MasterKey,
+        limiter: Arc<RateLimiter>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            limiter,
             keys,
             events,
             clock: clock.clone(),
@@ -605,6 +609,9 @@ impl McpRelay {
             ));
         };
         call.tool = Some(name.chars().take(256).collect());
+        if !tool_allowed(proxy, call.identity.as_deref(), name) {
+            return Err(not_available(name));
+        }
         let (member, server, own) = match &proxy.federation {
             None => (None, "", name),
             Some(members) => match self.route_tool(proxy, members, name).await {
@@ -652,7 +659,51 @@ impl McpRelay {
                 ));
             }
         }
+        self.check_tool_rate(proxy, name, call.identity.as_deref())
+            .await?;
         Ok(member.map(|index| (index, own.to_owned())))
+    }
+
+    /// The proxy's per-key calls per minute for the tool (`mcp_tool_rate_limits`:
+    /// the exact name, else the first matching glob). Fails closed when the
+    /// limiter is away.
+    async fn check_tool_rate(
+        &self,
+        proxy: &ProxyRuntime,
+        name: &str,
+        identity: Option<&Identity>,
+    ) -> Result<(), (i64, String, Value)> {
+        let Some((pattern, rpm)) = tool_rate(&proxy.mcp_tool_rates, name) else {
+            return Ok(());
+        };
+        let key_id = identity.map_or("", |i| i.key_id.as_str());
+        let bucket = format!("mcp:{}:{pattern}:{key_id}", proxy.id);
+        let subject = Subject {
+            key_id: &bucket,
+            group_id: "",
+            key: RateLimits {
+                rpm: Some(u64::from(rpm)),
+                tpm: None,
+            },
+            group: RateLimits::default(),
+        };
+        let verdict = self.limiter.check(&subject).await.map_err(|e| {
+            tracing::error!(proxy = %proxy.name, error = %e, "rate limit check failed; refusing the MCP tool call");
+            (
+                jsonrpc::GATEWAY_UNAVAILABLE,
+                "the gateway cannot check rate limits right now; retry shortly".to_owned(),
+                json!({"reason": "limiter_unavailable"}),
+            )
+        })?;
+        if verdict.allowed {
+            return Ok(());
+        }
+        let secs = verdict.retry_after.as_secs().max(1);
+        Err((
+            jsonrpc::RATE_LIMITED,
+            format!("rate limit exceeded for tool {name:?} ({rpm} calls per minute per key); retry after {secs} s"),
+            json!({"reason": "rate_limited", "retry_after_secs": secs, "limit_per_minute": rpm}),
+        ))
     }
 
     /// Applies the gateway's checks to the response to the client's request, in
@@ -684,8 +735,11 @@ impl McpRelay {
                     Ok(listing) => {
                         call.findings.extend(listing.findings);
                         if let Some(Value::Array(tools)) = answer.pointer_mut("/result/tools") {
+                            let identity = call.identity.as_deref();
                             tools.retain(|t| {
-                                tools::tool_name(t).is_some_and(|n| listing.visible.contains(n))
+                                tools::tool_name(t).is_some_and(|n| {
+                                    listing.visible.contains(n) && tool_allowed(proxy, identity, n)
+                                })
                             });
                         }
                         None
@@ -723,6 +777,35 @@ impl McpRelay {
             }
         }
     }
+}
+
+/// The refusal of a tool the caller may not use: the same whether or not the
+/// tool exists.
+pub(crate) fn not_available(name: &str) -> (i64, String, Value) {
+    (
+        jsonrpc::INVALID_PARAMS,
+        format!("tool {name:?} is not available to this key"),
+        json!({"reason": "tool_not_allowed"}),
+    )
+}
+
+/// Whether the proxy's and the caller's group's allow and deny lists let the
+/// caller see and call the tool (by the name the client sees).
+pub(crate) fn tool_allowed(proxy: &ProxyRuntime, identity: Option<&Identity>, name: &str) -> bool {
+    proxy.mcp_access.allows(name) && identity.is_none_or(|i| i.group_tools.allows(name))
+}
+
+/// The rate limit that applies to a tool: the pattern naming it exactly, else the
+/// first glob (in name order) that matches; the pattern and calls per minute.
+fn tool_rate<'p>(
+    rates: &'p [(String, portcullis_core::mcp::ToolPattern, u32)],
+    name: &str,
+) -> Option<(&'p str, u32)> {
+    rates
+        .iter()
+        .find(|(p, _, _)| p == name)
+        .or_else(|| rates.iter().find(|(_, m, _)| m.matches(name)))
+        .map(|(p, _, rpm)| (p.as_str(), *rpm))
 }
 
 /// Ends a call that failed at or after the upstream, and says so to the client.
@@ -1009,4 +1092,22 @@ pub fn http_error(status: StatusCode, id: Value, code: i64, message: &str) -> Re
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tool_rate;
+    use portcullis_core::mcp::ToolPattern;
+
+    #[test]
+    fn the_exact_name_wins_then_the_first_glob_in_name_order() {
+        let rates: Vec<_> = [("fs__*", 30), ("fs__w*", 5), ("fs__write", 2)]
+            .into_iter()
+            .map(|(p, n)| (p.to_owned(), ToolPattern::new(p), n))
+            .collect();
+        assert_eq!(tool_rate(&rates, "fs__write"), Some(("fs__write", 2)));
+        assert_eq!(tool_rate(&rates, "fs__wipe"), Some(("fs__*", 30)));
+        assert_eq!(tool_rate(&rates, "fs__read"), Some(("fs__*", 30)));
+        assert_eq!(tool_rate(&rates, "echo"), None);
+    }
 }
