@@ -1395,6 +1395,13 @@ export interface components {
         };
         CreateGroup: {
             description?: string;
+            /**
+             * @description MCP tool names or globs (`fs__*`) the group's keys may list and call;
+             *     empty: all. See `docs/mcp.md`.
+             */
+            mcp_tool_allow?: string[];
+            /** @description MCP tool names or globs hidden from and refused to the group's keys. */
+            mcp_tool_deny?: string[];
             name: string;
             rate_limits?: null | components["schemas"]["RateLimits"];
         };
@@ -1518,6 +1525,16 @@ export interface components {
             description: string;
             id: string;
             managed_by: components["schemas"]["ManagedBy"];
+            /**
+             * @description MCP tool names (as clients see them; `*` matches any run of characters)
+             *     the group's keys may list and call on every MCP proxy; empty: all.
+             */
+            mcp_tool_allow: string[];
+            /**
+             * @description MCP tool names (or globs) hidden from and refused to the group's keys;
+             *     wins over `mcp_tool_allow`.
+             */
+            mcp_tool_deny: string[];
             name: string;
             rate_limits: components["schemas"]["RateLimits"];
             /** Format: date-time */
@@ -1801,6 +1818,24 @@ export interface components {
              *     presented as one (instead of `upstream_url`); see `docs/mcp.md`.
              */
             mcp_servers?: components["schemas"]["McpServer"][];
+            /**
+             * @description MCP proxies only: tool names (as clients see them, prefixed on a
+             *     federation; `*` matches any run of characters) callers may list and call.
+             *     Empty: every approved tool. See `docs/mcp.md`.
+             */
+            mcp_tool_allow?: string[];
+            /**
+             * @description MCP proxies only: tool names (or globs) hidden from and refused to every
+             *     caller; wins over `mcp_tool_allow`.
+             */
+            mcp_tool_deny?: string[];
+            /**
+             * @description MCP proxies only: calls per minute per API key, by tool name or glob (the
+             *     first pattern in name order that matches applies).
+             */
+            mcp_tool_rate_limits?: {
+                [key: string]: number;
+            };
             /** @description Unique; the proxy is also served at `/p/{name}/` on the gateway port. */
             name: string;
             /** @description Policy names applied to the traffic (detection engine). */
@@ -2009,6 +2044,10 @@ export interface components {
         };
         UpdateGroup: {
             description?: string | null;
+            /** @description Replaces the list when given. */
+            mcp_tool_allow?: string[] | null;
+            /** @description Replaces the list when given. */
+            mcp_tool_deny?: string[] | null;
             name?: string | null;
             rate_limits?: null | components["schemas"]["RateLimits"];
         };
