@@ -3,6 +3,7 @@ the admin API, approved, and invoked through the gateway by the SDK's client."""
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -397,7 +398,19 @@ def test_tasks_are_tracked_and_only_their_key_may_use_them(a2a):
     assert s.admin("GET", "/api/v1/a2a/tasks?key_id=nobody")["tasks"] == []
 
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "a2a"
+def _specs():
+    """../shared/specs/a2a beside the checkout, or the workplace's copy for clones
+    made elsewhere (CI, /tmp)."""
+    candidates = [Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")]
+    if os.environ.get("PORTCULLIS_SHARED"):
+        candidates.insert(0, Path(os.environ["PORTCULLIS_SHARED"]))
+    for shared in candidates:
+        if (shared / "specs" / "a2a").is_dir():
+            return shared / "specs" / "a2a"
+    return candidates[0] / "specs" / "a2a"
+
+
+SPECS = _specs()
 
 
 def card_validator(version):
