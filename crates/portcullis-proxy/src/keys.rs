@@ -107,6 +107,16 @@ impl KeyAuthenticator {
             .clear();
     }
 
+    /// The key a request presents in its headers, authenticated for `scope`.
+    pub async fn authenticate_headers(
+        &self,
+        headers: &http::HeaderMap,
+        scope: KeyScope,
+    ) -> Result<Arc<Identity>, KeyRejection> {
+        let presented = presented_key(headers).ok_or(KeyRejection::Missing)?;
+        self.authenticate(presented, scope).await
+    }
+
     pub async fn authenticate(
         &self,
         presented: &str,

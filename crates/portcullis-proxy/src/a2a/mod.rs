@@ -24,7 +24,7 @@ pub mod guard;
 mod tasks;
 
 use crate::events::EventSink;
-use crate::keys::{presented_key, Identity, KeyAuthenticator, KeyRejection};
+use crate::keys::{Identity, KeyAuthenticator, KeyRejection};
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use bytes::Bytes;
@@ -350,9 +350,8 @@ impl A2aRelay {
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, Refusal> {
         let refuse =
             |r: KeyRejection| Refusal::new(r.http_status(), jsonrpc::INVALID_REQUEST, r.message());
-        let presented = presented_key(headers).ok_or_else(|| refuse(KeyRejection::Missing))?;
         self.keys
-            .authenticate(presented, KeyScope::A2a)
+            .authenticate_headers(headers, KeyScope::A2a)
             .await
             .map_err(refuse)
     }

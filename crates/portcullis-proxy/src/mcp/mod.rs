@@ -29,7 +29,7 @@ pub mod stdio;
 mod stream;
 
 use crate::events::EventSink;
-use crate::keys::{presented_key, Identity, KeyAuthenticator, KeyRejection};
+use crate::keys::{Identity, KeyAuthenticator, KeyRejection};
 use crate::runtime::ProxyRuntime;
 use axum::body::Body;
 use bytes::Bytes;
@@ -227,9 +227,8 @@ impl McpRelay {
         }
         let refuse =
             |r: KeyRejection| Refusal::new(r.http_status(), jsonrpc::INVALID_REQUEST, r.message());
-        let presented = presented_key(headers).ok_or_else(|| refuse(KeyRejection::Missing))?;
         self.keys
-            .authenticate(presented, KeyScope::Mcp)
+            .authenticate_headers(headers, KeyScope::Mcp)
             .await
             .map(Some)
             .map_err(refuse)
