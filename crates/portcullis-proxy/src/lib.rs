@@ -8,9 +8,11 @@
 pub mod a2a;
 pub mod answer;
 pub mod body;
+pub mod channel_body;
 pub mod error;
 pub mod events;
 pub mod exchange;
+pub(crate) mod judge;
 pub mod keys;
 pub mod manager;
 pub mod mcp;

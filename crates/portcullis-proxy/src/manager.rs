@@ -438,10 +438,12 @@ impl DataPlane {
         self.start(proxy).await
     }
 
-    /// Restarts the running proxies that use a policy, so a changed pack applies.
+    /// Restarts the running proxies that use a policy, so a changed pack applies
+    /// (A2A agents compile theirs again on their next request).
     /// Returns the names of those restarted; one that fails to start keeps the
     /// failure in its status.
     pub async fn restart_using(&self, policy: &str) -> Vec<String> {
+        self.a2a.policies_changed();
         let using: Vec<Proxy> = self
             .running
             .lock()

@@ -733,8 +733,7 @@ fn inspect_request(
     value: &mut serde_json::Value,
     exchange: &mut Exchange,
 ) -> Result<Redaction, ProxyError> {
-    use portcullis_policy::redact::{Replacement, Treatment};
-    use portcullis_policy::{Action, Location};
+    use portcullis_policy::Location;
     use portcullis_protocol::content::{visit_request_texts, Part};
     let mut blocking: Vec<Arc<str>> = Vec::new();
     let mut redaction = Redaction {
@@ -747,27 +746,13 @@ fn inspect_request(
             Part::ToolCall => Location::ToolCall,
             Part::ToolResult => Location::ToolResult,
         };
-        let mut replacements = Vec::new();
-        for finding in engine.scan(location, text) {
-            let treatment = match (finding.action, &finding.entity) {
-                (Action::Redact, Some(entity)) => Some(engine.treatment(entity)),
-                _ => None,
-            };
-            if (finding.action == Action::Block || treatment == Some(Treatment::Block))
-                && !blocking.contains(&finding.rule_id)
-            {
-                blocking.push(finding.rule_id.clone());
+        let judged = crate::judge::judge(engine, location, text, &mut exchange.findings);
+        for rule in judged.blocking {
+            if !blocking.contains(&rule) {
+                blocking.push(rule);
             }
-            if let (Some(treatment), Some(entity)) = (treatment, &finding.entity) {
-                replacements.extend(finding.spans.iter().map(|&(start, end)| Replacement {
-                    start,
-                    end,
-                    entity: entity.clone(),
-                    treatment,
-                }));
-            }
-            exchange.findings.push(finding_json(&finding));
         }
+        let replacements = judged.replacements;
         if let Some(new) = redaction.placeholders.redact(text, &replacements) {
             *text = new;
             redaction.changed = true;

@@ -70,6 +70,9 @@ pub struct AgentSettings {
     /// Requests per minute per key on this agent; absent: no per-agent limit.
     pub rate_limit_rpm: Option<u64>,
     pub credential: Option<AgentCredential>,
+    /// Policy packs (built-in or user) the agent's messages and answers are
+    /// scanned with; absent: the gateway's default for agents.
+    pub policies: Option<Vec<String>>,
 }
 
 /// A registered agent.
@@ -182,7 +185,7 @@ pub trait A2aStore: Send + Sync {
     async fn record_a2a_task(&self, seen: &TaskSighting) -> Result<()>;
     /// Most recently updated first.
     async fn list_a2a_tasks(&self, filter: &TaskFilter) -> Result<Vec<A2aTask>>;
-    /// Replaces access, rate limit and credential.
+    /// Replaces access, rate limit, credential and policies.
     async fn set_a2a_agent_settings(
         &self,
         id: &str,
@@ -206,6 +209,7 @@ pub(crate) struct A2aAgentRow {
     rate_limit_rpm: Option<i64>,
     credential_id: Option<String>,
     credential_header: Option<String>,
+    policies: Option<String>,
 }
 
 impl TryFrom<A2aAgentRow> for A2aAgent {
@@ -220,6 +224,12 @@ impl TryFrom<A2aAgentRow> for A2aAgent {
             .map(u64::try_from)
             .transpose()
             .map_err(|_| corrupt("rate_limit_rpm"))?;
+        let policies = r
+            .policies
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| corrupt("policies"))?;
         Ok(A2aAgent {
             id: r.id,
             name: r.name,
@@ -237,6 +247,7 @@ impl TryFrom<A2aAgentRow> for A2aAgent {
                     credential_id,
                     header: r.credential_header,
                 }),
+                policies,
             },
         })
     }
@@ -304,7 +315,7 @@ macro_rules! a2a_task_cols {
 
 macro_rules! a2a_agent_cols {
     () => {
-        "id, name, base_url, card, card_hash, status, created_at, updated_at, refreshed_at, access, rate_limit_rpm, credential_id, credential_header"
+        "id, name, base_url, card, card_hash, status, created_at, updated_at, refreshed_at, access, rate_limit_rpm, credential_id, credential_header, policies"
     };
 }
 
@@ -313,7 +324,7 @@ macro_rules! impl_a2a_store {
         #[async_trait::async_trait]
         impl $crate::a2a::A2aStore for $store {
             async fn insert_a2a_agent(&self, a: &$crate::a2a::A2aAgent) -> $crate::Result<()> {
-                let q = concat!("INSERT INTO a2a_agents (", a2a_agent_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
+                let q = concat!("INSERT INTO a2a_agents (", a2a_agent_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
                 let settings = &a.settings;
                 sqlx::query(q)
                     .bind(&a.id)
@@ -329,6 +340,7 @@ macro_rules! impl_a2a_store {
                     .bind(settings.rate_limit_rpm.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
                     .bind(settings.credential.as_ref().map(|c| c.credential_id.as_str()))
                     .bind(settings.credential.as_ref().and_then(|c| c.header.as_deref()))
+                    .bind($crate::a2a::policies_json(settings))
                     .execute(&self.pool)
                     .await
                     .map_err($crate::records::conflict("an agent with this name"))?;
@@ -375,13 +387,14 @@ macro_rules! impl_a2a_store {
             }
 
             async fn set_a2a_agent_settings(&self, id: &str, settings: &$crate::a2a::AgentSettings, now: jiff::Timestamp) -> $crate::Result<bool> {
-                let done = sqlx::query("UPDATE a2a_agents SET access = $2, rate_limit_rpm = $3, credential_id = $4, credential_header = $5, updated_at = $6 WHERE id = $1")
+                let done = sqlx::query("UPDATE a2a_agents SET access = $2, rate_limit_rpm = $3, credential_id = $4, credential_header = $5, updated_at = $6, policies = $7 WHERE id = $1")
                     .bind(id)
                     .bind($crate::a2a::access_json(settings))
                     .bind(settings.rate_limit_rpm.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
                     .bind(settings.credential.as_ref().map(|c| c.credential_id.as_str()))
                     .bind(settings.credential.as_ref().and_then(|c| c.header.as_deref()))
                     .bind($crate::records::ms(now))
+                    .bind($crate::a2a::policies_json(settings))
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)
@@ -453,6 +466,13 @@ macro_rules! impl_a2a_store {
 
 pub(crate) fn access_json(settings: &AgentSettings) -> String {
     serde_json::to_string(&settings.access).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn policies_json(settings: &AgentSettings) -> Option<String> {
+    settings
+        .policies
+        .as_ref()
+        .and_then(|p| serde_json::to_string(p).ok())
 }
 
 pub(crate) use {a2a_agent_cols, a2a_task_cols, impl_a2a_store};

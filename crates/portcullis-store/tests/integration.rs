@@ -1453,6 +1453,7 @@ async fn a2a_agent_registry() {
                 credential_id: "c1".into(),
                 header: Some("x-agent-key".into()),
             }),
+            policies: Some(vec!["llm-critical-security".into(), "my-pack".into()]),
         };
         assert!(s
             .set_a2a_agent_settings(&agent.id, &settings, t(3))

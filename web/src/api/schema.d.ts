@@ -35,7 +35,8 @@ export interface paths {
         head?: never;
         /**
          * Sets which groups may call the agent (and the skills each sees), its rate
-         *     limit per key, and the credential the gateway sends upstream.
+         *     limit per key, the credential the gateway sends upstream, and the policy
+         *     packs its messages and answers are scanned with.
          */
         patch: operations["a2a_update"];
         trace?: never;
@@ -1126,6 +1127,11 @@ export interface components {
             access: components["schemas"]["AgentGrant"][];
             credential?: null | components["schemas"]["AgentCredential"];
             /**
+             * @description Policy packs (built-in or user) the agent's messages and answers are
+             *     scanned with; absent: the gateway's default for agents.
+             */
+            policies?: string[] | null;
+            /**
              * Format: int64
              * @description Requests per minute per key on this agent; absent: no per-agent limit.
              */
@@ -1137,8 +1143,8 @@ export interface components {
          */
         AgentStatus: "pending" | "approved" | "disabled" | "changed";
         /**
-         * @description Changes who may call an agent, its rate limit or its upstream credential;
-         *     fields left out stay as they are.
+         * @description Changes who may call an agent, its rate limit, its upstream credential or its
+         *     policies; fields left out stay as they are.
          */
         AgentUpdate: {
             /**
@@ -1147,6 +1153,12 @@ export interface components {
              */
             access?: components["schemas"]["AgentGrant"][] | null;
             credential?: null | components["schemas"]["AgentCredential"];
+            /**
+             * @description Policy packs (built-in or user) the agent's messages and answers are
+             *     scanned with, at `agent_message`; `[]` scans nothing; null restores the
+             *     default (`llm-critical-security`).
+             */
+            policies?: string[] | null;
             /**
              * Format: int64
              * @description Requests per minute per key on this agent (1 to 1000000); null removes it.

@@ -33,8 +33,8 @@ pub struct NewAgent {
     pub name: Option<String>,
 }
 
-/// Changes who may call an agent, its rate limit or its upstream credential;
-/// fields left out stay as they are.
+/// Changes who may call an agent, its rate limit, its upstream credential or its
+/// policies; fields left out stay as they are.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentUpdate {
@@ -49,6 +49,12 @@ pub struct AgentUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<AgentCredential>)]
     pub credential: Option<Option<AgentCredential>>,
+    /// Policy packs (built-in or user) the agent's messages and answers are
+    /// scanned with, at `agent_message`; `[]` scans nothing; null restores the
+    /// default (`llm-critical-security`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub policies: Option<Option<Vec<String>>>,
 }
 
 /// A field that is present, even as null: `Some(None)`; absent: `None` (default).
@@ -112,7 +118,7 @@ fn checked(state: &AppState, card: &Value) -> ApiResult<()> {
     a2a::validate_card(card).map_err(|e| {
         ApiError::unprocessable(e.fields.iter().map(|f| format!("card.{f}")).collect())
     })?;
-    if let Some(url) = a2a::jsonrpc_url(card) {
+    for url in a2a::jsonrpc_urls(card) {
         if let Err(e) = state.data_plane.a2a().check_url(url) {
             return Err(ApiError::unprocessable(vec![format!(
                 "card endpoint {url:?}: {e} (see a2a.allow_private_networks and a2a.allowed_networks)"
@@ -370,7 +376,8 @@ async fn refresh_all(state: &AppState) {
 }
 
 /// Sets which groups may call the agent (and the skills each sees), its rate
-/// limit per key, and the credential the gateway sends upstream.
+/// limit per key, the credential the gateway sends upstream, and the policy
+/// packs its messages and answers are scanned with.
 #[utoipa::path(patch, path = "/api/v1/a2a/agents/{id}", tag = "a2a", params(("id" = String, Path)), request_body = AgentUpdate,
     responses((status = 200, body = A2aAgent), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn update(
@@ -397,6 +404,14 @@ pub async fn update(
             check_credential(&state, c, &mut problems).await?;
         }
         settings.credential = credential;
+    }
+    if let Some(policies) = req.policies {
+        if let Some(names) = &policies {
+            if let Err(mut found) = super::policies::resolve_for_proxy(&state, names).await? {
+                problems.append(&mut found);
+            }
+        }
+        settings.policies = policies;
     }
     if !problems.is_empty() {
         return Err(ApiError::unprocessable(problems));

@@ -193,15 +193,26 @@ fn record_of(pack: &Pack) -> ApiResult<NewPolicy> {
 }
 
 /// Names of the proxies (running or not) whose policies include `name`.
+/// Proxies, and A2A agents (as `a2a:<name>`), whose policies name the pack.
 async fn proxies_using(state: &AppState, name: &str) -> ApiResult<Vec<String>> {
-    Ok(state
+    let mut using: Vec<String> = state
         .store
         .list_proxies()
         .await?
         .into_iter()
         .filter(|p| p.spec.policies.iter().any(|n| n == name))
         .map(|p| p.spec.name)
-        .collect())
+        .collect();
+    using.extend(
+        state
+            .store
+            .list_a2a_agents()
+            .await?
+            .into_iter()
+            .filter(|a| a.settings.policies.iter().flatten().any(|n| n == name))
+            .map(|a| format!("a2a:{}", a.name)),
+    );
+    Ok(using)
 }
 
 /// Resolves a proxy's policy names and compiles them together: the packs, or

@@ -2,6 +2,15 @@
 //! v0.3 and v1.0 shapes, the card rewrite that points clients at the gateway,
 //! JSON-RPC method names of both versions, and the text of message parts.
 
+mod card;
+mod parts;
+
+pub use card::{
+    jsonrpc_url, jsonrpc_urls, rewrite_card, CardView, ProtocolVersion, GATEWAY_SCHEME,
+    VERSION_HEADER, VERSION_NOT_SUPPORTED,
+};
+pub use parts::{visit_part_strings, PartField};
+
 use crate::mcp::tools::{canonical_json, definition_hash};
 use serde_json::{Map, Value};
 
@@ -241,81 +250,6 @@ pub fn card_name(card: &Value) -> Option<&str> {
     card.get("name").and_then(Value::as_str)
 }
 
-/// The JSON-RPC endpoint of the agent: v0.3 `url`, or the first v1.0 interface
-/// with a JSON-RPC binding (the first interface when none says so).
-pub fn jsonrpc_url(card: &Value) -> Option<&str> {
-    if let Some(list) = card.get("supportedInterfaces").and_then(Value::as_array) {
-        let binding = |i: &&Value| {
-            i.get("protocolBinding")
-                .or_else(|| i.get("transport"))
-                .and_then(Value::as_str)
-                .is_some_and(|b| b.eq_ignore_ascii_case("JSONRPC"))
-        };
-        let chosen = list.iter().find(binding).or_else(|| list.first());
-        return chosen.and_then(|i| i.get("url")).and_then(Value::as_str);
-    }
-    card.get("url").and_then(Value::as_str)
-}
-
-/// The name of the gateway's security scheme in served cards.
-pub const GATEWAY_SCHEME: &str = "portcullis";
-
-/// The card as the gateway serves it: every endpoint replaced by `gateway_url`,
-/// the JSON-RPC binding only (the one the gateway relays), and the agent's own
-/// security schemes replaced by the gateway's (a bearer Portcullis key; the
-/// agent's credential, if any, is the gateway's business); the rest unchanged.
-pub fn rewrite_card(card: &Value, gateway_url: &str) -> Value {
-    let mut out = card.clone();
-    let Some(obj) = out.as_object_mut() else {
-        return out;
-    };
-    if obj.contains_key("url") {
-        obj.insert("url".into(), Value::from(gateway_url));
-        obj.insert("preferredTransport".into(), Value::from("JSONRPC"));
-    }
-    if obj.contains_key("additionalInterfaces") {
-        obj.insert(
-            "additionalInterfaces".into(),
-            serde_json::json!([{"url": gateway_url, "transport": "JSONRPC"}]),
-        );
-    }
-    let description = "A Portcullis API key with the a2a scope";
-    if let Some(Value::Array(list)) = obj.get_mut("supportedInterfaces") {
-        let version = list
-            .iter()
-            .find_map(|i| i.get("protocolVersion").cloned())
-            .unwrap_or(Value::from("1.0"));
-        *list = vec![serde_json::json!({
-            "url": gateway_url,
-            "protocolBinding": "JSONRPC",
-            "protocolVersion": version,
-        })];
-        obj.remove("security");
-        obj.insert(
-            "securitySchemes".into(),
-            serde_json::json!({GATEWAY_SCHEME: {"httpAuthSecurityScheme":
-                {"scheme": "Bearer", "description": description}}}),
-        );
-        obj.insert(
-            "securityRequirements".into(),
-            serde_json::json!([{"schemes": {GATEWAY_SCHEME: {"list": []}}}]),
-        );
-    } else {
-        obj.remove("securityRequirements");
-        obj.insert(
-            "securitySchemes".into(),
-            serde_json::json!({GATEWAY_SCHEME:
-                {"type": "http", "scheme": "bearer", "description": description}}),
-        );
-        obj.insert("security".into(), serde_json::json!([{GATEWAY_SCHEME: []}]));
-        // The gateway serves no authenticated extended card.
-        obj.remove("supportsAuthenticatedExtendedCard");
-    }
-    // The gateway signs nothing: an upstream signature would not match.
-    obj.remove("signatures");
-    out
-}
-
 /// Keeps only the skills whose id is in `ids` (the skills a caller may use).
 pub fn keep_skills(card: &mut Value, ids: &[String]) {
     if let Some(Value::Array(skills)) = card.get_mut("skills") {
@@ -451,12 +385,12 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Cards of both shapes, for the tests of this module and its children.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
+pub(crate) mod fixtures {
+    use serde_json::{json, Value};
 
-    fn v03() -> Value {
+    pub fn v03() -> Value {
         json!({
             "name": "echo", "description": "Echoes", "version": "1.0.0",
             "url": "http://127.0.0.1:9999/", "preferredTransport": "JSONRPC",
@@ -467,7 +401,7 @@ mod tests {
         })
     }
 
-    fn v10() -> Value {
+    pub fn v10() -> Value {
         json!({
             "name": "echo", "description": "Echoes", "version": "1.0.0",
             "supportedInterfaces": [
@@ -479,13 +413,18 @@ mod tests {
             "skills": []
         })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{v03, v10};
+    use super::*;
+    use serde_json::json;
 
     #[test]
     fn both_shapes_validate() {
         assert_eq!(validate_card(&v03()), Ok(CardShape::V03));
         assert_eq!(validate_card(&v10()), Ok(CardShape::V10));
-        assert_eq!(jsonrpc_url(&v03()), Some("http://127.0.0.1:9999/"));
-        assert_eq!(jsonrpc_url(&v10()), Some("http://127.0.0.1:9999/rpc"));
     }
 
     #[test]
@@ -512,40 +451,6 @@ mod tests {
             e,
             Some(vec!["url or supportedInterfaces: required".to_owned()])
         );
-    }
-
-    #[test]
-    fn rewrite_points_at_the_gateway_and_keeps_the_rest() {
-        let gw = "http://gw:8080/a2a/echo";
-        let out = rewrite_card(&v03(), gw);
-        assert_eq!(out["url"], gw);
-        assert_eq!(out["skills"], v03()["skills"]);
-        assert_eq!(out["name"], "echo");
-        assert_eq!(out["securitySchemes"]["portcullis"]["scheme"], "bearer");
-        assert_eq!(out["security"], json!([{"portcullis": []}]));
-        let mut upstream = v03();
-        upstream["securitySchemes"] =
-            json!({"k": {"type": "apiKey", "in": "header", "name": "x-k"}});
-        upstream["security"] = json!([{"k": []}]);
-        upstream["supportsAuthenticatedExtendedCard"] = json!(true);
-        let out = rewrite_card(&upstream, gw);
-        assert!(out["securitySchemes"].get("k").is_none());
-        assert_eq!(out["security"], json!([{"portcullis": []}]));
-        assert!(out.get("supportsAuthenticatedExtendedCard").is_none());
-        let out = rewrite_card(&v10(), gw);
-        assert_eq!(
-            out["securitySchemes"]["portcullis"]["httpAuthSecurityScheme"]["scheme"],
-            "Bearer"
-        );
-        assert_eq!(
-            out["securityRequirements"],
-            json!([{"schemes": {"portcullis": {"list": []}}}])
-        );
-        assert!(out.get("security").is_none());
-        assert_eq!(out["supportedInterfaces"].as_array().map(Vec::len), Some(1));
-        assert_eq!(out["supportedInterfaces"][0]["url"], gw);
-        assert_eq!(out["supportedInterfaces"][0]["protocolBinding"], "JSONRPC");
-        assert_eq!(validate_card(&out), Ok(CardShape::V10));
     }
 
     #[test]

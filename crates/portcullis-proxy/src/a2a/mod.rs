@@ -3,24 +3,32 @@
 //!
 //! ```text
 //! GET  /a2a/{name}/.well-known/agent-card.json   key auth, group granted (403); the
-//!        stored card, endpoints rewritten to the gateway, the group's skills only
+//!        stored card, endpoints rewritten to the gateway, the group's skills only,
+//!        in the shape `A2A-Version` names (none: the shapes the agent published)
 //! POST /a2a/{name} ── key auth (scope a2a) 401/403 ── agent approved? else -32010
 //!   ├─ caller's group granted? else 403; key/group rpm, then agent rpm per key: 429
 //!   ├─ body bounded (MAX_BODY) 413; JSON 400 -32700; JSON-RPC request 400 -32600;
 //!   │  method known (v0.3 and v1.0 names) else -32601
 //!   ├─ a task named (get, cancel, resubscribe, message taskId): created by this
 //!   │     key? else A2A -32001 "Task not found"
-//!   ├─ message/send, message/stream, SendMessage, SendStreamingMessage:
-//!   │     message parts scanned at agent_message; block -> -32001 naming rule ids
-//!   ├─ forward: JSON-RPC body to the card's JSON-RPC URL through the SSRF-guarded
-//!   │           client (guard.rs), A2A-Version and accept headers only (the
-//!   │           caller's key stays here) + the agent's credential, head timeout
-//!   └─ answer: application/json read bounded, its task recorded; text/event-stream
-//!              relayed frame by frame as it arrives, tasks recorded on the way
+//!   ├─ A2A-Version 0.3 (or none) or 1.0, else -32009
+//!   ├─ message/send, message/stream, SendMessage, SendStreamingMessage: webhook
+//!   │     and file URLs SSRF-checked; parts scanned at agent_message (inspect.rs):
+//!   │     block -> -32012 naming rule ids; redact -> placeholders or masks
+//!   ├─ forward: JSON-RPC body to the card's JSON-RPC URL of that version through
+//!   │           the SSRF-guarded client (guard.rs), A2A-Version and accept headers
+//!   │           only (the caller's key stays here) + the agent's credential
+//!   └─ answer: application/json read bounded, its task recorded, its parts
+//!              scanned (block -> -32012 instead), placeholders restored;
+//!              text/event-stream relayed event by event the same way (stream.rs),
+//!              ended by an error event on a block, a break or 300 s of silence
 //! ```
-//! One event per request (endpoint `a2a:<method>`, model = agent name).
+//! One event per request (endpoint `a2a:<method>`, model = agent name), emitted
+//! when a stream ends.
 
 pub mod guard;
+mod inspect;
+mod stream;
 mod tasks;
 
 use crate::events::EventSink;
@@ -37,7 +45,7 @@ use portcullis_core::net::NetPolicy;
 use portcullis_core::proxy::{Decision, ProxyEvent};
 use portcullis_core::{Clock, MasterKey, SecretString};
 use portcullis_governance::ratelimit::{RateLimiter, Subject};
-use portcullis_policy::{Action, Engine, Location};
+use portcullis_policy::Engine;
 use portcullis_protocol::a2a::{self, Method as A2aMethod};
 use portcullis_protocol::mcp::jsonrpc;
 use portcullis_store::{A2aAgent, AgentCredential, AgentGrant, AgentStatus, DynStore};
@@ -58,6 +66,11 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub const AGENT_NOT_APPROVED: i64 = -32010;
 /// JSON-RPC code: a rate limit refused the request (HTTP 429, `Retry-After`).
 pub const RATE_LIMITED: i64 = -32011;
+/// JSON-RPC code: a policy blocked the message or the answer (`data.rules`).
+/// Outside A2A's own codes (-32001 is its "task not found").
+pub const POLICY_BLOCKED: i64 = -32012;
+/// Silence allowed inside an agent's stream before the gateway ends it.
+const STREAM_IDLE: Duration = Duration::from_secs(300);
 /// Opened credentials kept in memory (by id and last change).
 const MAX_CREDENTIALS: usize = 1024;
 /// Request headers passed to the agent.
@@ -104,9 +117,25 @@ pub struct A2aRelay {
     /// The SSRF policy and the client that applies it; swapped as a whole.
     net: ArcSwap<Net>,
     tasks: Arc<tasks::Tasks>,
-    /// `None`: the built-in pack did not compile; messages are refused.
+    /// The default packs' engine; `None`: they did not compile, and agents
+    /// without their own policies are refused.
+    engine: Option<Arc<Engine>>,
+    /// Engines of agents with their own policies, by agent id, with the policy
+    /// names and generation they were compiled for.
+    engines: RwLock<HashMap<String, AgentEngine>>,
+    /// Bumped when a user pack changes, so cached engines are compiled again.
+    policy_generation: std::sync::atomic::AtomicU64,
+}
+
+struct AgentEngine {
+    policies: Vec<String>,
+    generation: u64,
+    /// `None`: an empty list, nothing is scanned.
     engine: Option<Arc<Engine>>,
 }
+
+/// Compiled agent engines kept; more clears the cache (they compile again).
+const MAX_ENGINES: usize = 1024;
 
 /// Where the gateway may connect for agents, and the client that enforces it.
 struct Net {
@@ -202,7 +231,72 @@ impl A2aRelay {
             credentials: RwLock::new(HashMap::new()),
             net: ArcSwap::from_pointee(Net::new(NetPolicy::default())),
             engine: compile_engine(),
+            engines: RwLock::new(HashMap::new()),
+            policy_generation: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// A user pack changed: agents' engines are compiled again on their next use.
+    pub fn policies_changed(&self) {
+        self.policy_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The engine the agent's messages are scanned with: its own policies,
+    /// compiled once per change, or the default packs'. `None`: nothing to scan.
+    /// Fails closed when the policies cannot be loaded or compiled.
+    async fn engine_for(&self, agent: &A2aAgent) -> Result<Option<Arc<Engine>>, Refusal> {
+        let unavailable = |why: String| {
+            tracing::error!(agent = %agent.name, error = %why, "A2A agent policies unusable; requests refused");
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                jsonrpc::GATEWAY_UNAVAILABLE,
+                "the agent's policies cannot be applied right now",
+            )
+        };
+        let Some(names) = &agent.settings.policies else {
+            return match &self.engine {
+                Some(e) => Ok(inspect::applies(e).then(|| e.clone())),
+                None => Err(unavailable("the default A2A packs did not compile".into())),
+            };
+        };
+        let generation = self
+            .policy_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        if let Some(cached) = self
+            .engines
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&agent.id)
+            .filter(|c| c.policies == *names && c.generation == generation)
+        {
+            return Ok(cached.engine.clone());
+        }
+        let packs = crate::manager::resolve_policies(self.store.as_ref(), names)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let engine = if packs.is_empty() {
+            None
+        } else {
+            let compiled = tokio::task::spawn_blocking(move || Engine::compile(&packs))
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+                .map_err(|e| unavailable(e.to_string()))?;
+            Some(Arc::new(compiled)).filter(|e| inspect::applies(e))
+        };
+        let mut cache = self.engines.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_ENGINES {
+            cache.clear();
+        }
+        cache.insert(
+            agent.id.clone(),
+            AgentEngine {
+                policies: names.clone(),
+                generation,
+                engine: engine.clone(),
+            },
+        );
+        Ok(engine)
     }
 
     /// Sets where the gateway may connect for agents (the default refuses every
@@ -300,8 +394,17 @@ impl A2aRelay {
                         "a valid Host header is needed to describe the gateway's address",
                     )
                 })?;
+            let view = match headers.get(a2a::VERSION_HEADER) {
+                None => a2a::CardView::AsPublished,
+                Some(_) => {
+                    a2a::CardView::Only(requested_version(headers).map_err(|r| Refusal {
+                        status: StatusCode::BAD_REQUEST,
+                        ..r
+                    })?)
+                }
+            };
             let gateway_url = format!("http://{host}/a2a/{}", agent.name);
-            let mut card = a2a::rewrite_card(&agent.card, &gateway_url);
+            let mut card = a2a::rewrite_card(&agent.card, &gateway_url, view);
             if let Some(skills) = &grant.skills {
                 a2a::keep_skills(&mut card, skills);
             }
@@ -357,7 +460,7 @@ impl A2aRelay {
     }
 
     /// `POST /a2a/{name}`: one JSON-RPC request relayed to the agent.
-    pub async fn post(&self, name: &str, req: Request<Body>) -> Response<Body> {
+    pub async fn post(self: &Arc<Self>, name: &str, req: Request<Body>) -> Response<Body> {
         let mut call = Call {
             started: Instant::now(),
             at: self.clock.now(),
@@ -372,10 +475,12 @@ impl A2aRelay {
             response_bytes: 0,
         };
         match self.relay(name, req, &mut call).await {
-            Ok((response, status)) => {
-                self.emit(call, status, Decision::Allowed, None);
+            Ok(Relayed::Answer(response, status, decision, error)) => {
+                self.emit(call, status, decision, error.as_deref());
                 response
             }
+            // The stream's relay emits the event when the stream ends.
+            Ok(Relayed::Stream(response)) => response,
             Err((id, r)) => {
                 let decision = if r.status == StatusCode::BAD_GATEWAY
                     || r.status == StatusCode::GATEWAY_TIMEOUT
@@ -391,11 +496,11 @@ impl A2aRelay {
     }
 
     async fn relay(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         req: Request<Body>,
         call: &mut Call,
-    ) -> Result<(Response<Body>, u16), (Value, Refusal)> {
+    ) -> Result<Relayed, (Value, Refusal)> {
         let no_id = |r: Refusal| (Value::Null, r);
         let identity = self.authenticate(req.headers()).await.map_err(no_id)?;
         call.identity = Some(identity.clone());
@@ -406,7 +511,7 @@ impl A2aRelay {
         let (parts, body) = req.into_parts();
         let body = read_request(body).await.map_err(no_id)?;
         call.request_bytes = body.len() as u64;
-        let message: Value = serde_json::from_slice(&body).map_err(|_| {
+        let mut message: Value = serde_json::from_slice(&body).map_err(|_| {
             no_id(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::PARSE_ERROR,
@@ -441,6 +546,7 @@ impl A2aRelay {
                 ),
             ));
         };
+        let version = requested_version(&parts.headers).map_err(|r| (id.clone(), r))?;
         let owner = tasks::Owner {
             agent_id: agent.id.clone(),
             key_id: identity.key_id.clone(),
@@ -452,14 +558,25 @@ impl A2aRelay {
                 .await
                 .map_err(|r| (id.clone(), r))?;
         }
+        let engine = self.engine_for(&agent).await.map_err(|r| (id.clone(), r))?;
+        let mut placeholders = inspect::Placeholders::default();
+        let mut body = body;
         if method.carries_message() {
             self.check_outbound(params)
                 .await
                 .map_err(|r| (id.clone(), r))?;
-            self.check_message(&message, call)
-                .map_err(|r| (id.clone(), r))?;
+            if let Some(engine) = &engine {
+                let (changed, kept) = inspect::request(engine, &mut message, &mut call.findings)
+                    .map_err(|blocked| {
+                        (id.clone(), policy_refusal("blocked by policy", blocked))
+                    })?;
+                placeholders = kept;
+                if changed {
+                    body = Bytes::from(message.to_string());
+                }
+            }
         }
-        let target = a2a::jsonrpc_url(&agent.card)
+        let target = a2a::jsonrpc_url(&agent.card, version)
             .and_then(|u| u.parse::<Uri>().ok())
             .ok_or_else(|| {
                 (
@@ -554,39 +671,72 @@ impl A2aRelay {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let body = if streamed {
-            // Each frame goes on as it arrives: events are relayed one by one.
+        if streamed {
             call.stream = true;
-            Body::new(self.tasks.observe(owner, incoming))
-        } else {
-            let reading = Instant::now();
-            let read =
-                tokio::time::timeout(TIMEOUT, Limited::new(incoming, MAX_BODY).collect()).await;
-            call.upstream += reading.elapsed();
-            let read = read
-                .map_err(|_| {
-                    upstream_failed(StatusCode::GATEWAY_TIMEOUT, "the agent's answer stalled")
-                })?
-                .map_err(|_| {
-                    upstream_failed(
-                        StatusCode::BAD_GATEWAY,
-                        "the agent's answer is too large or broken",
-                    )
-                })?;
-            let bytes = read.to_bytes();
-            call.response_bytes = bytes.len() as u64;
+            let job = stream::Streaming {
+                relay: self.clone(),
+                tasks: self.tasks.clone(),
+                owner,
+                engine,
+                placeholders,
+                id: id.clone(),
+                call: call.clone(),
+                idle: STREAM_IDLE,
+            };
+            let body = Body::new(stream::spawn(job, incoming));
+            let response = out.body(body).map_err(|_| {
+                upstream_failed(
+                    StatusCode::BAD_GATEWAY,
+                    "the agent's answer head is invalid",
+                )
+            })?;
+            return Ok(Relayed::Stream(response));
+        }
+        let reading = Instant::now();
+        let read = tokio::time::timeout(TIMEOUT, Limited::new(incoming, MAX_BODY).collect()).await;
+        call.upstream += reading.elapsed();
+        let read = read
+            .map_err(|_| {
+                upstream_failed(StatusCode::GATEWAY_TIMEOUT, "the agent's answer stalled")
+            })?
+            .map_err(|_| {
+                upstream_failed(
+                    StatusCode::BAD_GATEWAY,
+                    "the agent's answer is too large or broken",
+                )
+            })?;
+        let mut bytes = read.to_bytes();
+        call.response_bytes = bytes.len() as u64;
+        let mut decision = (Decision::Allowed, None);
+        if let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) {
             if head.status.is_success() {
-                self.tasks.record_answer(&owner, &bytes).await;
+                self.tasks.record_answer(&owner, &answer).await;
             }
-            Body::from(bytes)
-        };
-        let response = out.body(body).map_err(|_| {
+            if let Some(engine) = &engine {
+                match inspect::answer(engine, &placeholders, &mut answer, &mut call.findings) {
+                    Ok(false) => {}
+                    Ok(true) => bytes = Bytes::from(answer.to_string()),
+                    Err(blocked) => {
+                        let r = policy_refusal("answer blocked by policy", blocked);
+                        decision = (Decision::Blocked, Some(r.message.clone()));
+                        let body = jsonrpc::error_with_data(id.clone(), r.code, &r.message, r.data);
+                        bytes = Bytes::from(body.to_string());
+                    }
+                }
+            }
+        }
+        let response = out.body(Body::from(bytes)).map_err(|_| {
             upstream_failed(
                 StatusCode::BAD_GATEWAY,
                 "the agent's answer head is invalid",
             )
         })?;
-        Ok((response, head.status.as_u16()))
+        Ok(Relayed::Answer(
+            response,
+            head.status.as_u16(),
+            decision.0,
+            decision.1,
+        ))
     }
 
     /// Webhook and file URLs the agent would fetch for the caller pass the SSRF
@@ -727,40 +877,6 @@ impl A2aRelay {
             .ok_or_else(|| unavailable("cannot be sent as a header"))
     }
 
-    /// The message's parts against the policy; fail closed without an engine.
-    fn check_message(&self, message: &Value, call: &mut Call) -> Result<(), Refusal> {
-        let Some(engine) = &self.engine else {
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                jsonrpc::GATEWAY_UNAVAILABLE,
-                "the gateway's A2A policy is unavailable",
-            ));
-        };
-        let params = message.get("params").unwrap_or(&Value::Null);
-        let text = a2a::message_text(params);
-        if text.is_empty() {
-            return Ok(());
-        }
-        let mut blocking: Vec<String> = Vec::new();
-        for finding in engine.scan(Location::AgentMessage, &text) {
-            if finding.action == Action::Block && !blocking.iter().any(|r| **r == *finding.rule_id)
-            {
-                blocking.push(finding.rule_id.to_string());
-            }
-            call.findings.push(crate::relay::finding_json(&finding));
-        }
-        if blocking.is_empty() {
-            return Ok(());
-        }
-        let mut r = Refusal::new(
-            StatusCode::OK,
-            jsonrpc::POLICY_BLOCKED,
-            format!("blocked by policy: {}", blocking.join(", ")),
-        );
-        r.data = json!({"reason": "policy_violation", "rules": blocking});
-        Err(r)
-    }
-
     fn emit(&self, call: Call, status: u16, decision: Decision, error: Option<&str>) {
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let latency = micros(call.started.elapsed());
@@ -793,7 +909,46 @@ impl A2aRelay {
     }
 }
 
+/// What came of relaying a request.
+enum Relayed {
+    /// A whole answer: its status, and whether a policy withheld it.
+    Answer(Response<Body>, u16, Decision, Option<String>),
+    /// A stream, relayed on by a task that records the call when it ends.
+    Stream(Response<Body>),
+}
+
+/// A policy refusal naming the rules (JSON-RPC, inside HTTP 200).
+fn policy_refusal(what: &str, blocked: inspect::Blocked) -> Refusal {
+    let rules = blocked.0;
+    let mut r = Refusal::new(
+        StatusCode::OK,
+        POLICY_BLOCKED,
+        format!("{what}: {}", rules.join(", ")),
+    );
+    r.data = json!({"reason": "policy_violation", "rules": rules});
+    r
+}
+
+/// The protocol version the request names in `A2A-Version` (absent: 0.3); a
+/// version the gateway does not speak gets A2A's "version not supported".
+fn requested_version(headers: &HeaderMap) -> Result<a2a::ProtocolVersion, Refusal> {
+    let value = headers
+        .get(a2a::VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("?"));
+    a2a::ProtocolVersion::from_header(value).ok_or_else(|| {
+        let shown: String = value.unwrap_or("").chars().take(40).collect();
+        let mut r = Refusal::new(
+            StatusCode::OK,
+            a2a::VERSION_NOT_SUPPORTED,
+            format!("A2A-Version {shown:?} is not supported; the gateway speaks 0.3 and 1.0"),
+        );
+        r.data = json!({"reason": "version_not_supported", "supported": ["0.3", "1.0"]});
+        r
+    })
+}
+
 /// What one request's event records.
+#[derive(Clone)]
 struct Call {
     started: Instant,
     at: jiff::Timestamp,
@@ -807,7 +962,7 @@ struct Call {
     /// Waiting for the agent: its response head, and its whole answer when not
     /// streamed.
     upstream: Duration,
-    /// The answer's size when not streamed (a stream's is not counted).
+    /// The answer's size (a stream's, as it passed).
     response_bytes: u64,
 }
 
@@ -928,6 +1083,7 @@ fn http_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_policy::{Action, Location};
 
     #[test]
     fn hosts_are_checked() {

@@ -3,23 +3,15 @@
 //! caller's next `tasks/get` finds the task); stream events go through a bounded
 //! queue to one writer task, as they pass, without holding the stream up.
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use portcullis_core::Clock;
 use portcullis_protocol::a2a;
-use portcullis_protocol::sse::SseFramer;
 use portcullis_store::{DynStore, TaskSighting};
 use serde_json::Value;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
 /// Sightings from streams waiting to be written; more are dropped (and logged).
 const QUEUE: usize = 1024;
-/// Largest stream event observed; a larger one ends observation of that stream
-/// (the stream itself is relayed on unchanged).
-const MAX_EVENT: usize = 1024 * 1024;
 
 /// Who called, for the task rows an answer creates.
 #[derive(Debug, Clone)]
@@ -85,26 +77,19 @@ impl Tasks {
     }
 
     /// Records the task a whole JSON-RPC answer shows, if any; waits for the store.
-    pub async fn record_answer(&self, owner: &Owner, body: &[u8]) {
-        let Ok(message) = serde_json::from_slice::<Value>(body) else {
-            return;
-        };
-        if let Some(seen) = self.sighting(owner, &message) {
+    pub async fn record_answer(&self, owner: &Owner, message: &Value) {
+        if let Some(seen) = self.sighting(owner, message) {
             if let Err(e) = self.store.record_a2a_task(&seen).await {
                 tracing::error!(error = %e, task = %seen.task_id, "A2A task not recorded");
             }
         }
     }
 
-    /// The stream, relayed unchanged, with the tasks its events show queued for
-    /// recording.
-    pub fn observe<B>(self: &Arc<Self>, owner: Owner, inner: B) -> ObservedStream<B> {
-        ObservedStream {
-            inner,
-            framer: Some(SseFramer::new(MAX_EVENT)),
-            owner,
-            tasks: self.clone(),
-            frames: Vec::new(),
+    /// Queues the task a stream event shows, if any, for recording without
+    /// holding the stream up.
+    pub fn see_event(&self, owner: &Owner, message: &Value) {
+        if let Some(seen) = self.sighting(owner, message) {
+            self.queue(seen);
         }
     }
 
@@ -113,64 +98,5 @@ impl Tasks {
         if queue.try_send(seen).is_err() {
             tracing::warn!("A2A task queue full or closed; a task state was not recorded");
         }
-    }
-}
-
-pub(crate) struct ObservedStream<B> {
-    inner: B,
-    /// `None` once an event was too large: the rest is relayed unobserved.
-    framer: Option<SseFramer>,
-    owner: Owner,
-    tasks: Arc<Tasks>,
-    frames: Vec<portcullis_protocol::sse::SseFrame>,
-}
-
-impl<B> ObservedStream<B> {
-    fn see(&mut self, chunk: &[u8]) {
-        let Some(framer) = &mut self.framer else {
-            return;
-        };
-        if framer.push(chunk, &mut self.frames).is_err() {
-            self.framer = None;
-        }
-        for frame in self.frames.drain(..) {
-            let Ok(message) = serde_json::from_str::<Value>(&frame.data) else {
-                continue;
-            };
-            if let Some(seen) = self.tasks.sighting(&self.owner, &message) {
-                self.tasks.queue(seen);
-            }
-        }
-    }
-}
-
-impl<B> Body for ObservedStream<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                let data = data.clone();
-                this.see(&data);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

@@ -6,6 +6,7 @@
 
 use super::call::McpCall;
 use super::{finish_call, is_response_to, Expected, McpRelay};
+pub use crate::channel_body::ChannelBody;
 use crate::runtime::ProxyRuntime;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -19,25 +20,6 @@ use tokio::sync::mpsc;
 /// Events in flight between the upstream reader and the client.
 const CHANNEL: usize = 16;
 
-/// The client's side of a relayed stream.
-pub struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|next| next.map(|b| Ok(http_body::Frame::data(b))))
-    }
-}
-
 /// Starts relaying. `expected`/`call`: the POST's request and its event; none
 /// for the GET stream, on which responses are dropped (the gateway cannot tell
 /// which request they answer, so it cannot check them).
@@ -48,9 +30,9 @@ pub(crate) fn spawn(
     expected: Option<Expected>,
     call: Option<McpCall>,
 ) -> ChannelBody {
-    let (tx, rx) = mpsc::channel(CHANNEL);
+    let (tx, body) = ChannelBody::channel(CHANNEL);
     tokio::spawn(pump(relay, proxy, incoming, expected, call, tx));
-    ChannelBody { rx }
+    body
 }
 
 enum End {
