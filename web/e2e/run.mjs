@@ -249,6 +249,102 @@ try {
     await shot(page, "policies");
   });
 
+  await step("policies: clone a built-in pack, edit the copy (validated), dry-run it and see the match marked", async () => {
+    await page.click("[data-pack=secrets]");
+    await page.locator("[data-test=read-only-pack]").waitFor();
+    expect((await page.locator("[data-test=edit-pack], [data-test=delete-pack]").count()) === 0, "a built-in pack has no edit or delete");
+    await page.click("[data-test=clone-pack]");
+    await page.fill("input[name=clone-name]", "bad name");
+    await page.click("[data-test=save-clone]");
+    await page.locator(".field-error", { hasText: "letters, digits, - and _" }).waitFor();
+    await page.fill("input[name=clone-name]", "team-secrets");
+    await page.click("[data-test=save-clone]");
+    await page.locator("[data-pack=team-secrets]", { hasText: "yours" }).waitFor();
+    await page.click("[data-test=edit-pack]");
+    const pack = JSON.parse(await page.inputValue("textarea[name=pack-json]"));
+    const rule = { id: "TEAM-CODENAME", name: "Project codename", category: "confidential", severity: "high", action: "block", applies_to: ["request"], owasp: "LLM02:2025", patterns: ["\\bBLUEBIRD\\b"], case_sensitive: true, examples: { positive: ["about BLUEBIRD"], negative: ["a blue bird"] } };
+    // The copy keeps three of the original rules and adds a codename rule, first with a broken pattern.
+    await page.fill("textarea[name=pack-json]", JSON.stringify({ ...pack, rules: [...pack.rules.slice(0, 3), { ...rule, patterns: ["(BLUEBIRD"] }] }, null, 2));
+    await page.click("[data-test=validate-pack]");
+    await page.locator("[data-test=problems]", { hasText: "TEAM-CODENAME" }).waitFor();
+    await page.fill("textarea[name=pack-json]", JSON.stringify({ ...pack, rules: [...pack.rules.slice(0, 3), rule] }, null, 2));
+    await page.click("[data-test=validate-pack]");
+    await page.locator("[data-test=pack-valid]").waitFor();
+    await shot(page, "policy-edit");
+    await page.click("[data-test=save-pack]");
+    await page.locator("[data-test=rules] [data-rule=TEAM-CODENAME]").waitFor();
+    // Two multi-byte characters before the match: the mark must still cover exactly the codename.
+    await page.fill("textarea[name=dry-text]", "Grüße 🙂 the BLUEBIRD launch, <b>not bold</b>");
+    await page.click("[data-test=run-dry]");
+    await page.locator("[data-test=verdict] .badge.blocked", { hasText: "would be blocked" }).waitFor();
+    const marks = await page.locator("[data-test=dry-highlight] mark").allTextContents();
+    expect(marks.length === 1 && marks[0] === "BLUEBIRD", `one mark on the codename, got ${JSON.stringify(marks)}`);
+    expect((await page.locator("[data-test=dry-highlight] b").count()) === 0, "the text is shown as text, never HTML");
+    await page.locator("[data-test=rules] tr.fired[data-rule=TEAM-CODENAME]").waitFor();
+    await shot(page, "policy-dry-run");
+  });
+
+  await step("system prompts: empty state, the form is validated, a prompt is created, bound and dry-run", async () => {
+    await page.click("a[href='/system-prompts']");
+    await page.locator(".state.empty", { hasText: "No system prompts yet" }).waitFor();
+    await shot(page, "system-prompts-empty");
+    await page.click("[data-test=new-prompt]");
+    await page.fill("input[name=prompt-name]", "support");
+    await page.fill("textarea[name=prompt-content]", "Hello {{customer}}");
+    await page.click("[data-test=save-prompt]");
+    await page.locator(".field-error", { hasText: "Unknown variable {{customer}}" }).waitFor();
+    await page.fill("textarea[name=prompt-content]", "You are the support assistant. The user is {{user}}; today is {{date}}.");
+    await page.click("[data-test=save-prompt]");
+    await page.locator("[data-prompt=support]").waitFor();
+    await page.click("[data-prompt=support] [data-test=bind-prompt]");
+    await page.click("[data-test=add-binding]");
+    await page.click("[data-test=save-bindings]");
+    await page.locator(".field-error", { hasText: "Choose a proxy" }).waitFor();
+    await page.selectOption("select[name=binding-target-0]", { label: "guarded" });
+    await page.click("[data-test=save-bindings]");
+    await page.locator("[data-prompt=support] [data-test=prompt-bindings]", { hasText: "proxy guarded" }).waitFor();
+    await page.selectOption("select[name=dry-proxy]", { label: "guarded" });
+    await page.fill("input[name=dry-user]", "alice");
+    await page.click("[data-test=run-prompt-dry]");
+    await page.locator("[data-test=rendered-prompt]", { hasText: "The user is alice" }).waitFor();
+    await shot(page, "system-prompts");
+  });
+
+  await step("settings: users, prices, a refused configuration reload and system facts", async () => {
+    await page.click("a[href='/settings']");
+    await page.locator("[data-user=admin]").waitFor();
+    await page.fill("input[name=user-name]", "dev-one");
+    await page.fill("input[name=user-password]", "short");
+    await page.click("[data-test=create-user]");
+    await page.locator(".field-error", { hasText: "At least 12 characters" }).waitFor();
+    await page.fill("input[name=user-password]", "developer-password-2026");
+    await page.selectOption("select[name=user-role]", "developer");
+    await page.click("[data-test=create-user]");
+    await page.locator("[data-user=dev-one]").waitFor();
+    await page.selectOption("select[name=role-dev-one]", "read_only");
+    await page.click("[data-test=confirm]");
+    const roleOf = async () => (await adminApi(token, "GET", "/api/v1/users")).find((u) => u.username === "dev-one")?.role;
+    for (let i = 0; i < 50 && (await roleOf()) !== "read_only"; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await roleOf()) === "read_only", "the role changed");
+    await page.click("[data-test=new-price]");
+    await page.fill("input[name=price-model]", "team-model");
+    await page.fill("input[name=price-input]", "1.5");
+    await page.fill("input[name=price-output]", "-2");
+    await page.click("[data-test=save-price]");
+    await page.locator(".field-error", { hasText: "from 0 to 100,000" }).waitFor();
+    await page.fill("input[name=price-output]", "6");
+    await page.click("[data-test=save-price]");
+    await page.locator("[data-price=team-model]", { hasText: "yours" }).waitFor();
+    await page.click("[data-test=reload-config]");
+    await page.click("[data-test=confirm]");
+    await page.locator("[data-test=config] .field-error", { hasText: "without a configuration file" }).waitFor();
+    await page.locator("[data-test=readiness]", { hasText: "ready" }).waitFor();
+    await page.click("[data-user=dev-one] [data-test=delete-user]");
+    await page.click("[data-test=confirm]");
+    await page.locator("[data-user=dev-one]").waitFor({ state: "detached" });
+    await shot(page, "settings");
+  });
+
   await step("A2A agents: registration is validated, a pasted card is registered, approved and given access", async () => {
     await page.click("a[href='/agents']");
     await page.locator(".state.empty", { hasText: "No agents registered" }).waitFor();
@@ -324,10 +420,10 @@ try {
     await ro.fill("input[name=password]", RO_PASSWORD);
     await ro.click("button[type=submit]");
     await ro.waitForURL((url) => url.pathname === "/");
-    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/policies", "[data-test=rules]"], ["/credentials", "[data-credential=openai]"], ["/agents", "[data-agent=helper]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"]]) {
+    for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/policies", "[data-test=rules]"], ["/credentials", "[data-credential=openai]"], ["/agents", "[data-agent=helper]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"], ["/system-prompts", "[data-prompt=support]"], ["/settings", "[data-price=team-model]"]]) {
       await ro.click(`a[href='${path}']`);
       await ro.locator(marker).first().waitFor();
-      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=new-agent], [data-test=create-credential], [data-test=delete-credential], [data-test=approve-agent], [data-test=save-agent], [data-test=edit-budget], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
+      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=new-agent], [data-test=create-credential], [data-test=delete-credential], [data-test=approve-agent], [data-test=save-agent], [data-test=edit-budget], [data-test=new-prompt], [data-test=edit-prompt], [data-test=bind-prompt], [data-test=clone-pack], [data-test=edit-pack], [data-test=new-price], [data-test=edit-price], [data-test=reload-config], [data-test=create-user], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
       expect(buttons === 0, `${path}: ${buttons} mutating controls shown to a read-only user`);
     }
     await ro.click("a[href='/proxies']");
@@ -341,7 +437,7 @@ try {
     await page.click("text=Theme");
     const theme = await page.evaluate(() => document.documentElement.dataset.theme);
     await shot(page, `dashboard-${theme}`);
-    for (const path of ["/mcp-tools", "/policies", "/agents", "/budgets", "/usage", "/credentials"]) {
+    for (const path of ["/mcp-tools", "/policies", "/agents", "/budgets", "/usage", "/credentials", "/system-prompts", "/settings"]) {
       await page.click(`a[href='${path}']`);
       await page.locator("table, .state.empty").first().waitFor();
       await shot(page, `${path.slice(1)}-${theme}`);

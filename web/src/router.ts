@@ -14,11 +14,13 @@ export const routes: RouteRecordRaw[] = [
   { path: "/keys", name: "keys", component: () => import("./views/KeysView.vue"), meta: { title: "API keys" } },
   { path: "/credentials", name: "credentials", component: () => import("./views/CredentialsView.vue"), meta: { title: "Provider credentials" } },
   { path: "/policies", name: "policies", component: () => import("./views/PoliciesView.vue"), meta: { title: "Policies" } },
+  { path: "/system-prompts", name: "system-prompts", component: () => import("./views/SystemPromptsView.vue"), meta: { title: "System prompts" } },
   { path: "/agents", name: "agents", component: () => import("./views/AgentsView.vue"), meta: { title: "A2A agents" } },
   { path: "/budgets", name: "budgets", component: () => import("./views/BudgetsView.vue"), meta: { title: "Budgets" } },
   { path: "/usage", name: "usage", component: () => import("./views/UsageView.vue"), meta: { title: "Usage" } },
   { path: "/mcp-tools", name: "mcp-tools", component: () => import("./views/McpToolsView.vue"), meta: { title: "MCP tools" } },
   { path: "/audit", name: "audit", component: () => import("./views/AuditView.vue"), meta: { title: "Audit log" } },
+  { path: "/settings", name: "settings", component: () => import("./views/SettingsView.vue"), meta: { title: "Settings" } },
   { path: "/password", name: "password", component: () => import("./views/PasswordView.vue"), meta: { title: "Change password" } },
   { path: "/:rest(.*)*", name: "missing", component: () => import("./views/NotFoundView.vue"), meta: { title: "Not found" } },
 ];

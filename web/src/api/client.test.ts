@@ -18,6 +18,12 @@ describe("errorOf", () => {
     const e = await errorOf(new Response(JSON.stringify({ error: { code: "conflict", message: "name taken" } }), { status: 409 }));
     expect(e).toBeInstanceOf(ApiError);
     expect([e.status, e.code, e.message]).toEqual([409, "conflict", "name taken"]);
+    expect(e.problems).toEqual([]);
+  });
+  it("keeps the list of problems of a 422", async () => {
+    const body = { error: { code: "unprocessable", message: "a; b", problems: ["name: taken", "content: empty", 3] } };
+    const e = await errorOf(new Response(JSON.stringify(body), { status: 422 }));
+    expect(e.problems).toEqual(["name: taken", "content: empty"]);
   });
   it("falls back to the status when the body is not JSON", async () => {
     const e = await errorOf(new Response("<html>bad gateway</html>", { status: 502, statusText: "Bad Gateway" }));

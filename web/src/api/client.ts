@@ -32,6 +32,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Every problem found, for a 422 (`unprocessable`). */
+    readonly problems: string[] = [],
   ) {
     super(message);
     this.name = "ApiError";
@@ -62,14 +64,16 @@ export function buildUrl(
 export async function errorOf(response: Response): Promise<ApiError> {
   let code = "http_" + response.status;
   let message = response.statusText || `HTTP ${response.status}`;
+  let problems: string[] = [];
   try {
-    const body = (await response.json()) as { error?: { code?: string; message?: string } };
+    const body = (await response.json()) as { error?: { code?: string; message?: string; problems?: unknown } };
     if (body?.error?.message) message = body.error.message;
     if (body?.error?.code) code = body.error.code;
+    if (Array.isArray(body?.error?.problems)) problems = body.error.problems.filter((p): p is string => typeof p === "string");
   } catch {
     // Not JSON: keep the status line.
   }
-  return new ApiError(response.status, code, message);
+  return new ApiError(response.status, code, message, problems);
 }
 
 export interface ClientConfig {

@@ -638,8 +638,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Scans a text with one pack and returns the verdict; the text is neither stored
-         *     nor logged.
+         * Scans a text with one pack and returns the verdict, with where each rule
+         *     matched; the text is neither stored nor logged.
          */
         post: operations["policies_dry_run"];
         delete?: never;
@@ -1668,11 +1668,41 @@ export interface components {
             /** @description Built-in or user pack names, applied together. */
             policies: string[];
         };
+        PolicyDryRunFinding: {
+            /** @description block, redact, alert or log. */
+            action: string;
+            category: string;
+            rule: string;
+            /**
+             * Format: int32
+             * @description A classifier's score (0-100); absent for pattern rules.
+             */
+            score?: number | null;
+            /** @description info, low, medium, high or critical. */
+            severity: string;
+            /**
+             * @description Where the rule matched in the text, for the console to highlight. Only the
+             *     dry run (the caller's own text) carries positions; events never do. Empty
+             *     for classifiers and for rules matched on the folded, case-insensitive view.
+             */
+            spans: components["schemas"]["TextSpan"][];
+        };
         PolicyDryRunRequest: {
             /** @description request (default), response, tool_call, tool_result, tool_description, agent_message. */
             location?: string;
             /** @description Scanned, never stored or logged; at most 256 KiB. */
             text: string;
+        };
+        PolicyDryRunResult: {
+            blocked: boolean;
+            findings: components["schemas"]["PolicyDryRunFinding"][];
+            location: string;
+            policy: string;
+            /**
+             * Format: int32
+             * @description Risk 0 (nothing found) to 100.
+             */
+            score: number;
         };
         PolicySummary: {
             /** @description Shipped in the binary, read-only. */
@@ -2010,6 +2040,14 @@ export interface components {
             /** Format: date-time */
             at: string;
             state: string;
+        };
+        /**
+         * @description Where a finding matched in the dry-run text, in Unicode scalar values
+         *     (characters, not bytes or UTF-16 units): `start` inclusive, `end` exclusive.
+         */
+        TextSpan: {
+            end: number;
+            start: number;
         };
         ToolList: {
             tools: components["schemas"]["McpTool"][];
@@ -3845,13 +3883,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description verdict: blocked, score, findings */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["PolicyDryRunResult"];
                 };
             };
             404: {

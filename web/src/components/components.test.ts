@@ -2,8 +2,10 @@ import { mount } from "@vue/test-utils";
 import { describe, expect, it } from "vitest";
 import { nextTick } from "vue";
 import ConfirmDialog from "./ConfirmDialog.vue";
+import HighlightedText from "./HighlightedText.vue";
 import LineChart from "./LineChart.vue";
 import PagerButtons from "./PagerButtons.vue";
+import ProblemList from "./ProblemList.vue";
 import StateView from "./StateView.vue";
 import { confirm } from "./confirm";
 
@@ -65,5 +67,28 @@ describe("PagerButtons", () => {
     expect(w.findAll("button")[1]!.attributes("disabled")).toBeDefined();
     await w.findAll("button")[0]!.trigger("click");
     expect(w.emitted("newer")).toHaveLength(1);
+  });
+});
+
+describe("HighlightedText", () => {
+  it("marks each span and keeps markup in the text as text", () => {
+    const text = "é🙂 <b>BLUEBIRD</b> ok";
+    const w = mount(HighlightedText, { props: { text, findings: [{ rule: "TEAM-1", spans: [{ start: 6, end: 14 }] }] } });
+    const marks = w.findAll("mark");
+    expect(marks.map((m) => m.text())).toEqual(["BLUEBIRD"]);
+    expect(marks[0]?.attributes("title")).toBe("TEAM-1");
+    expect(w.find("b").exists()).toBe(false);
+    expect(w.get("pre").element.textContent).toBe(text);
+  });
+});
+
+describe("ProblemList", () => {
+  it("lists the API's problems, else shows the message", async () => {
+    const w = mount(ProblemList, { props: { error: "a; b", problems: ["name: taken", "content: empty"] } });
+    expect(w.findAll("li").map((li) => li.text())).toEqual(["name: taken", "content: empty"]);
+    await w.setProps({ problems: [] });
+    expect(w.get("[role=alert]").text()).toBe("a; b");
+    await w.setProps({ error: null });
+    expect(w.find("[role=alert]").exists()).toBe(false);
   });
 });

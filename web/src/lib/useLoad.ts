@@ -1,5 +1,6 @@
 // A page's data with its loading and error state.
 import { ref, type Ref } from "vue";
+import { ApiError } from "../api/client";
 
 export function useLoad<T>(load: () => Promise<T>, initial: T) {
   const data = ref(initial) as Ref<T>;
@@ -24,14 +25,19 @@ export function useLoad<T>(load: () => Promise<T>, initial: T) {
   return { data, loading, error, reload };
 }
 
-/** Runs an action and reports its failure as text (for forms and buttons). */
-export async function attempt(action: () => Promise<unknown>, failure: Ref<string | null>) {
+/**
+ * Runs an action and reports its failure as text (for forms and buttons), and
+ * the API's list of problems (a 422) into `problems` when given.
+ */
+export async function attempt(action: () => Promise<unknown>, failure: Ref<string | null>, problems?: Ref<string[]>) {
   failure.value = null;
+  if (problems) problems.value = [];
   try {
     await action();
     return true;
   } catch (e) {
     failure.value = e instanceof Error ? e.message : String(e);
+    if (problems && e instanceof ApiError) problems.value = e.problems;
     return false;
   }
 }

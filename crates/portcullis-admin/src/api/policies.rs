@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use jiff::Timestamp;
-use portcullis_policy::{Engine, Location, Pack};
+use portcullis_policy::{Engine, Finding, Location, Pack, Verdict};
 use portcullis_proxy::manager::builtin_pack;
 use portcullis_proxy::PolicyLookupError;
 use portcullis_store::{NewPolicy, PolicyRecord};
@@ -75,6 +75,46 @@ pub struct DryRunRequest {
     #[serde(default = "request_location")]
     #[schema(value_type = String)]
     pub location: Location,
+}
+
+/// Where a finding matched in the dry-run text, in Unicode scalar values
+/// (characters, not bytes or UTF-16 units): `start` inclusive, `end` exclusive.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TextSpan {
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PolicyDryRunFinding)]
+pub struct DryRunFinding {
+    pub rule: String,
+    pub category: String,
+    /// info, low, medium, high or critical.
+    #[schema(value_type = String)]
+    pub severity: portcullis_policy::Severity,
+    /// block, redact, alert or log.
+    #[schema(value_type = String)]
+    pub action: portcullis_policy::Action,
+    /// A classifier's score (0-100); absent for pattern rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    /// Where the rule matched in the text, for the console to highlight. Only the
+    /// dry run (the caller's own text) carries positions; events never do. Empty
+    /// for classifiers and for rules matched on the folded, case-insensitive view.
+    pub spans: Vec<TextSpan>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PolicyDryRunResult)]
+pub struct DryRunResult {
+    pub policy: String,
+    #[schema(value_type = String)]
+    pub location: Location,
+    pub blocked: bool,
+    /// Risk 0 (nothing found) to 100.
+    pub score: u8,
+    pub findings: Vec<DryRunFinding>,
 }
 
 fn request_location() -> Location {
@@ -478,15 +518,15 @@ pub async fn validate(ApiJson(body): ApiJson<Value>) -> ApiResult<Json<Validatio
     }))
 }
 
-/// Scans a text with one pack and returns the verdict; the text is neither stored
-/// nor logged.
+/// Scans a text with one pack and returns the verdict, with where each rule
+/// matched; the text is neither stored nor logged.
 #[utoipa::path(post, path = "/api/v1/policies/{name}/dry-run", tag = "policies", params(("name" = String, Path)), request_body = DryRunRequest,
-    responses((status = 200, body = Object, description = "verdict: blocked, score, findings"), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = DryRunResult), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
 pub async fn dry_run(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<DryRunRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DryRunResult>> {
     if req.text.len() > MAX_DRY_RUN_BYTES {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -495,19 +535,106 @@ pub async fn dry_run(
     }
     let pack = load(&state, &name).await?.pack;
     let location = req.location;
-    let verdict = blocking(move || {
-        Engine::compile(std::slice::from_ref(&pack))
-            .map(|engine| engine.verdict(location, &req.text))
+    let (verdict, findings) = blocking(move || {
+        Engine::compile(std::slice::from_ref(&pack)).map(|engine| {
+            let assessment = engine.assess(location, &req.text);
+            let findings = with_char_spans(&req.text, &assessment.findings);
+            (Verdict::from(&assessment), findings)
+        })
     })
     .await?
     .map_err(|e| {
         tracing::error!(policy = %name, error = %e, "stored policy does not compile");
         ApiError::internal()
     })?;
-    let mut out = serde_json::to_value(&verdict).map_err(|_| ApiError::internal())?;
-    if let Some(fields) = out.as_object_mut() {
-        fields.insert("policy".into(), json!(name));
-        fields.insert("location".into(), json!(location));
+    Ok(Json(DryRunResult {
+        policy: name,
+        location,
+        blocked: verdict.blocked,
+        score: verdict.score,
+        findings,
+    }))
+}
+
+/// The findings with their byte spans turned into character offsets.
+fn with_char_spans(text: &str, findings: &[Finding]) -> Vec<DryRunFinding> {
+    let chars = CharOffsets::new(
+        text,
+        findings
+            .iter()
+            .flat_map(|f| f.spans.iter().flat_map(|&(s, e)| [s, e])),
+    );
+    findings
+        .iter()
+        .map(|f| DryRunFinding {
+            rule: f.rule_id.to_string(),
+            category: f.category.to_string(),
+            severity: f.severity,
+            action: f.action,
+            score: f.score,
+            spans: f
+                .spans
+                .iter()
+                .map(|&(start, end)| TextSpan {
+                    start: chars.of(start),
+                    end: chars.of(end),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Character offsets of a few byte offsets in one text, found in one pass.
+struct CharOffsets {
+    /// (byte offset, character offset), sorted by byte offset.
+    known: Vec<(usize, usize)>,
+}
+
+impl CharOffsets {
+    fn new(text: &str, bytes: impl Iterator<Item = usize>) -> Self {
+        let mut wanted: Vec<usize> = bytes.collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut known = Vec::with_capacity(wanted.len());
+        let mut pending = wanted.into_iter().peekable();
+        let boundaries = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(text.len()));
+        for (chars, byte) in boundaries.enumerate() {
+            // An offset inside a character (never from the engine) counts as the next one.
+            while let Some(w) = pending.next_if(|&w| w <= byte) {
+                known.push((w, chars));
+            }
+        }
+        let end = text.chars().count();
+        known.extend(pending.map(|w| (w, end)));
+        Self { known }
     }
-    Ok(Json(out))
+
+    fn of(&self, byte: usize) -> usize {
+        match self.known.binary_search_by_key(&byte, |&(b, _)| b) {
+            Ok(i) => self.known.get(i).map_or(0, |&(_, c)| c),
+            Err(_) => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CharOffsets;
+
+    #[test]
+    fn byte_offsets_become_character_offsets() {
+        // "é" is 2 bytes, "🙂" 4 bytes (2 UTF-16 units, 1 character).
+        let text = "é🙂 ab";
+        let chars = CharOffsets::new(text, [0, 2, 6, 7, 9, 9, 40].into_iter());
+        assert_eq!(chars.of(0), 0);
+        assert_eq!(chars.of(2), 1);
+        assert_eq!(chars.of(6), 2);
+        assert_eq!(chars.of(7), 3);
+        assert_eq!(chars.of(9), 5, "the end of the text");
+        assert_eq!(chars.of(40), 5, "past the end counts as the end");
+        assert_eq!(CharOffsets::new("", [0].into_iter()).of(0), 0);
+    }
 }
