@@ -650,3 +650,106 @@ def test_protocol_versions_are_checked(a2a):
     assert got.json["result"]["id"] == task["id"], got.text
     listed = s.admin("GET", f"/api/v1/a2a/tasks?agent_id={agent['id']}")["tasks"]
     assert [t["state"] for t in listed] == ["completed"], listed
+
+
+def test_task_lists_webhooks_and_extended_cards(a2a):
+    s, gw = a2a, a2a.gw
+    agent = register(s)
+    s.admin("POST", f"/api/v1/a2a/agents/{agent['id']}/approve")
+    s.grant(agent["id"])
+    other = s.admin("POST", "/api/v1/keys", {"name": "other", "group_id": s.group, "scopes": ["a2a"]})["key"]
+
+    def rpc(method, params, key=None, version="1.0", rpc_id=31):
+        headers = {"authorization": f"Bearer {key or s.key}", "A2A-Version": version}
+        body = {"jsonrpc": "2.0", "id": rpc_id, "method": method, "params": params}
+        return gw.request("POST", "/a2a/echo-agent", body, headers=headers)
+
+    mine = s.call("echo-agent", "task: mine", method="SendMessage", version="1.0").json["result"]["task"]["id"]
+    theirs = s.call("echo-agent", "task: theirs", key=other, method="SendMessage", version="1.0").json["result"]["task"]["id"]
+    # The agent lists both tasks; each key sees only its own.
+    listed = rpc("ListTasks", {}).json["result"]
+    assert [t["id"] for t in listed["tasks"]] == [mine], listed
+    assert listed.get("totalSize", 1) == 1, listed
+    assert [t["id"] for t in rpc("ListTasks", {}, key=other).json["result"]["tasks"]] == [theirs]
+
+    # Webhooks on a task: the caller's own, in both versions, under the SSRF policy.
+    hook = f"{s.agent.base}/hook"
+    r = rpc("CreateTaskPushNotificationConfig", {"taskId": mine, "id": "h1", "url": hook})
+    assert r.status == 200 and r.json["result"]["url"] == hook, r.text
+    r = rpc("GetTaskPushNotificationConfig", {"taskId": mine, "id": "h1"})
+    assert r.json["result"]["url"] == hook, r.text
+    r = rpc("tasks/pushNotificationConfig/list", {"id": mine}, version="0.3")
+    assert [c["pushNotificationConfig"]["url"] for c in r.json["result"]] == [hook], r.text
+    r = rpc("GetTaskPushNotificationConfig", {"taskId": mine, "id": "h1"}, key=other)
+    assert r.json["error"]["code"] == -32001, r.text
+    r = rpc("CreateTaskPushNotificationConfig", {"taskId": mine, "url": "http://169.254.169.254/x"})
+    assert r.json["error"]["data"]["reason"] == "ssrf_refused", r.text
+    r = rpc("tasks/pushNotificationConfig/set", {"taskId": theirs, "pushNotificationConfig": {"url": hook}}, version="0.3")
+    assert r.json["error"]["code"] == -32001, r.text
+    # Without its taskId the request names no task of the caller's: refused, not relayed.
+    r = rpc("DeleteTaskPushNotificationConfig", {"id": "h1"})
+    assert r.json["error"]["code"] == -32001, r.text
+    r = rpc("ListTaskPushNotificationConfigs", {})
+    assert r.json["error"]["code"] == -32602, r.text
+    r = rpc("DeleteTaskPushNotificationConfig", {"taskId": mine, "id": "h1"})
+    assert r.status == 200 and "error" not in r.json, r.text
+
+    # No extended card through the gateway: A2A's own error, in both versions.
+    for method, version in (("GetExtendedAgentCard", "1.0"), ("agent/getAuthenticatedExtendedCard", "0.3")):
+        r = rpc(method, {}, version=version)
+        assert r.json["error"]["code"] == -32007, r.text
+
+
+def test_bad_requests_and_a_dead_agent_get_clear_errors(a2a):
+    s, gw = a2a, a2a.gw
+    agent = register(s)
+    s.admin("POST", f"/api/v1/a2a/agents/{agent['id']}/approve")
+    s.grant(agent["id"])
+    auth = {"authorization": f"Bearer {s.key}"}
+
+    def post(body, **extra):
+        return gw.request("POST", "/a2a/echo-agent", body, headers={**auth, **extra})
+
+    r = post(b"{not json")
+    assert r.status == 400 and r.json["error"]["code"] == -32700, r.text
+    for not_a_request in ([{"jsonrpc": "2.0", "id": 1, "method": "message/send"}],
+                          {"jsonrpc": "2.0", "method": "message/send", "params": {}},
+                          {"jsonrpc": "1.0", "id": 1, "method": "message/send"}):
+        r = post(not_a_request)
+        assert r.status == 400 and r.json["error"]["code"] == -32600, (not_a_request, r.text)
+    r = post({"jsonrpc": "2.0", "id": 41, "method": "tasks/delete", "params": {}})
+    assert r.status == 200 and r.json["error"]["code"] == -32601 and r.json["id"] == 41, r.text
+    r = post(b'{"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"x": "' + b"a" * (5 << 20) + b'"}}')
+    assert r.status == 413, r.status
+
+    # The agent goes away: its callers get a JSON-RPC error at once, plain or streamed.
+    s.agent.stop()
+    started = time.time()
+    r = s.call("echo-agent", "anyone there?", rpc_id=42)
+    assert r.status == 502 and r.json["error"]["code"] == -32003 and r.json["id"] == 42, r.text
+    r = s.call("echo-agent", "anyone?", method="message/stream", rpc_id=43)
+    assert r.status == 502 and r.json["error"]["code"] == -32003, r.text
+    assert time.time() - started < 10
+
+
+def test_a_silent_stream_is_ended_with_an_error_event(gateway, tmp_path):
+    s = A2aSetup(gateway(env={**PRIVATE_OK, "PORTCULLIS_A2A_STREAM_IDLE_TIMEOUT_SECS": "1"}), tmp_path)
+    try:
+        agent = register(s)
+        s.admin("POST", f"/api/v1/a2a/agents/{agent['id']}/approve")
+        s.grant(agent["id"])
+        body = {"jsonrpc": "2.0", "id": 51, "method": "message/stream", "params": message("task: stall")}
+        headers = {"authorization": f"Bearer {s.key}", "accept": "text/event-stream"}
+        started = time.time()
+        with httpx.stream("POST", f"{s.gw.base}/a2a/echo-agent", json=body, headers=headers, timeout=20) as resp:
+            raw = resp.read().decode()
+        took = time.time() - started
+        events = sse_messages(raw)
+        assert events and "result" in events[0], raw
+        assert events[-1]["error"]["code"] == -32003 and events[-1]["id"] == 51, raw
+        assert "silent for 1 s" in events[-1]["error"]["message"], raw
+        assert took < 10, took  # the agent would have been silent for 30 s
+        evs = a2a_events(s, lambda evs: any(e["decision"] == "error" for e in evs))
+        assert any(e["decision"] == "error" and e["stream"] and "silent" in (e["error"] or "") for e in evs), evs
+    finally:
+        s.agent.stop()

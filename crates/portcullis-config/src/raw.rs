@@ -148,6 +148,9 @@ pub struct RawA2a {
     /// Seconds between scheduled card refreshes of agents registered by URL;
     /// 0 turns them off.
     pub refresh_interval_secs: u64,
+    /// Seconds of silence inside an agent's stream before the gateway ends it
+    /// with an error event.
+    pub stream_idle_timeout_secs: u64,
 }
 
 impl Default for RawA2a {
@@ -156,6 +159,7 @@ impl Default for RawA2a {
             allow_private_networks: false,
             allowed_networks: Vec::new(),
             refresh_interval_secs: 3600,
+            stream_idle_timeout_secs: 300,
         }
     }
 }

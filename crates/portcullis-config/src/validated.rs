@@ -30,6 +30,8 @@ pub struct Config {
     pub a2a_network: portcullis_core::net::NetPolicy,
     /// Between scheduled A2A card refreshes; `None`: off.
     pub a2a_refresh: Option<Duration>,
+    /// Silence allowed inside an A2A agent's stream.
+    pub a2a_stream_idle: Duration,
     /// Resources declared in the file.
     pub declared: crate::declared::Declared,
 }
@@ -205,6 +207,12 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
             7 * day,
         ))),
     };
+    let a2a_stream_idle = Duration::from_secs(positive(
+        &mut errors,
+        "a2a.stream_idle_timeout_secs",
+        raw.a2a.stream_idle_timeout_secs,
+        day,
+    ));
     for (i, block) in raw.a2a.allowed_networks.iter().enumerate() {
         match block.parse() {
             Ok(cidr) => a2a_network.allowed.push(cidr),
@@ -233,6 +241,7 @@ pub(crate) fn validate(raw: RawConfig, env: &dyn crate::EnvSource) -> Result<Con
         alerts,
         a2a_network,
         a2a_refresh,
+        a2a_stream_idle,
         declared,
     })
 }

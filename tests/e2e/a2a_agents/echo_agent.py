@@ -3,10 +3,12 @@ through the SDK's compatibility layer, 0.3 on the same JSON-RPC endpoint, and
 publishes the card both versions read (the SDK merges the two shapes).
 
 It answers every message with "echo: <the text>"; a text starting with "task:"
-makes a task instead (submitted, working, completed with an "echo: ..." artifact).
+makes a task instead (submitted, working, completed with an "echo: ..." artifact);
+tasks are listed (ListTasks) and take webhook configs (kept, not called).
 A text containing "recite:injection" or "recite:email" makes it answer with a
 canned prompt injection or someone's e-mail address instead of the echo (for the
-gateway's answer scanning). `--skills` names the skills its card lists (a refresh
+gateway's answer scanning); a task whose text contains "stall" goes silent for
+30 s once working (for the gateway's stream idle timeout). `--skills` names the skills its card lists (a refresh
 test restarts it with other skills). `--require-header name=value` makes its
 JSON-RPC endpoint answer 401 unless that header has that value and no
 `authorization` header with a Portcullis key came along (credential injection).
@@ -14,6 +16,7 @@ JSON-RPC endpoint answer 401 unless that header has that value and no
 test can see what reached the agent."""
 
 import argparse
+import asyncio
 import json
 
 import uvicorn
@@ -22,7 +25,7 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.server.tasks import InMemoryPushNotificationConfigStore, InMemoryTaskStore, TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
 from starlette.applications import Starlette
 
@@ -55,6 +58,8 @@ class EchoExecutor(AgentExecutor):
         await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.start_work()
+        if "stall" in text:
+            await asyncio.sleep(30)
         await updater.add_artifact([new_text_part(reply(text))])
         await updater.complete()
 
@@ -97,14 +102,17 @@ def main():
         ],
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
-        capabilities=AgentCapabilities(streaming=True),
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
         skills=[
             AgentSkill(id=s, name=s.title(), description=f"{s} skill", tags=[s])
             for s in args.skills.split(",")
         ],
     )
     handler = DefaultRequestHandler(
-        agent_executor=EchoExecutor(args.record), task_store=InMemoryTaskStore(), agent_card=card
+        agent_executor=EchoExecutor(args.record),
+        task_store=InMemoryTaskStore(),
+        agent_card=card,
+        push_config_store=InMemoryPushNotificationConfigStore(),
     )
     routes = create_agent_card_routes(card) + create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True)
     app = Starlette(routes=routes)

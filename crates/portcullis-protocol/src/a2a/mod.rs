@@ -28,10 +28,21 @@ pub enum Method {
     CancelTask,
     /// v0.3 `tasks/resubscribe`, v1.0 `SubscribeToTask`: a stream of a task's events.
     Resubscribe,
+    /// v1.0 `ListTasks`: the agent's tasks (the gateway keeps the caller's).
+    ListTasks,
+    /// v0.3 `tasks/pushNotificationConfig/set`, v1.0
+    /// `CreateTaskPushNotificationConfig`: a webhook for a task.
+    SetPushConfig,
+    /// Reading, listing and deleting a task's webhooks.
+    GetPushConfig,
+    ListPushConfigs,
+    DeletePushConfig,
+    /// v0.3 `agent/getAuthenticatedExtendedCard`, v1.0 `GetExtendedAgentCard`.
+    ExtendedCard,
 }
 
 impl Method {
-    /// v0.3 `message/send`... and v1.0 `SendMessage`...; others are not relayed yet.
+    /// The methods of v0.3 and v1.0 by either name; `None` for any other.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "message/send" | "SendMessage" => Self::SendMessage,
@@ -39,6 +50,20 @@ impl Method {
             "tasks/get" | "GetTask" => Self::GetTask,
             "tasks/cancel" | "CancelTask" => Self::CancelTask,
             "tasks/resubscribe" | "SubscribeToTask" => Self::Resubscribe,
+            "ListTasks" => Self::ListTasks,
+            "tasks/pushNotificationConfig/set" | "CreateTaskPushNotificationConfig" => {
+                Self::SetPushConfig
+            }
+            "tasks/pushNotificationConfig/get" | "GetTaskPushNotificationConfig" => {
+                Self::GetPushConfig
+            }
+            "tasks/pushNotificationConfig/list" | "ListTaskPushNotificationConfigs" => {
+                Self::ListPushConfigs
+            }
+            "tasks/pushNotificationConfig/delete" | "DeleteTaskPushNotificationConfig" => {
+                Self::DeletePushConfig
+            }
+            "agent/getAuthenticatedExtendedCard" | "GetExtendedAgentCard" => Self::ExtendedCard,
             _ => return None,
         })
     }
@@ -49,22 +74,43 @@ impl Method {
     }
 
     /// The task the request is about: `params.id` of get, cancel and resubscribe
-    /// (both versions), `params.message.taskId` of a message continuing a task.
+    /// (both versions), `params.message.taskId` of a message continuing a task,
+    /// the task of a webhook request (`taskId`, or v0.3's `id`).
     pub fn task_id(self, params: &Value) -> Option<&str> {
+        let str_at = |key: &str| params.get(key).and_then(Value::as_str);
         match self {
             Self::SendMessage | Self::StreamMessage => params
                 .get("message")
                 .and_then(|m| m.get("taskId"))
                 .and_then(Value::as_str),
-            Self::GetTask | Self::CancelTask | Self::Resubscribe => {
-                params.get("id").and_then(Value::as_str)
+            Self::GetTask | Self::CancelTask | Self::Resubscribe => str_at("id"),
+            Self::SetPushConfig => str_at("taskId"),
+            Self::GetPushConfig | Self::ListPushConfigs | Self::DeletePushConfig => {
+                str_at("taskId").or_else(|| str_at("id"))
             }
+            Self::ListTasks | Self::ExtendedCard => None,
         }
+    }
+
+    /// Whether the request must name a task (and so be about one the caller owns).
+    pub fn needs_task(self) -> bool {
+        matches!(
+            self,
+            Self::GetTask
+                | Self::CancelTask
+                | Self::Resubscribe
+                | Self::SetPushConfig
+                | Self::GetPushConfig
+                | Self::ListPushConfigs
+                | Self::DeletePushConfig
+        )
     }
 }
 
 /// A2A's "task not found" error code (both versions).
 pub const TASK_NOT_FOUND: i64 = -32001;
+/// A2A's "extended agent card not configured" error code (v0.3 and v1.0).
+pub const EXTENDED_CARD_NOT_CONFIGURED: i64 = -32007;
 
 /// Task states of both versions, by their v0.3 names.
 pub const TASK_STATES: [&str; 9] = [
@@ -303,13 +349,19 @@ pub fn message_text(params: &Value) -> String {
 /// versions) and file URIs of the message's parts (v0.3 `file.uri`, v1.0 `url`).
 pub fn outbound_urls(params: &Value) -> Vec<&str> {
     let mut urls = Vec::new();
-    if let Some(u) = params
-        .get("configuration")
-        .and_then(|c| c.get("pushNotificationConfig"))
-        .and_then(|p| p.get("url"))
-        .and_then(Value::as_str)
-    {
-        urls.push(u);
+    // A message's webhook (both versions); a webhook set on a task (v0.3
+    // `pushNotificationConfig.url`, v1.0 `url` on the params themselves).
+    let webhooks = [
+        params
+            .get("configuration")
+            .and_then(|c| c.get("pushNotificationConfig")),
+        params.get("pushNotificationConfig"),
+        params.get("taskId").and(Some(params)),
+    ];
+    for config in webhooks.into_iter().flatten() {
+        if let Some(u) = config.get("url").and_then(Value::as_str) {
+            urls.push(u);
+        }
     }
     let parts = params
         .get("message")
@@ -558,6 +610,36 @@ mod tests {
         );
         assert_eq!(Method::parse("tasks/cancel"), Some(Method::CancelTask));
         assert_eq!(Method::parse("nope"), None);
+        let set_v03 = json!({"taskId": "t1", "pushNotificationConfig": {"url": "http://a/hook"}});
+        let set_v10 = json!({"taskId": "t2", "url": "http://b/hook"});
+        for (name, params, task, url) in [
+            (
+                "tasks/pushNotificationConfig/set",
+                &set_v03,
+                "t1",
+                "http://a/hook",
+            ),
+            (
+                "CreateTaskPushNotificationConfig",
+                &set_v10,
+                "t2",
+                "http://b/hook",
+            ),
+        ] {
+            let m = Method::parse(name);
+            assert_eq!(m, Some(Method::SetPushConfig));
+            assert_eq!(m.and_then(|m| m.task_id(params)), Some(task));
+            assert_eq!(outbound_urls(params), vec![url]);
+        }
+        let get_v03 = json!({"id": "t1", "pushNotificationConfigId": "c"});
+        let get_v10 = json!({"taskId": "t2", "id": "c"});
+        assert_eq!(Method::GetPushConfig.task_id(&get_v03), Some("t1"));
+        assert_eq!(Method::DeletePushConfig.task_id(&get_v10), Some("t2"));
+        assert!(Method::ListPushConfigs.needs_task() && !Method::ListTasks.needs_task());
+        assert_eq!(
+            Method::parse("GetExtendedAgentCard"),
+            Method::parse("agent/getAuthenticatedExtendedCard")
+        );
     }
 
     #[test]

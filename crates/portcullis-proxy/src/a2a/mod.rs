@@ -69,7 +69,8 @@ pub const RATE_LIMITED: i64 = -32011;
 /// JSON-RPC code: a policy blocked the message or the answer (`data.rules`).
 /// Outside A2A's own codes (-32001 is its "task not found").
 pub const POLICY_BLOCKED: i64 = -32012;
-/// Silence allowed inside an agent's stream before the gateway ends it.
+/// Silence allowed inside an agent's stream before the gateway ends it, unless
+/// configured (`a2a.stream_idle_timeout_secs`).
 const STREAM_IDLE: Duration = Duration::from_secs(300);
 /// Opened credentials kept in memory (by id and last change).
 const MAX_CREDENTIALS: usize = 1024;
@@ -125,6 +126,8 @@ pub struct A2aRelay {
     engines: RwLock<HashMap<String, AgentEngine>>,
     /// Bumped when a user pack changes, so cached engines are compiled again.
     policy_generation: std::sync::atomic::AtomicU64,
+    /// Silence allowed inside an agent's stream, in milliseconds.
+    stream_idle_ms: std::sync::atomic::AtomicU64,
 }
 
 struct AgentEngine {
@@ -233,7 +236,17 @@ impl A2aRelay {
             engine: compile_engine(),
             engines: RwLock::new(HashMap::new()),
             policy_generation: std::sync::atomic::AtomicU64::new(0),
+            stream_idle_ms: std::sync::atomic::AtomicU64::new(
+                u64::try_from(STREAM_IDLE.as_millis()).unwrap_or(u64::MAX),
+            ),
         })
+    }
+
+    /// Sets how long an agent's stream may be silent before the gateway ends it.
+    pub fn set_stream_idle(&self, idle: Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.stream_idle_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A user pack changed: agents' engines are compiled again on their next use.
@@ -553,18 +566,41 @@ impl A2aRelay {
             group_id: identity.group_id.clone(),
         };
         let params = message.get("params").unwrap_or(&Value::Null);
-        if let Some(task_id) = method.task_id(params) {
-            self.check_task(&owner, task_id)
+        if method == A2aMethod::ExtendedCard {
+            let mut r = Refusal::new(
+                StatusCode::OK,
+                a2a::EXTENDED_CARD_NOT_CONFIGURED,
+                "the gateway serves no extended agent card; its public card is the one for this key",
+            );
+            r.data = json!({"reason": "extended_card_not_served"});
+            return Err((id, r));
+        }
+        match method.task_id(params) {
+            Some(task_id) => self
+                .check_task(&owner, task_id)
                 .await
-                .map_err(|r| (id.clone(), r))?;
+                .map_err(|r| (id.clone(), r))?,
+            None if method.needs_task() => {
+                return Err((
+                    id,
+                    Refusal::new(
+                        StatusCode::OK,
+                        jsonrpc::INVALID_PARAMS,
+                        format!("{method_name} needs the id of a task"),
+                    ),
+                ))
+            }
+            None => {}
         }
         let engine = self.engine_for(&agent).await.map_err(|r| (id.clone(), r))?;
         let mut placeholders = inspect::Placeholders::default();
         let mut body = body;
-        if method.carries_message() {
+        if method.carries_message() || method == A2aMethod::SetPushConfig {
             self.check_outbound(params)
                 .await
                 .map_err(|r| (id.clone(), r))?;
+        }
+        if method.carries_message() {
             if let Some(engine) = &engine {
                 let (changed, kept) = inspect::request(engine, &mut message, &mut call.findings)
                     .map_err(|blocked| {
@@ -681,7 +717,10 @@ impl A2aRelay {
                 placeholders,
                 id: id.clone(),
                 call: call.clone(),
-                idle: STREAM_IDLE,
+                idle: Duration::from_millis(
+                    self.stream_idle_ms
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
             };
             let body = Body::new(stream::spawn(job, incoming));
             let response = out.body(body).map_err(|_| {
@@ -712,17 +751,28 @@ impl A2aRelay {
             if head.status.is_success() {
                 self.tasks.record_answer(&owner, &answer).await;
             }
+            let mut changed = false;
+            if method == A2aMethod::ListTasks {
+                changed = self
+                    .tasks
+                    .keep_owned(&owner, &mut answer)
+                    .await
+                    .map_err(|r| (id.clone(), r))?;
+            }
             if let Some(engine) = &engine {
                 match inspect::answer(engine, &placeholders, &mut answer, &mut call.findings) {
-                    Ok(false) => {}
-                    Ok(true) => bytes = Bytes::from(answer.to_string()),
+                    Ok(now) => changed |= now,
                     Err(blocked) => {
                         let r = policy_refusal("answer blocked by policy", blocked);
                         decision = (Decision::Blocked, Some(r.message.clone()));
                         let body = jsonrpc::error_with_data(id.clone(), r.code, &r.message, r.data);
                         bytes = Bytes::from(body.to_string());
+                        changed = false;
                     }
                 }
+            }
+            if changed {
+                bytes = Bytes::from(answer.to_string());
             }
         }
         let response = out.body(Body::from(bytes)).map_err(|_| {

@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 
 /// Sightings from streams waiting to be written; more are dropped (and logged).
 const QUEUE: usize = 1024;
+/// A key's tasks on one agent looked up to filter a `ListTasks` answer (the most
+/// recently updated); older ones are left out of the list.
+const OWNED_LOOKUP: u32 = 1000;
 
 /// Who called, for the task rows an answer creates.
 #[derive(Debug, Clone)]
@@ -74,6 +77,51 @@ impl Tasks {
             state: seen.state.to_owned(),
             at: self.clock.now(),
         })
+    }
+
+    /// Keeps, in a `ListTasks` answer, only the tasks this key created (the agent
+    /// sees one caller, the gateway, and lists everyone's); `totalSize` becomes
+    /// the count kept. Whether the answer changed.
+    pub async fn keep_owned(
+        &self,
+        owner: &Owner,
+        message: &mut Value,
+    ) -> Result<bool, super::Refusal> {
+        let Some(Value::Array(listed)) = message.get_mut("result").and_then(|r| r.get_mut("tasks"))
+        else {
+            return Ok(false);
+        };
+        let filter = portcullis_store::TaskFilter {
+            agent_id: Some(owner.agent_id.clone()),
+            key_id: Some(owner.key_id.clone()),
+            limit: OWNED_LOOKUP,
+            ..Default::default()
+        };
+        let owned = self.store.list_a2a_tasks(&filter).await.map_err(|e| {
+            tracing::error!(error = %e, "A2A task store unavailable");
+            super::Refusal::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                portcullis_protocol::mcp::jsonrpc::GATEWAY_UNAVAILABLE,
+                "the gateway cannot read its task records right now",
+            )
+        })?;
+        let before = listed.len();
+        listed.retain(|t| {
+            t.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| owned.iter().any(|o| o.task_id == id))
+        });
+        let kept = listed.len();
+        let mut changed = kept != before;
+        if let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) {
+            if result.get("totalSize").and_then(Value::as_u64) != Some(kept as u64)
+                && result.contains_key("totalSize")
+            {
+                result.insert("totalSize".into(), Value::from(kept));
+                changed = true;
+            }
+        }
+        Ok(changed)
     }
 
     /// Records the task a whole JSON-RPC answer shows, if any; waits for the store.

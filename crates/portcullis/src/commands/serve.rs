@@ -112,6 +112,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     data_plane
         .a2a()
         .set_network(opened.config.a2a_network.clone());
+    data_plane
+        .a2a()
+        .set_stream_idle(opened.config.a2a_stream_idle);
     let (admin_router, state) = portcullis_admin::build(AdminParts {
         store: opened.store.clone(),
         clock,
