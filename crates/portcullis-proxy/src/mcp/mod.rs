@@ -338,13 +338,14 @@ impl McpRelay {
                     "resources/read" => Pending::ResourcesRead,
                     _ => Pending::Other,
                 };
-                let field = if pending == Pending::ResourcesRead {
-                    "/params/uri"
-                } else {
-                    "/params/name"
+                // What findings name (a tools/call's tool is in `call.tool`).
+                let field = match pending {
+                    Pending::PromptsGet => Some("/params/name"),
+                    Pending::ResourcesRead => Some("/params/uri"),
+                    _ => None,
                 };
-                let subject = message
-                    .pointer(field)
+                let subject = field
+                    .and_then(|f| message.pointer(f))
                     .and_then(Value::as_str)
                     .map(|s| s.chars().take(256).collect())
                     .unwrap_or_default();
