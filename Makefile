@@ -10,7 +10,7 @@ RUN_ARGS ?=
 BENCH_ARGS ?= --warm-up-time 1 --measurement-time 3
 FUZZ_SECONDS ?= 30
 
-.PHONY: help run build release test lint fmt unit e2e web web-deps web-test web-e2e services pyenv clean bench bench-detection fuzz detection-instructions detection-model detection-report
+.PHONY: help run build release test lint fmt unit e2e e2e-node web web-deps web-test web-e2e services pyenv clean bench bench-detection fuzz detection-instructions detection-model detection-report
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -36,9 +36,12 @@ fmt: ## Format the code
 unit: services ## Rust unit and integration tests (SQLite and PostgreSQL)
 	$(CARGO) test --workspace
 
-e2e: services pyenv ## The real binary driven by real clients
+e2e: services pyenv e2e-node ## The real binary driven by real clients
 	$(CARGO) build -p portcullis -p mock-upstream
 	PCX_BIN=$(BIN_DEBUG) .venv/bin/python -m pytest tests/e2e -q
+
+e2e-node: ## npm MCP servers the e2e tests drive (server-everything), pinned
+	@scripts/ensure-mcp-everything.sh
 
 web-deps:
 	@scripts/ensure-web.sh
@@ -62,7 +65,7 @@ pyenv: ## Python venv with the pinned test clients
 	@scripts/ensure-python.sh
 
 clean: ## Remove build output and the venv (not ./data)
-	rm -rf .venv test-output web/dist web/node_modules
+	rm -rf .venv test-output web/dist web/node_modules tests/e2e/node/node_modules
 	$(CARGO) clean
 
 bench: bench-detection ## Benchmarks: detection engine, then direct vs through the gateway

@@ -1,12 +1,14 @@
 //! The Model Context Protocol as the gateway reads it, without I/O: JSON-RPC
 //! message classification and errors ([`jsonrpc`]), tool definitions, their
-//! canonical hash and the text the policy engine scans ([`tools`]), and SSE event
+//! canonical hash and the text the policy engine scans ([`tools`]), the text of
+//! results, prompts and resources the model reads ([`content`]), SSE event
 //! rewriting ([`sse`]), and the naming rules of a federation of servers
 //! ([`federation`]).
 //!
 //! Messages stay `serde_json::Value`s so fields the gateway does not know (newer
 //! protocol versions, `_meta`) pass through untouched.
 
+pub mod content;
 pub mod federation;
 pub mod jsonrpc;
 pub mod sse;

@@ -1,5 +1,5 @@
 //! Tool definitions: their canonical form and hash (what the inventory compares),
-//! the text a policy scans in a definition, a call's arguments and a result, and a
+//! the text a policy scans in a definition and a call's arguments, and a
 //! short readable diff between two definitions.
 
 use serde_json::Value;
@@ -119,30 +119,6 @@ pub fn call_text(params: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// What a `tools/call` result gives the model (scanned at `tool_result`): text
-/// content, embedded resource text, and structured content.
-pub fn result_text(result: &Value) -> String {
-    let mut out = String::new();
-    if let Some(items) = result.get("content").and_then(Value::as_array) {
-        for item in items {
-            if let Some(t) = item.get("text").and_then(Value::as_str) {
-                out.push_str(t);
-                out.push('\n');
-            }
-            if let Some(r) = item.get("resource") {
-                if let Some(t) = r.get("text").and_then(Value::as_str) {
-                    out.push_str(t);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    if let Some(s) = result.get("structuredContent") {
-        out.push_str(&strings_of(s));
-    }
-    out
-}
-
 /// A short, readable account of what changed between two definitions of a tool.
 pub fn diff(before: &Value, after: &Value) -> String {
     let clip = |v: Option<&Value>| -> String {
@@ -227,8 +203,6 @@ mod tests {
         assert!(text.contains("Does it.") && text.contains("<IMPORTANT>") && text.contains("note"));
         let call = json!({"name": "t", "arguments": {"a": "x", "b": ["y", 1]}});
         assert_eq!(call_text(&call), r#"{"a":"x","b":["y",1]}"#);
-        let result = json!({"content": [{"type": "text", "text": "hello"}, {"type": "resource", "resource": {"uri": "u", "text": "doc"}}], "structuredContent": {"k": "v"}});
-        assert_eq!(result_text(&result), "hello\ndoc\nk\nv");
         assert_eq!(tool_name(&def), Some("t"));
         assert_eq!(tool_name(&json!({"name": ""})), None);
     }

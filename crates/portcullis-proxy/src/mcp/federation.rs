@@ -10,7 +10,8 @@
 //! prompts/list, resources/list, resources/templates/list -> merged, renamed
 //! tools/call      -> routed by name to its member, name stripped; the answer
 //!                    is scanned as for one server
-//! prompts/get     -> routed by name; resources/read -> routed by URI
+//! prompts/get     -> routed by name; resources/read -> routed by URI; what
+//!                    they answer is checked like a tool result
 //! notifications   -> every member; ping -> answered by the gateway
 //! ```
 //!
@@ -24,7 +25,7 @@ use super::call::McpCall;
 use super::session::{SessionClaims, Sessions};
 use super::{
     build_request, content_type, finish_call, is_response_to, json_response, send, ContentType,
-    Expected, McpRelay, Pending, Target, FORWARDED_REQUEST,
+    Expected, McpRelay, Target, FORWARDED_REQUEST,
 };
 use crate::runtime::{bearer, BuildError, ProxyRuntime};
 use bytes::Bytes;
@@ -372,7 +373,7 @@ impl McpRelay {
                 return self.answer(body, session_header);
             }
         };
-        if expected.pending == Pending::ToolsCall {
+        if expected.pending.shape().is_some() {
             let outcome = self.apply(proxy, &expected, &mut answer, &mut call).await;
             call.overhead += processed.elapsed();
             call.response_bytes = answer.to_string().len() as u64;

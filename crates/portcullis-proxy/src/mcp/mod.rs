@@ -5,13 +5,16 @@
 //! POST /mcp ── key auth (scope mcp) ── body bounded (max_body_bytes) ── JSON-RPC check
 //!   │            401 + WWW-Authenticate     413                        400: -32700 / -32600
 //!   ├─ tools/call: inventory says approved? else JSON-RPC error (HTTP 200)
-//!   │              arguments scanned at tool_call; block -> JSON-RPC error naming rules
+//!   │              arguments scanned at tool_call; block -> JSON-RPC error naming rules;
+//!   │              redact -> values replaced by placeholders or masks
 //!   ├─ forward: only MCP headers, the proxy's credential as Bearer
 //!   └─ answer:  application/json -> read (bounded), rewrite, send
 //!               text/event-stream -> relayed event by event (SSE framer); the event
 //!               holding the response is rewritten:
 //!                 tools/list -> inventory reconcile, non-approved tools removed
-//!                 tools/call -> result scanned at tool_result; block -> JSON-RPC error
+//!                 tools/call, prompts/get, resources/read -> what the model reads
+//!                   scanned at tool_result; block -> JSON-RPC error; redact ->
+//!                   rewritten; the arguments' placeholders put back
 //! GET /mcp    server-to-client stream relayed; responses on it are dropped
 //! DELETE /mcp session end, relayed
 //! ```
@@ -24,6 +27,7 @@
 pub mod call;
 pub mod federation;
 pub mod inventory;
+mod policy;
 pub mod session;
 pub mod stdio;
 mod stream;
@@ -42,7 +46,8 @@ use portcullis_core::model::{KeyScope, RateLimits};
 use portcullis_core::proxy::{AuthMode, Decision};
 use portcullis_core::{Clock, MasterKey};
 use portcullis_governance::ratelimit::{RateLimiter, Subject};
-use portcullis_policy::{Action, Location};
+use portcullis_policy::redact::Redactor;
+use portcullis_protocol::mcp::content::Shape;
 use portcullis_protocol::mcp::jsonrpc::{self, Kind};
 use portcullis_protocol::mcp::tools;
 use portcullis_protocol::mcp::{self, SESSION_HEADER, VERSION_HEADER};
@@ -64,7 +69,21 @@ const FORWARDED_RESPONSE: [&str; 3] = ["content-type", VERSION_HEADER, "cache-co
 pub(crate) enum Pending {
     ToolsList,
     ToolsCall,
+    PromptsGet,
+    ResourcesRead,
     Other,
+}
+
+impl Pending {
+    /// The answer the model reads, which the policies look at.
+    fn shape(self) -> Option<Shape> {
+        match self {
+            Pending::ToolsCall => Some(Shape::ToolResult),
+            Pending::PromptsGet => Some(Shape::Prompt),
+            Pending::ResourcesRead => Some(Shape::Resource),
+            Pending::ToolsList | Pending::Other => None,
+        }
+    }
 }
 
 /// The client's request whose response the gateway waits for.
@@ -72,6 +91,10 @@ pub(crate) enum Pending {
 pub(crate) struct Expected {
     pub id: Value,
     pub pending: Pending,
+    /// The prompt's name or the resource's URI (as the client gave it).
+    pub subject: String,
+    /// Placeholders given to the call's arguments, put back in its result.
+    pub redactor: Option<Arc<Redactor>>,
 }
 
 /// Shared by every MCP proxy.
@@ -303,17 +326,40 @@ impl McpRelay {
             .unwrap_or_default()
             .to_owned();
         let mut routed = None;
+        let mut message = message;
+        let mut body = body;
         let expected = match kind {
             Kind::Request { id, method } => {
                 call.endpoint = format!("mcp:{}", jsonrpc::method_label(&method));
                 let pending = match method.as_str() {
                     "tools/list" => Pending::ToolsList,
                     "tools/call" => Pending::ToolsCall,
+                    "prompts/get" => Pending::PromptsGet,
+                    "resources/read" => Pending::ResourcesRead,
                     _ => Pending::Other,
                 };
+                // What findings name (a tools/call's tool is in `call.tool`).
+                let field = match pending {
+                    Pending::PromptsGet => Some("/params/name"),
+                    Pending::ResourcesRead => Some("/params/uri"),
+                    _ => None,
+                };
+                let subject = field
+                    .and_then(|f| message.pointer(f))
+                    .and_then(Value::as_str)
+                    .map(|s| s.chars().take(256).collect())
+                    .unwrap_or_default();
+                let mut redactor = None;
                 if pending == Pending::ToolsCall {
-                    match self.admit_call(&proxy, &message, &mut call).await {
-                        Ok(member) => routed = member,
+                    match self.admit_call(&proxy, &mut message, &mut call).await {
+                        Ok((member, placeholders)) => {
+                            routed = member;
+                            if let Some(placeholders) = placeholders {
+                                // The server gets the redacted arguments.
+                                body = Bytes::from(message.to_string());
+                                redactor = Some(Arc::new(placeholders));
+                            }
+                        }
                         Err((code, text, data)) => {
                             call.overhead = started.elapsed();
                             call.finish(200, Decision::Blocked, Some(&text));
@@ -324,7 +370,12 @@ impl McpRelay {
                         }
                     }
                 }
-                Some(Expected { id, pending })
+                Some(Expected {
+                    id,
+                    pending,
+                    subject,
+                    redactor,
+                })
             }
             Kind::Notification { .. } | Kind::Response { .. } => None,
         };
@@ -592,21 +643,26 @@ impl McpRelay {
     /// A `tools/call` before it leaves: the tool must be approved and its
     /// arguments must pass the policy. `Err`: JSON-RPC code, message, data.
     /// For a federation, the call is routed first; `Ok`: the member's index
-    /// (`None` without federation).
+    /// (`None` without federation), and the placeholders when `redact` rules
+    /// rewrote the arguments in `message`.
     async fn admit_call(
         &self,
         proxy: &ProxyRuntime,
-        message: &Value,
+        message: &mut Value,
         call: &mut McpCall,
-    ) -> Result<Option<(usize, String)>, (i64, String, Value)> {
-        let params = message.get("params").unwrap_or(&Value::Null);
-        let Some(name) = params.get("name").and_then(Value::as_str) else {
+    ) -> Result<(Option<(usize, String)>, Option<Redactor>), (i64, String, Value)> {
+        let Some(name) = message
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
             return Err((
                 jsonrpc::INVALID_PARAMS,
                 "tools/call needs params.name".into(),
                 json!({"reason": "invalid_params"}),
             ));
         };
+        let name = name.as_str();
         call.tool = Some(name.chars().take(256).collect());
         if !tool_allowed(proxy, call.identity.as_deref(), name) {
             return Err(not_available(name));
@@ -642,25 +698,22 @@ impl McpRelay {
             }
             Ok(Ok(())) => {}
         }
-        if let Some(engine) = &proxy.policy {
-            let rules = scan(
-                engine,
-                Location::ToolCall,
-                &tools::call_text(params),
-                name,
-                &mut call.findings,
-            );
-            if !rules.is_empty() {
-                return Err((
-                    jsonrpc::POLICY_BLOCKED,
-                    format!("tool call blocked by policy: {}", rules.join(", ")),
-                    json!({"reason": "policy", "rules": rules}),
-                ));
+        let mut placeholders = None;
+        if let (Some(engine), Some(params)) = (&proxy.policy, message.get_mut("params")) {
+            match policy::check_arguments(engine, params, name, &mut call.findings) {
+                Ok(redacted) => placeholders = redacted,
+                Err(rules) => {
+                    return Err((
+                        jsonrpc::POLICY_BLOCKED,
+                        format!("tool call blocked by policy: {}", rules.join(", ")),
+                        json!({"reason": "policy", "rules": rules}),
+                    ));
+                }
             }
         }
         self.check_tool_rate(proxy, name, call.identity.as_deref())
             .await?;
-        Ok(member.map(|index| (index, own.to_owned())))
+        Ok((member.map(|index| (index, own.to_owned())), placeholders))
     }
 
     /// The proxy's per-key calls per minute for the tool (`mcp_tool_rate_limits`:
@@ -751,21 +804,38 @@ impl McpRelay {
                     }
                 }
             }
-            Pending::ToolsCall => {
-                let engine = proxy.policy.as_ref()?;
-                let result = answer.get("result")?;
-                let tool = call.tool.clone().unwrap_or_default();
-                let rules = scan(
-                    engine,
-                    Location::ToolResult,
-                    &tools::result_text(result),
-                    &tool,
-                    &mut call.findings,
-                );
-                if rules.is_empty() {
+            Pending::ToolsCall | Pending::PromptsGet | Pending::ResourcesRead => {
+                let shape = expected.pending.shape()?;
+                let engine = proxy.policy.as_ref();
+                let restore = expected.redactor.as_deref();
+                if engine.is_none() && restore.is_none() {
                     return None;
                 }
-                let why = format!("tool result blocked by policy: {}", rules.join(", "));
+                let tool = call.tool.clone().unwrap_or_default();
+                let (subject, what) = match expected.pending {
+                    Pending::PromptsGet => (("prompt", expected.subject.as_str()), "prompt"),
+                    Pending::ResourcesRead => {
+                        (("resource", expected.subject.as_str()), "resource contents")
+                    }
+                    _ => (("tool", tool.as_str()), "tool result"),
+                };
+                let Some(result) = answer.get_mut("result") else {
+                    // Neither a result nor an error: nothing the client could use
+                    // passes unchecked.
+                    let why = "the server's answer has neither a result nor an error";
+                    *answer = jsonrpc::error(id, jsonrpc::UPSTREAM_ERROR, why);
+                    return Some((Decision::Error, why.into()));
+                };
+                let checked = policy::check_answer(
+                    engine,
+                    shape,
+                    result,
+                    subject,
+                    restore,
+                    &mut call.findings,
+                );
+                let rules = checked.err()?;
+                let why = format!("{what} blocked by policy: {}", rules.join(", "));
                 *answer = jsonrpc::error_with_data(
                     id,
                     jsonrpc::POLICY_BLOCKED,
@@ -819,30 +889,6 @@ pub(crate) fn finish_call(call: &mut McpCall, outcome: Option<(Decision, String)
         None => call.finish(200, Decision::Allowed, None),
         Some((decision, why)) => call.finish(200, decision, Some(&why)),
     }
-}
-
-/// Scans `text` at `location`; findings are recorded (with the tool name), the ids
-/// of `block` rules returned.
-fn scan(
-    engine: &portcullis_policy::Engine,
-    location: Location,
-    text: &str,
-    tool: &str,
-    findings: &mut Vec<Value>,
-) -> Vec<String> {
-    let mut blocking: Vec<String> = Vec::new();
-    if text.is_empty() {
-        return blocking;
-    }
-    for finding in engine.scan(location, text) {
-        if finding.action == Action::Block && !blocking.iter().any(|r| **r == *finding.rule_id) {
-            blocking.push(finding.rule_id.to_string());
-        }
-        let mut json = crate::relay::finding_json(&finding);
-        json["tool"] = Value::from(tool);
-        findings.push(json);
-    }
-    blocking
 }
 
 pub(crate) fn is_response_to(message: &Value, id: &Value) -> bool {
