@@ -31,10 +31,13 @@ impl Bucket {
         }
     }
 
-    /// Brings the level up to `now_ms` under limit `cap` (a lowered limit clamps it).
+    /// Brings the level up to `now_ms` under limit `cap`. A lowered limit clamps
+    /// the level; a raised one grants its extra room at once (what was used stays
+    /// used), so a caller does not wait out the old, smaller limit.
     pub fn refill(&mut self, cap: u64, now_ms: i64) {
         let elapsed = now_ms.saturating_sub(self.at_ms).max(0) as f64;
-        self.level = (self.level + elapsed * rate(cap)).min(cap as f64);
+        let raised = cap.saturating_sub(self.cap) as f64;
+        self.level = (self.level + raised + elapsed * rate(cap)).min(cap as f64);
         self.at_ms = self.at_ms.max(now_ms);
         self.cap = cap;
     }
@@ -65,6 +68,21 @@ pub fn reset(cap: u64, level: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raised_limit_grants_its_extra_room_at_once() {
+        let mut b = Bucket::full(1, 0);
+        b.level = 0.0;
+        b.refill(1000, 0);
+        assert!((b.level - 999.0).abs() < 1e-9, "level {}", b.level);
+        // Lowering clamps.
+        b.refill(10, 0);
+        assert_eq!(b.level, 10.0);
+        // Same limit again: nothing granted without time passing.
+        b.level = 0.0;
+        b.refill(10, 0);
+        assert_eq!(b.level, 0.0);
+    }
 
     #[test]
     fn refills_continuously_up_to_the_cap() {

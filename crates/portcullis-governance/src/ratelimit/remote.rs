@@ -1,6 +1,6 @@
 //! Buckets in Redis, shared by every replica. One Lua script does a whole check
 //! (or debit) atomically, with Redis's own clock (`TIME`), so replicas with skewed
-//! clocks still agree. Each bucket is a hash `{l: level, t: ms}` whose TTL is the
+//! clocks still agree. Each bucket is a hash `{l: level, t: ms, c: limit}` whose TTL is the
 //! time it takes to fill up again: an idle bucket expires, which equals a full one.
 //! A bucket that was never written is full. Not for Redis Cluster: a key's and its
 //! group's buckets would live in different slots.
@@ -23,12 +23,14 @@ local amount = tonumber(ARGV[2])
 local levels, wait = {}, 0
 for i, key in ipairs(KEYS) do
   local cap = math.abs(tonumber(ARGV[2 + i]))
-  local state = redis.call('HMGET', key, 'l', 't')
-  local level, at = tonumber(state[1]), tonumber(state[2])
+  local state = redis.call('HMGET', key, 'l', 't', 'c')
+  local level, at, was = tonumber(state[1]), tonumber(state[2]), tonumber(state[3])
   if level == nil or at == nil then
     level = cap
-  elseif now > at then
-    level = level + (now - at) * cap / 60000
+  else
+    -- A raised limit grants its extra room at once (bucket.rs does the same).
+    if was ~= nil and cap > was then level = level + cap - was end
+    if now > at then level = level + (now - at) * cap / 60000 end
   end
   if level > cap then level = cap end
   levels[i] = level
@@ -53,7 +55,7 @@ for i, key in ipairs(KEYS) do
     write = true
   end
   if write then
-    redis.call('HSET', key, 'l', tostring(level), 't', now)
+    redis.call('HSET', key, 'l', tostring(level), 't', now, 'c', cap)
     redis.call('PEXPIRE', key, math.ceil((cap - level) * 60000 / cap) + 1000)
   end
   out[#out + 1] = math.floor(level * 1000)

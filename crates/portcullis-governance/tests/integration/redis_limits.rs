@@ -162,3 +162,20 @@ async fn the_group_limit_binds_every_key_and_buckets_expire() {
         assert!(ttl > 0 && ttl <= 61_000, "{key}: {ttl}");
     }
 }
+
+#[tokio::test]
+async fn a_raised_limit_applies_at_once() {
+    let Some(l) = limiter("raised").await else {
+        return;
+    };
+    let tight = subject("k1", rpm(1), RateLimits::default());
+    assert!(l.check(&tight).await.unwrap().allowed);
+    assert!(!l.check(&tight).await.unwrap().allowed);
+    // The limit goes from 1 to 1000 a minute: the next request passes without
+    // waiting out the old minute, and the one used unit stays used.
+    let raised = subject("k1", rpm(1000), RateLimits::default());
+    let v = l.check(&raised).await.unwrap();
+    assert!(v.allowed);
+    let left = v.requests.map_or(0, |w| w.remaining);
+    assert!((997..=998).contains(&left), "remaining {left}");
+}
