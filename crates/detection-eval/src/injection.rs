@@ -62,22 +62,30 @@ pub fn examples(
             continue;
         };
         let attack = p.row.is_attack();
-        out.extend(window_examples(folded, p.shape, config, |start, end| {
-            match (attack, p.attack) {
-                (false, _) => false,
-                // An inserted instruction: only the windows that hold most of it.
-                (true, Some((_, a_start, a_end))) => {
-                    let overlap = end.min(a_end).saturating_sub(start.max(a_start));
-                    overlap * 2 >= (a_end - a_start).min(end - start)
+        out.extend(window_examples(
+            folded,
+            p.shape,
+            config,
+            |scale, start, end| {
+                match (attack, p.attack) {
+                    (false, _) => Some(false),
+                    // An inserted instruction: only the windows that hold most of it.
+                    (true, Some((_, a_start, a_end))) => {
+                        let overlap = end.min(a_end).saturating_sub(start.max(a_start));
+                        Some(overlap * 2 >= (a_end - a_start).min(end - start))
+                    }
+                    // A jailbreak prompt is an attack as a whole; which of its short
+                    // windows carry the attack is not known, so they are left out.
+                    (true, None) => (scale == 0).then_some(true),
                 }
-                // A jailbreak prompt is an attack throughout.
-                (true, None) => true,
-            }
-        }));
+            },
+        ));
     }
     for (i, a) in attacks_folded.iter().enumerate() {
         if !held_out.contains(&i) {
-            out.extend(window_examples(a, Shape::Document, config, |_, _| true));
+            out.extend(window_examples(a, Shape::Document, config, |_, _, _| {
+                Some(true)
+            }));
         }
     }
     out
@@ -146,6 +154,31 @@ pub fn cross_validate(
         }
     }
     scores
+}
+
+/// The rows of one source the scorer gets wrong at `threshold`: score, shape and
+/// the start of the text (or of the planted attack), most confident first.
+pub fn errors(rows: &[Prepared], scores: &[u8], source: &str, threshold: u8) -> Vec<String> {
+    let mut wrong: Vec<(u8, String)> = rows
+        .iter()
+        .zip(scores)
+        .filter(|(p, &s)| p.row.source == source && p.row.is_attack() != (s >= threshold))
+        .map(|(p, &s)| {
+            let text = p.views.first().map_or("", |v| v.text.as_str());
+            let shown = p
+                .attack
+                .and_then(|(_, a, b)| text.get(a..b))
+                .unwrap_or(text);
+            let snippet: String = shown.chars().take(120).collect();
+            (
+                s,
+                format!("{s:>3} {:?} {}", p.shape, snippet.replace('\n', " ")),
+            )
+        })
+        .collect();
+    // Attacks missed: lowest first; false alarms: highest first.
+    wrong.sort_by_key(|(s, _)| if *s >= threshold { 255 - *s } else { *s });
+    wrong.into_iter().map(|(_, line)| line).collect()
 }
 
 /// Out-of-fold predictions of the length-only baseline: "attack when longer

@@ -12,6 +12,7 @@ mod secrets;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use portcullis_policy::scorer::features::Windowing;
 use portcullis_policy::scorer::train::TrainConfig;
 use std::path::PathBuf;
 
@@ -54,6 +55,16 @@ enum Command {
     },
     /// Print the misses and false alarms of one PII type (e.g. PHONE_NUMBER).
     PiiErrors { kind: String },
+    /// Print the scorer's out-of-fold misses and false alarms of one source
+    /// (e.g. bipia-attack-email), with their scores, most confident first.
+    InjectionErrors {
+        source: String,
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Score at which a row counts as flagged.
+        #[arg(long, default_value_t = portcullis_policy::scorer::DEFAULT_THRESHOLD)]
+        threshold: u8,
+    },
     /// Scan every dataset text with all built-in packs and print the throughput.
     Speed {
         /// Passes over the texts.
@@ -96,6 +107,19 @@ fn main() -> Result<()> {
             let rows = data::pii_rows(&cli.datasets)?;
             let engine = report::engine_of(&["llm-compliance-gdpr"])?;
             for line in pii::errors(&rows, &engine, &kind) {
+                println!("{line}");
+            }
+        }
+        Command::InjectionErrors {
+            source,
+            folds,
+            threshold,
+        } => {
+            let rows = data::injection_rows(&cli.datasets)?;
+            let attacks = injection::fold_attacks(&data::bipia_attacks(&cli.datasets)?);
+            let prepared = injection::prepare(rows, &attacks);
+            let scores = injection::cross_validate(&prepared, &attacks, folds.max(2), &config);
+            for line in injection::errors(&prepared, &scores, &source, threshold) {
                 println!("{line}");
             }
         }
@@ -184,10 +208,20 @@ fn train_config_from_env() -> TrainConfig {
     let mut c = TrainConfig::default();
     let var = |name: &str| std::env::var(format!("PCX_TRAIN_{name}")).ok();
     if let Some(v) = var("WINDOW").and_then(|v| v.parse().ok()) {
-        c.windowing.size = v;
+        c.windowings[0].size = v;
     }
     if let Some(v) = var("STRIDE").and_then(|v| v.parse().ok()) {
-        c.windowing.stride = v;
+        c.windowings[0].stride = v;
+    }
+    // A second, short scale: `PCX_TRAIN_SHORT=12,4` (size, stride); `0` for none.
+    if let Some(v) = var("SHORT") {
+        c.windowings.truncate(1);
+        let mut parts = v.split(',').filter_map(|p| p.trim().parse::<usize>().ok());
+        if let (Some(size), Some(stride)) = (parts.next(), parts.next()) {
+            if size > 0 {
+                c.windowings.push(Windowing { size, stride });
+            }
+        }
     }
     if let Some(v) = var("EPOCHS").and_then(|v| v.parse().ok()) {
         c.epochs = v;

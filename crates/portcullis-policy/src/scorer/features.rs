@@ -23,7 +23,7 @@ impl Shape {
         let lines = count(b'\n');
         let pipes = count(b'|');
         let fenced = text.contains("```");
-        if fenced || pipes >= 6 || (lines >= 6 && text.len() >= 400) {
+        if fenced || pipes >= 6 || (lines >= 6 && text.len() >= 400) || mail_headers(text) {
             Shape::Document
         } else {
             Shape::Prompt
@@ -36,6 +36,19 @@ impl Shape {
             Shape::Document => 0xc2b2_ae3d_27d4_eb4f,
         }
     }
+}
+
+/// An e-mail: a `Subject:` header beside a `From:`, `To:` or `Date:` one.
+fn mail_headers(text: &str) -> bool {
+    let head = &text.as_bytes()[..text.len().min(2048)];
+    let has = |needle: &[u8]| {
+        head.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    has(b"subject:")
+        && [&b"from:"[..], b"to:", b"date:", b"sent:"]
+            .iter()
+            .any(|h| has(h))
 }
 
 /// Tokens beyond this many are ignored (the scan stays bounded on huge inputs).
@@ -108,6 +121,12 @@ pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
     .take(MAX_TOKENS)
 }
 
+/// Whether the `k`-th feature of a token is a shape-tagged copy: [`featurize`]
+/// pushes every n-gram as a (plain, tagged) pair.
+pub fn is_tagged(k: usize) -> bool {
+    k % 2 == 1
+}
+
 /// Features of `text` (already folded: lower case, NFKC, confusables mapped).
 pub fn featurize(text: &str, shape: Shape, bits: u8) -> Featurized {
     let mask = (1u64 << bits) - 1;
@@ -164,6 +183,9 @@ impl Default for Windowing {
 }
 
 impl Windowing {
+    /// The short scale documents are also read at: about one sentence.
+    pub const SHORT: Windowing = Windowing { size: 8, stride: 2 };
+
     /// `(from, to)` token ranges covering `n` tokens.
     pub fn windows(self, n: usize) -> impl Iterator<Item = (usize, usize)> {
         let size = self.size.max(1);
@@ -227,5 +249,10 @@ mod tests {
             Shape::of("fix this:\n```\nfn main() {}\n```"),
             Shape::Document
         );
+        assert_eq!(
+            Shape::of("Subject: Lunch\nFrom: Ana <ana@example.com>\n\nSee you at noon."),
+            Shape::Document
+        );
+        assert_eq!(Shape::of("what subject: maths or art?"), Shape::Prompt);
     }
 }

@@ -12,14 +12,15 @@ use features::{featurize, Featurized, Windowing};
 use std::sync::OnceLock;
 
 /// Score at or above which the built-in packs treat a text as an injection.
-pub const DEFAULT_THRESHOLD: u8 = 90;
+pub const DEFAULT_THRESHOLD: u8 = 95;
 
 /// Table size of the built-in model, as a power of two.
 pub const DEFAULT_BITS: u8 = 18;
 
 const MAGIC: &[u8; 4] = b"PCXS";
-const VERSION: u8 = 1;
-const HEADER: usize = 4 + 1 + 1 + 2 + 4 + 4;
+const VERSION: u8 = 2;
+/// Magic, version, bits, two scales of (size, stride, bias), weight scale.
+const HEADER: usize = 4 + 1 + 1 + 2 * 6 + 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
@@ -31,21 +32,37 @@ pub enum ModelError {
     Length { got: usize, want: usize },
 }
 
+/// One window scale and its own bias: short windows see fewer features, so the
+/// logit of an empty-handed window differs between scales.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scale {
+    pub windowing: Windowing,
+    pub bias: f32,
+}
+
 /// A trained linear model.
 #[derive(Debug, Clone)]
 pub struct Model {
     bits: u8,
-    windowing: Windowing,
-    bias: f32,
+    /// One or two scales; a text scores its most suspicious window of any. The
+    /// second, short scale applies to documents only (see [`scales`]).
+    scales: Vec<Scale>,
     weights: Box<[f32]>,
 }
 
 impl Model {
-    pub fn new(bits: u8, windowing: Windowing, bias: f32, weights: Vec<f32>) -> Model {
+    pub fn new(bits: u8, scales: Vec<Scale>, weights: Vec<f32>) -> Model {
+        let mut scales = scales;
+        scales.truncate(2);
+        if scales.is_empty() {
+            scales.push(Scale {
+                windowing: Windowing::default(),
+                bias: 0.0,
+            });
+        }
         Model {
             bits,
-            windowing,
-            bias,
+            scales,
             weights: weights.into_boxed_slice(),
         }
     }
@@ -54,8 +71,8 @@ impl Model {
         self.bits
     }
 
-    pub fn windowing(&self) -> Windowing {
-        self.windowing
+    pub fn scales(&self) -> &[Scale] {
+        &self.scales
     }
 
     /// The model shipped in the binary.
@@ -63,9 +80,14 @@ impl Model {
         static MODEL: OnceLock<Model> = OnceLock::new();
         MODEL.get_or_init(|| {
             // The test suite loads this file; a broken one fails CI, not a request.
-            Model::from_bytes(include_bytes!("../../models/injection.bin")).unwrap_or_else(
-                |_| Model::new(1, Windowing::default(), -20.0, vec![0.0; 2]), // scores 0: never blocks on its own
-            )
+            Model::from_bytes(include_bytes!("../../models/injection.bin")).unwrap_or_else(|_| {
+                // Scores 0: never blocks on its own.
+                let scale = Scale {
+                    windowing: Windowing::default(),
+                    bias: -20.0,
+                };
+                Model::new(1, vec![scale], vec![0.0; 2])
+            })
         })
     }
 
@@ -77,10 +99,16 @@ impl Model {
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.push(self.bits);
-        // Window sizes are bounded to a byte when the model is trained.
-        #[allow(clippy::cast_possible_truncation)]
-        out.extend_from_slice(&[self.windowing.size as u8, self.windowing.stride as u8]);
-        out.extend_from_slice(&self.bias.to_le_bytes());
+        for i in 0..2 {
+            // Window sizes are bounded to a byte when the model is trained; an
+            // absent second scale is written as zeros.
+            let (size, stride, bias) = self.scales.get(i).map_or((0, 0, 0.0), |s| {
+                (s.windowing.size, s.windowing.stride, s.bias)
+            });
+            #[allow(clippy::cast_possible_truncation)]
+            out.extend_from_slice(&[size.min(255) as u8, stride.min(255) as u8]);
+            out.extend_from_slice(&bias.to_le_bytes());
+        }
         out.extend_from_slice(&scale.to_le_bytes());
         for w in self.weights.iter() {
             // Rounded into i16 range by construction of `scale`.
@@ -103,7 +131,6 @@ impl Model {
         let f32_at = |at: usize| {
             f32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
         };
-        let (bias, scale) = (f32_at(8), f32_at(12));
         let want = HEADER + (1usize << bits) * 2;
         if bytes.len() != want {
             return Err(ModelError::Length {
@@ -111,67 +138,75 @@ impl Model {
                 want,
             });
         }
+        let scales = [6, 12]
+            .into_iter()
+            .filter(|&at| header[at] > 0)
+            .map(|at| Scale {
+                windowing: Windowing {
+                    size: usize::from(header[at]),
+                    stride: usize::from(header[at + 1]).max(1),
+                },
+                bias: f32_at(at + 2),
+            })
+            .collect();
+        let weight_scale = f32_at(18);
         let weights = bytes[HEADER..]
             .chunks_exact(2)
-            .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) * scale)
+            .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) * weight_scale)
             .collect();
-        let windowing = Windowing {
-            size: usize::from(header[6]).max(1),
-            stride: usize::from(header[7]).max(1),
-        };
-        Ok(Model::new(bits, windowing, bias, weights))
-    }
-
-    /// Logit of one window's features.
-    pub fn logit(&self, features: &[u32]) -> f32 {
-        if features.is_empty() {
-            return self.bias;
-        }
-        let sum: f32 = features
-            .iter()
-            .map(|&f| self.weights.get(f as usize).copied().unwrap_or(0.0))
-            .sum();
-        #[allow(clippy::cast_precision_loss)]
-        let norm = (features.len() as f32).sqrt();
-        self.bias + sum / norm
+        Ok(Model::new(bits, scales, weights))
     }
 
     /// Highest window logit of already featurised text. Per-token sums are
-    /// computed once, so overlapping windows cost a subtraction each.
-    pub fn max_logit(&self, featurized: &Featurized) -> f32 {
+    /// computed once, so overlapping windows cost a subtraction each. Long windows
+    /// read every feature; the short document scale reads only the shape-tagged
+    /// ones, so what it learns about planted sentences never moves a prompt's score.
+    pub fn max_logit(&self, featurized: &Featurized, shape: Shape) -> f32 {
         let n = featurized.tokens();
-        let mut sums = Vec::with_capacity(n + 1);
-        let mut counts = Vec::with_capacity(n + 1);
-        let (mut sum, mut count) = (0f32, 0usize);
-        sums.push(sum);
-        counts.push(count);
+        let weight = |f: &u32| self.weights.get(*f as usize).copied().unwrap_or(0.0);
+        // Prefix sums and counts: all features, then tagged features only.
+        let mut all = Vec::with_capacity(n + 1);
+        let mut tagged = Vec::with_capacity(n + 1);
+        let (mut a, mut t) = ((0f32, 0usize), (0f32, 0usize));
+        all.push(a);
+        tagged.push(t);
         for i in 0..n {
             let token = featurized.range(i, i + 1);
-            sum += token
-                .iter()
-                .map(|&f| self.weights.get(f as usize).copied().unwrap_or(0.0))
-                .sum::<f32>();
-            count += token.len();
-            sums.push(sum);
-            counts.push(count);
-        }
-        self.windowing
-            .windows(n)
-            .map(|(from, to)| {
-                let c = counts[to] - counts[from];
-                if c == 0 {
-                    return self.bias;
+            for (k, f) in token.iter().enumerate() {
+                let w = weight(f);
+                a.0 += w;
+                if features::is_tagged(k) {
+                    t.0 += w;
                 }
-                #[allow(clippy::cast_precision_loss)]
-                let norm = (c as f32).sqrt();
-                self.bias + (sums[to] - sums[from]) / norm
+            }
+            a.1 += token.len();
+            t.1 += token.len() / 2;
+            all.push(a);
+            tagged.push(t);
+        }
+        let logit = |prefix: &[(f32, usize)], bias: f32, (from, to): (usize, usize)| {
+            let c = prefix[to].1 - prefix[from].1;
+            if c == 0 {
+                return bias;
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let norm = (c as f32).sqrt();
+            bias + (prefix[to].0 - prefix[from].0) / norm
+        };
+        scales(&self.scales, shape)
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.windowing.windows(n).map(move |r| (i, s.bias, r)))
+            .map(|(i, bias, range)| {
+                let prefix = if i == 0 { &all } else { &tagged };
+                logit(prefix, bias, range)
             })
             .fold(f32::NEG_INFINITY, f32::max)
     }
 
     /// Injection likelihood 0–100 of folded text.
     pub fn score(&self, folded: &str, shape: Shape) -> u8 {
-        let logit = self.max_logit(&featurize(folded, shape, self.bits));
+        let logit = self.max_logit(&featurize(folded, shape, self.bits), shape);
         to_score(logit)
     }
 }
@@ -185,6 +220,16 @@ impl Model {
             .map(|v| self.score(&v.text, shape))
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// The window scales that read a text of this shape. Short windows isolate a
+/// sentence planted in content the model reads; in a prompt a person typed, every
+/// sentence is the person's own, so only the long scale applies.
+pub fn scales<T>(all: &[T], shape: Shape) -> &[T] {
+    match shape {
+        Shape::Document => all,
+        Shape::Prompt => &all[..all.len().min(1)],
     }
 }
 
@@ -204,25 +249,23 @@ mod tests {
     #[test]
     fn bytes_round_trip_within_quantisation() {
         let weights: Vec<f32> = (0..256).map(|i| (i as f32 - 128.0) / 50.0).collect();
-        let model = Model::new(
-            8,
-            Windowing {
-                size: 20,
-                stride: 5,
+        let scales = vec![
+            Scale {
+                windowing: Windowing {
+                    size: 20,
+                    stride: 5,
+                },
+                bias: -1.5,
             },
-            -1.5,
-            weights.clone(),
-        );
+            Scale {
+                windowing: Windowing { size: 6, stride: 2 },
+                bias: -3.25,
+            },
+        ];
+        let model = Model::new(8, scales.clone(), weights.clone());
         let back = Model::from_bytes(&model.to_bytes()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.bits(), 8);
-        assert_eq!(
-            back.windowing,
-            Windowing {
-                size: 20,
-                stride: 5
-            }
-        );
-        assert!((back.bias + 1.5).abs() < 1e-6);
+        assert_eq!(back.scales(), scales.as_slice());
         for (a, b) in weights.iter().zip(back.weights.iter()) {
             assert!((a - b).abs() < 1e-3, "{a} vs {b}");
         }
@@ -231,7 +274,7 @@ mod tests {
     #[test]
     fn corrupt_models_are_refused() {
         assert_eq!(Model::from_bytes(b"nope").unwrap_err(), ModelError::Format);
-        let mut bytes = Model::new(8, Windowing::default(), 0.0, vec![0.0; 256]).to_bytes();
+        let mut bytes = Model::new(8, Vec::new(), vec![0.0; 256]).to_bytes();
         bytes.pop();
         assert!(matches!(
             Model::from_bytes(&bytes),

@@ -2,20 +2,24 @@
 //! text. Deterministic for a given seed, so `make detection-model` reproduces the
 //! committed weights byte for byte.
 
-use super::features::{featurize, Shape, Windowing};
-use super::Model;
+use super::features::{featurize, is_tagged, Shape, Windowing};
+use super::{Model, Scale};
 
 /// One training window.
 #[derive(Debug, Clone)]
 pub struct Example {
     pub features: Vec<u32>,
     pub label: bool,
+    /// Which window scale produced it (0 long, 1 short), to train that scale's bias.
+    pub scale: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TrainConfig {
     pub bits: u8,
-    pub windowing: Windowing,
+    /// One or two window scales: long windows read a whole jailbreak, short ones
+    /// isolate a sentence planted in a document.
+    pub windowings: Vec<Windowing>,
     pub epochs: usize,
     pub learning_rate: f32,
     /// L2 penalty per update on the weights an example touches.
@@ -27,7 +31,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             bits: super::DEFAULT_BITS,
-            windowing: Windowing::default(),
+            windowings: vec![Windowing::default(), Windowing::SHORT],
             epochs: 8,
             learning_rate: 0.3,
             l2: 1e-5,
@@ -36,26 +40,41 @@ impl Default for TrainConfig {
     }
 }
 
-/// The windows of a text as examples; `label_of(from_byte, to_byte)` labels each
-/// window from the byte range of text it covers.
+/// The windows of a text as examples; `label_of(scale, from_byte, to_byte)` labels
+/// each window from its scale and the byte range of text it covers, or skips it
+/// (`None`) when its label is not known.
 pub fn window_examples(
     folded: &str,
     shape: Shape,
     config: &TrainConfig,
-    mut label_of: impl FnMut(usize, usize) -> bool,
+    mut label_of: impl FnMut(usize, usize, usize) -> Option<bool>,
 ) -> Vec<Example> {
     let featurized = featurize(folded, shape, config.bits);
     let offsets = token_offsets(folded);
-    config
-        .windowing
-        .windows(featurized.tokens())
-        .map(|(from, to)| {
+    super::scales(&config.windowings, shape)
+        .iter()
+        .enumerate()
+        .flat_map(|(scale, w)| w.windows(featurized.tokens()).map(move |r| (scale, r)))
+        .filter_map(|(scale, (from, to))| {
             let start = offsets.get(from).map_or(0, |o| o.0);
             let end = offsets.get(to.saturating_sub(1)).map_or(0, |o| o.1);
-            Example {
-                features: featurized.range(from, to).to_vec(),
-                label: label_of(start, end),
-            }
+            let label = label_of(scale, start, end)?;
+            // The short scale reads the shape-tagged features only (see `Model::max_logit`).
+            let features = (from..to)
+                .flat_map(|i| {
+                    featurized
+                        .range(i, i + 1)
+                        .iter()
+                        .enumerate()
+                        .filter(move |(k, _)| scale == 0 || is_tagged(*k))
+                        .map(|(_, f)| *f)
+                })
+                .collect();
+            Some(Example {
+                features,
+                label,
+                scale,
+            })
         })
         .collect()
 }
@@ -91,36 +110,45 @@ impl Rng {
     }
 }
 
-/// Fits a model. Classes are weighted to count equally, whatever their sizes.
+/// Fits a model. Within each scale, classes are weighted to count equally,
+/// whatever their sizes, so the many short windows do not outweigh the long ones.
 pub fn train(examples: &[Example], config: &TrainConfig) -> Model {
     let size = 1usize << config.bits;
+    let scales = config.windowings.len().clamp(1, 2);
     let mut weights = vec![0f32; size];
     let mut squared = vec![1e-6f32; size];
-    let mut bias = 0f32;
-    let mut bias_squared = 1e-6f32;
-    let positives = examples.iter().filter(|e| e.label).count().max(1);
-    let negatives = examples.iter().filter(|e| !e.label).count().max(1);
-    #[allow(clippy::cast_precision_loss)]
-    let (pos_weight, neg_weight) = {
-        let total = (positives + negatives) as f32;
-        (
-            total / (2.0 * positives as f32),
-            total / (2.0 * negatives as f32),
-        )
-    };
+    let mut bias = vec![0f32; scales];
+    let mut bias_squared = vec![1e-6f32; scales];
+    let mut class_weight = vec![(1f32, 1f32); scales];
+    let total = examples.len().max(1);
+    for (scale, weight) in class_weight.iter_mut().enumerate() {
+        let of_scale = |label: bool| {
+            examples
+                .iter()
+                .filter(|e| e.scale == scale && e.label == label)
+                .count()
+                .max(1)
+        };
+        // Each (scale, class) group weighs as much as 1/(2·scales) of the data.
+        #[allow(clippy::cast_precision_loss)]
+        let share = |n: usize| total as f32 / (2.0 * scales as f32 * n as f32);
+        *weight = (share(of_scale(true)), share(of_scale(false)));
+    }
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut rng = Rng(config.seed | 1);
     for _ in 0..config.epochs {
         rng.shuffle(&mut order);
         for &i in &order {
             let example = &examples[i];
+            let scale = example.scale.min(scales - 1);
             if example.features.is_empty() {
                 continue;
             }
             #[allow(clippy::cast_precision_loss)]
             let norm = 1.0 / (example.features.len() as f32).sqrt();
             let sum: f32 = example.features.iter().map(|&f| weights[f as usize]).sum();
-            let p = 1.0 / (1.0 + (-(bias + sum * norm)).exp());
+            let p = 1.0 / (1.0 + (-(bias[scale] + sum * norm)).exp());
+            let (pos_weight, neg_weight) = class_weight[scale];
             let (y, class_weight) = if example.label {
                 (1.0, pos_weight)
             } else {
@@ -133,11 +161,17 @@ pub fn train(examples: &[Example], config: &TrainConfig) -> Model {
                 squared[f] += grad * grad;
                 weights[f] -= config.learning_rate * grad / squared[f].sqrt();
             }
-            bias_squared += g * g;
-            bias -= config.learning_rate * g / bias_squared.sqrt();
+            bias_squared[scale] += g * g;
+            bias[scale] -= config.learning_rate * g / bias_squared[scale].sqrt();
         }
     }
-    Model::new(config.bits, config.windowing, bias, weights)
+    let scales = config
+        .windowings
+        .iter()
+        .zip(bias)
+        .map(|(&windowing, bias)| Scale { windowing, bias })
+        .collect();
+    Model::new(config.bits, scales, weights)
 }
 
 #[cfg(test)]
@@ -147,7 +181,9 @@ mod tests {
     fn examples(texts: &[(&str, bool)], config: &TrainConfig) -> Vec<Example> {
         texts
             .iter()
-            .flat_map(|(t, label)| window_examples(t, Shape::Prompt, config, |_, _| *label))
+            .flat_map(|(t, label)| {
+                window_examples(t, Shape::Prompt, config, |_, _, _| Some(*label))
+            })
             .collect()
     }
 
@@ -181,7 +217,9 @@ mod tests {
             bits: 10,
             ..TrainConfig::default()
         };
-        let ex = window_examples(&text, Shape::Document, &config, |s, e| s <= at && at < e);
+        let ex = window_examples(&text, Shape::Document, &config, |_, s, e| {
+            Some(s <= at && at < e)
+        });
         assert!(ex.len() > 1);
         assert!(ex.last().is_some_and(|e| e.label));
         assert!(ex.first().is_some_and(|e| !e.label));
