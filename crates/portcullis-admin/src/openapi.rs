@@ -43,7 +43,7 @@ impl Modify for BearerAuth {
         api::pricing::list, api::pricing::get_one, api::pricing::put, api::pricing::remove,
         api::budgets::list, api::budgets::create, api::budgets::get_one, api::budgets::update,
         api::budgets::remove, api::budgets::reset, api::budgets::history,
-        api::usage::report, api::stats::dashboard,
+        api::usage::report, api::stats::dashboard, api::stats::proxies,
         api::live::ticket, api::live::socket,
         api::config::reload,
         api::audit::list, api::audit::verify,

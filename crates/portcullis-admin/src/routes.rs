@@ -465,6 +465,12 @@ pub fn specs() -> Vec<RouteSpec> {
         ),
         route(Method::GET, "/api/v1/usage", R(RO), api::usage::report),
         route(Method::GET, "/api/v1/stats", R(RO), api::stats::dashboard),
+        route(
+            Method::GET,
+            "/api/v1/stats/proxies",
+            R(RO),
+            api::stats::proxies,
+        ),
         route(Method::POST, "/api/v1/ws/ticket", R(RO), api::live::ticket),
         // The ticket is the credential: browsers cannot send a bearer header here.
         route(Method::GET, "/api/v1/ws", Public, api::live::socket),

@@ -6,7 +6,7 @@
 use portcullis_core::alert::{Alert, Severity};
 use portcullis_core::drain::Shutdown;
 use portcullis_core::proxy::{ProxyEvent, ProxyStatus};
-use portcullis_store::DynStore;
+use portcullis_store::{DynStore, Store, StoreError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -56,6 +56,22 @@ impl Live {
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LiveMessage> {
         self.0.subscribe()
+    }
+
+    /// A feed nobody can subscribe to (a runtime not attached to a data plane).
+    pub fn detached() -> Self {
+        Self(tokio::sync::broadcast::channel(1).0)
+    }
+
+    /// Stores an alert raised outside the event writer (budgets, MCP rug pulls,
+    /// A2A card changes) and publishes it when it is new, as the writer does with
+    /// the alerts of findings. `false` when the store had it already.
+    pub async fn raise_alert(&self, store: &dyn Store, alert: &Alert) -> Result<bool, StoreError> {
+        let new = store.raise_alert(alert).await?;
+        if new {
+            self.publish(|| LiveMessage::Alert(alert.clone()));
+        }
+        Ok(new)
     }
 }
 
@@ -189,4 +205,77 @@ async fn write(
         }
     }
     batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "test code: a failed step should stop the test"
+    )]
+    use super::*;
+    use portcullis_core::alert::AlertStatus;
+
+    fn alert(event_id: &str) -> Alert {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        Alert {
+            id: portcullis_core::id::new_id_at(now),
+            created_at: now,
+            event_id: event_id.into(),
+            proxy_id: "p".into(),
+            proxy_name: "tools".into(),
+            rule: "mcp-rug-pull".into(),
+            category: "tool_changed".into(),
+            severity: Severity::High,
+            action: "quarantine".into(),
+            location: "tool_definition".into(),
+            key_id: None,
+            group_id: None,
+            status: AlertStatus::Open,
+            status_changed_at: None,
+            status_changed_by: None,
+            note: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_alert_raised_outside_the_writer_is_stored_and_published_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = portcullis_store::SqliteStore::open(&dir.path().join("a.db"))
+            .await
+            .unwrap();
+        let live = Live::new();
+        let mut feed = live.subscribe();
+
+        assert!(live.raise_alert(&store, &alert("e1")).await.unwrap());
+        match feed.try_recv().unwrap() {
+            LiveMessage::Alert(a) => assert_eq!(
+                (a.event_id.as_str(), a.rule.as_str()),
+                ("e1", "mcp-rug-pull")
+            ),
+            other => panic!("not an alert: {other:?}"),
+        }
+        // The same alert again (another replica, a repeated listing): not new, not published.
+        let mut again = alert("e1");
+        again.id = portcullis_core::id::new_id();
+        assert!(!live.raise_alert(&store, &again).await.unwrap());
+        assert!(feed.try_recv().is_err());
+        let stored = store
+            .list_alerts(&portcullis_store::AlertFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+
+        // A detached feed stores without publishing anywhere.
+        assert!(Live::detached()
+            .raise_alert(&store, &alert("e2"))
+            .await
+            .unwrap());
+        assert!(feed.try_recv().is_err());
+    }
 }

@@ -339,6 +339,7 @@ impl DataPlane {
         let policies = resolve_policies(self.store.as_ref(), &proxy.spec.policies).await?;
         let mut runtime =
             ProxyRuntime::build(proxy, credential.as_ref(), &self.metrics, &policies)?;
+        runtime.live = self.relay.events.live().clone();
         if !proxy.spec.mcp_servers.is_empty() {
             let mut credentials = Vec::with_capacity(proxy.spec.mcp_servers.len());
             for server in &proxy.spec.mcp_servers {

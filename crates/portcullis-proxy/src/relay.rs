@@ -411,6 +411,8 @@ impl Relay {
             if exchange.end_user.is_none() {
                 exchange.end_user = info.user.as_ref().map(|u| u.chars().take(256).collect());
             }
+            // Before the policies: a blocked request's event names its model too.
+            exchange.model = info.model.clone();
             let mut changed = false;
             if let (Some(engine), Some(value)) = (&proxy.policy, parsed.as_mut()) {
                 let redactor = inspect_request(engine, endpoint, value, exchange)?;
@@ -430,7 +432,6 @@ impl Relay {
                 body = rewritten;
                 strip_usage = true;
             }
-            exchange.model = info.model;
             exchange.stream = info.stream;
             // Last check before the upstream: a refused request reserves nothing.
             let admitted = self

@@ -59,6 +59,9 @@ pub struct ProxyRuntime {
     pub metrics: ProxyHandles,
     /// The proxy's policies, compiled once at start; none when it has no policy.
     pub policy: Option<portcullis_policy::Engine>,
+    /// The console's live feed, for alerts raised on the request path outside
+    /// the event writer (attached at start by the data plane).
+    pub live: crate::events::Live,
 }
 
 impl std::fmt::Debug for ProxyRuntime {
@@ -160,6 +163,7 @@ impl ProxyRuntime {
             client: upstream::client(Duration::from_millis(spec.connect_timeout_ms))?,
             metrics: metrics.for_proxy(&spec.name),
             policy: compile_policies(policies)?,
+            live: crate::events::Live::detached(),
         })
     }
 

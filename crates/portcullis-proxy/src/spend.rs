@@ -438,14 +438,9 @@ impl Spend {
         let live = self.live.get().cloned();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                match store.raise_alert(&alert).await {
-                    Ok(true) => {
-                        if let Some(live) = live {
-                            live.publish(|| crate::events::LiveMessage::Alert(alert));
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, "could not raise a budget alert"),
+                let live = live.unwrap_or_else(crate::events::Live::detached);
+                if let Err(e) = live.raise_alert(store.as_ref(), &alert).await {
+                    tracing::error!(error = %e, "could not raise a budget alert");
                 }
             });
         }

@@ -19,7 +19,7 @@ pub use a2a::{
 };
 pub use mcp::{McpStore, McpToolFilter, ToolSighting};
 pub use postgres::PgStore;
-pub use spend::{BudgetPatch, NewBudget, SpendStore, UsageDim, UsageQuery, UsageRow};
+pub use spend::{BudgetPatch, NewBudget, ProxyTraffic, SpendStore, UsageDim, UsageQuery, UsageRow};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

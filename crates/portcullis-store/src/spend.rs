@@ -95,6 +95,19 @@ pub struct UsageRow {
     pub unpriced_requests: u64,
 }
 
+/// One proxy's traffic over a time range, by proxy id (A2A events carry the
+/// agent's id there, so agents have rows too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyTraffic {
+    pub proxy_id: String,
+    pub requests: u64,
+    /// Exchanges that ended in an error (upstream or gateway).
+    pub errors: u64,
+    pub blocked: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
 #[async_trait]
 pub trait SpendStore: Send + Sync {
     async fn price_overrides(&self) -> Result<Vec<PriceOverride>>;
@@ -125,6 +138,17 @@ pub trait SpendStore: Send + Sync {
         until: Timestamp,
     ) -> Result<f64>;
     async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>>;
+    /// Requests, errors, blocked requests and tokens per proxy id since `since`;
+    /// the `limit` busiest.
+    async fn proxy_traffic(&self, since: Timestamp, limit: u32) -> Result<Vec<ProxyTraffic>>;
+    /// Latencies (microseconds) of a proxy's newest `limit` events since `since`,
+    /// newest first.
+    async fn recent_latencies(
+        &self,
+        proxy_id: &str,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<u64>>;
 
     /// Inserts an alert unless one with the same (event id, rule, location) exists:
     /// `true` when it is new. Lets replicas raise a period's budget alert once.
@@ -221,6 +245,30 @@ impl From<UsageSqlRow> for UsageRow {
             cached_tokens: n(r.cached_tokens),
             cost_usd: r.cost_usd,
             unpriced_requests: n(r.unpriced),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProxyTrafficRow {
+    proxy_id: String,
+    requests: i64,
+    errors: i64,
+    blocked: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+}
+
+impl From<ProxyTrafficRow> for ProxyTraffic {
+    fn from(r: ProxyTrafficRow) -> Self {
+        let n = |v: i64| v.max(0) as u64;
+        ProxyTraffic {
+            proxy_id: r.proxy_id,
+            requests: n(r.requests),
+            errors: n(r.errors),
+            blocked: n(r.blocked),
+            input_tokens: n(r.input_tokens),
+            output_tokens: n(r.output_tokens),
         }
     }
 }
@@ -434,6 +482,35 @@ macro_rules! impl_spend_store {
                     .fetch_all(&self.pool)
                     .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn proxy_traffic(&self, since: jiff::Timestamp, limit: u32) -> $crate::Result<Vec<$crate::spend::ProxyTraffic>> {
+                let rows = sqlx::query_as::<_, $crate::spend::ProxyTrafficRow>(
+                    "SELECT proxy_id, COUNT(*) AS requests, \
+                     CAST(COALESCE(SUM(CASE WHEN decision = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors, \
+                     CAST(COALESCE(SUM(CASE WHEN decision = 'blocked' THEN 1 ELSE 0 END), 0) AS BIGINT) AS blocked, \
+                     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+                     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens \
+                     FROM events WHERE at >= $1 GROUP BY proxy_id ORDER BY 2 DESC, proxy_id LIMIT $2",
+                )
+                .bind($crate::records::ms(since))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn recent_latencies(&self, proxy_id: &str, since: jiff::Timestamp, limit: u32) -> $crate::Result<Vec<u64>> {
+                // The (proxy_id, at) index serves this newest-first read.
+                let rows: Vec<i64> = sqlx::query_scalar(
+                    "SELECT latency_us FROM events WHERE proxy_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
+                )
+                .bind(proxy_id)
+                .bind($crate::records::ms(since))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|v| v.max(0) as u64).collect())
             }
 
             async fn raise_alert(&self, a: &portcullis_core::alert::Alert) -> $crate::Result<bool> {

@@ -1540,3 +1540,65 @@ async fn a2a_agent_registry() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn traffic_and_latencies_per_proxy() {
+    use portcullis_core::proxy::Decision;
+    on_both(|store| async move {
+        let mut batch = Vec::new();
+        for i in 0..12u16 {
+            let mut e = event(i, "busy", "g1", "gpt-4o");
+            e.decision = match i % 4 {
+                0 => Decision::Error,
+                1 => Decision::Blocked,
+                _ => Decision::Allowed,
+            };
+            batch.push(e);
+        }
+        for i in 0..3u16 {
+            batch.push(event(100 + i, "quiet", "g2", "gpt-4o-mini"));
+        }
+        store.insert_events(&batch, None).await.unwrap();
+
+        let all = store.proxy_traffic(t(0), 100).await.unwrap();
+        assert_eq!(
+            all,
+            vec![
+                ProxyTraffic {
+                    proxy_id: "busy".into(),
+                    requests: 12,
+                    errors: 3,
+                    blocked: 3,
+                    input_tokens: 120,
+                    output_tokens: 60,
+                },
+                ProxyTraffic {
+                    proxy_id: "quiet".into(),
+                    requests: 3,
+                    errors: 0,
+                    blocked: 0,
+                    input_tokens: 30,
+                    output_tokens: 15,
+                },
+            ],
+            "busiest first"
+        );
+        // The range starts at `since`; the limit keeps the busiest.
+        let late = store.proxy_traffic(t(10), 100).await.unwrap();
+        assert_eq!(late[0].proxy_id, "quiet");
+        assert_eq!(late[1].requests, 2, "events 10 and 11 of busy");
+        assert_eq!(store.proxy_traffic(t(0), 1).await.unwrap().len(), 1);
+
+        // Newest first, bounded, of that proxy only, in range.
+        let newest = store.recent_latencies("busy", t(0), 5).await.unwrap();
+        assert_eq!(newest, vec![1011, 1010, 1009, 1008, 1007]);
+        let in_range = store.recent_latencies("busy", t(9), 100).await.unwrap();
+        assert_eq!(in_range, vec![1011, 1010, 1009]);
+        assert!(store
+            .recent_latencies("nobody", t(0), 100)
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}

@@ -812,6 +812,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/stats/proxies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Per-proxy figures for a time range: requests, errors, blocked requests,
+         *     tokens, and p50/p95 latency over the proxy's newest requests in the range.
+         */
+        get: operations["usage_proxies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/system-prompts": {
         parameters: {
             query?: never;
@@ -1814,6 +1834,39 @@ export interface components {
              */
             ttft_us?: number | null;
         };
+        ProxyFigures: {
+            /** Format: int64 */
+            blocked: number;
+            /**
+             * Format: int64
+             * @description Exchanges that ended in an error (upstream or gateway).
+             */
+            errors: number;
+            /** Format: int64 */
+            input_tokens: number;
+            kind: components["schemas"]["ProxyKind"];
+            /**
+             * Format: int64
+             * @description How many of the newest requests in the range the percentiles are taken over.
+             */
+            latency_sample: number;
+            /** Format: int64 */
+            output_tokens: number;
+            /**
+             * Format: double
+             * @description Median latency in milliseconds over `latency_sample` requests; none without traffic.
+             */
+            p50_latency_ms?: number | null;
+            /**
+             * Format: double
+             * @description 95th percentile latency in milliseconds; none without traffic.
+             */
+            p95_latency_ms?: number | null;
+            proxy_id: string;
+            proxy_name: string;
+            /** Format: int64 */
+            requests: number;
+        };
         /** @enum {string} */
         ProxyKind: "llm" | "mcp";
         /** @description The settable part of a proxy. */
@@ -1911,6 +1964,20 @@ export interface components {
         };
         /** @enum {string} */
         ProxyState: "running" | "stopped" | "error";
+        ProxyStats: {
+            /**
+             * Format: int32
+             * @description Most requests per proxy the latency percentiles are taken over.
+             */
+            latency_sample_limit: number;
+            /** @description Every proxy, by name, with zeros when it had no traffic in the range. */
+            proxies: components["schemas"]["ProxyFigures"][];
+            range: components["schemas"]["Range"];
+            /** Format: date-time */
+            since: string;
+            /** Format: date-time */
+            until: string;
+        };
         /** @description Where a proxy is now, as the data plane sees it. */
         ProxyStatus: {
             /** @description The path prefix on the gateway port. */
@@ -4318,6 +4385,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Stats"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    usage_proxies: {
+        parameters: {
+            query?: {
+                /** @description 1h (minute buckets), 24h or 7d (hour buckets); default 24h. */
+                range?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProxyStats"];
                 };
             };
             400: {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { registration, skillList, skillsOf } from "./agent";
+import { DEFAULT_AGENT_POLICIES, policiesBody, policyChoice, policySummary, registration, skillList, skillsOf } from "./agent";
 
 const blank = { url: "", card: "", name: "" };
 
@@ -29,5 +29,24 @@ describe("agent registration", () => {
   it("parses a skill list, blank meaning every skill", () => {
     expect(skillList(" a, b ,a,, ")).toEqual(["a", "b"]);
     expect(skillList("  ")).toBeNull();
+  });
+});
+
+describe("agent policies", () => {
+  it("reads an unset list as the default and a set one, even empty, as chosen", () => {
+    expect(policyChoice(null)).toEqual({ mode: "default", names: DEFAULT_AGENT_POLICIES });
+    expect(policyChoice(undefined).mode).toBe("default");
+    expect(policyChoice([])).toEqual({ mode: "custom", names: [] });
+    expect(policyChoice(["pii", "llm-critical-security"])).toEqual({ mode: "custom", names: ["pii", "llm-critical-security"] });
+  });
+  it("sends null for the default and the chosen packs otherwise, once each", () => {
+    expect(policiesBody({ mode: "default", names: ["ignored"] })).toBeNull();
+    expect(policiesBody({ mode: "custom", names: [] })).toEqual([]);
+    expect(policiesBody({ mode: "custom", names: ["b", "a", "b"] })).toEqual(["a", "b"]);
+  });
+  it("says which packs scan the traffic", () => {
+    expect(policySummary(null)).toBe("llm-critical-security (default)");
+    expect(policySummary([])).toMatch(/not scanned/);
+    expect(policySummary(["a", "b"])).toBe("a, b");
   });
 });

@@ -49,3 +49,28 @@ export function skillList(text: string): string[] | null {
   const ids = text.split(",").map((s) => s.trim()).filter(Boolean);
   return ids.length > 0 ? [...new Set(ids)] : null;
 }
+
+/** The packs an agent uses when its `policies` are not set (`POLICY_PACKS` in the A2A relay). */
+export const DEFAULT_AGENT_POLICIES = ["llm-critical-security"];
+
+export interface PolicyChoice {
+  /** "default": the gateway's packs for agents; "custom": exactly `names` (maybe none). */
+  mode: "default" | "custom";
+  names: string[];
+}
+
+/** The form's view of an agent's `policies`. */
+export function policyChoice(policies: string[] | null | undefined): PolicyChoice {
+  return policies === null || policies === undefined ? { mode: "default", names: [...DEFAULT_AGENT_POLICIES] } : { mode: "custom", names: [...policies] };
+}
+
+/** The `policies` of the update: null restores the default; a list replaces it. */
+export function policiesBody(choice: PolicyChoice): string[] | null {
+  return choice.mode === "default" ? null : [...new Set(choice.names)].sort();
+}
+
+/** One line saying which packs scan an agent's traffic. */
+export function policySummary(policies: string[] | null | undefined): string {
+  if (policies === null || policies === undefined) return `${DEFAULT_AGENT_POLICIES.join(", ")} (default)`;
+  return policies.length === 0 ? "none: messages are not scanned" : policies.join(", ");
+}

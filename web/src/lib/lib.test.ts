@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { linePath, niceCeil, scaleMax } from "./chart";
-import { applyLive, type Dashboard } from "./dashboard";
+import { applyLive, countInto, describeEvent, TOP, type Dashboard } from "./dashboard";
 import { formatCount, formatUsd, percent, portProblem, proxyNameProblem, urlProblem } from "./format";
 import { Pager, usePages } from "./pager";
 
@@ -94,6 +94,7 @@ function board(): Dashboard {
     alerts: [],
     proxies: [{ id: "p1", name: "main", status: { state: "running", gateway_path: "/p/main/", since: "" } } as never],
     events: [],
+    groupNames: { g1: "team-one", g2: "team-two" },
   };
 }
 
@@ -120,6 +121,33 @@ describe("applyLive", () => {
     const twice = applyLive(once, alert, 0);
     expect(twice.alerts.map((a) => a.id)).toEqual(["a1"]);
     expect(twice.stats.open_alerts).toBe(1);
+  });
+  it("counts events into the top groups and models as they arrive", () => {
+    const start = board();
+    start.stats.top_groups = [{ id: "g1", name: "team-one", requests: 2, cost_usd: 1 }];
+    start.stats.top_models = [{ id: "gpt-4o", name: "gpt-4o", requests: 2, cost_usd: 1 }];
+    const call = (group: string | null, model: string | null, cost: number) =>
+      ({ type: "event", data: { id: `${group}${model}${cost}`, at: "2026-11-23T16:00:40Z", decision: "allowed", group_id: group, model, cost_usd: cost } }) as never;
+    let b = applyLive(start, call("g1", "gpt-4o", 0.5), 0);
+    expect(b.stats.top_groups).toEqual([{ id: "g1", name: "team-one", requests: 3, cost_usd: 1.5 }]);
+    expect(start.stats.top_groups[0]!.requests).toBe(2);
+    // A group new to the list gets its name; it overtakes on spend.
+    b = applyLive(b, call("g2", "claude", 2), 0);
+    b = applyLive(b, call(null, null, 0), 0);
+    expect(b.stats.top_groups.map((t) => [t.name, t.requests])).toEqual([["team-two", 1], ["team-one", 3], [null, 1]]);
+    expect(b.stats.top_models.map((t) => [t.id, t.requests])).toEqual([["claude", 1], ["gpt-4o", 3], [null, 1]]);
+  });
+  it("leaves a full top list alone for an id it does not hold", () => {
+    const full = Array.from({ length: TOP }, (_, i) => ({ id: `m${i}`, name: `m${i}`, requests: 10 - i, cost_usd: 0 }));
+    expect(countInto(full, "other", "other", 5)).toBe(full);
+    expect(countInto(full, "m4", "m4", 0)[4]).toEqual({ id: "m4", name: "m4", requests: 7, cost_usd: 0 });
+  });
+  it("labels LLM, MCP and A2A events by model, tool or agent method", () => {
+    expect(describeEvent({ endpoint: "chat_completions", model: "gpt-4o", proxy_name: "main" })).toEqual({ protocol: "LLM", what: "gpt-4o" });
+    expect(describeEvent({ endpoint: "mcp:tools/call", model: "add", proxy_name: "tools" })).toEqual({ protocol: "MCP", what: "tools/call add" });
+    expect(describeEvent({ endpoint: "mcp:tools/list", model: null, proxy_name: "tools" })).toEqual({ protocol: "MCP", what: "tools/list" });
+    expect(describeEvent({ endpoint: "mcp", model: null, proxy_name: "tools" })).toEqual({ protocol: "MCP", what: "request" });
+    expect(describeEvent({ endpoint: "a2a:message/send", model: "helper", proxy_name: "helper" })).toEqual({ protocol: "A2A", what: "agent helper: message/send" });
   });
   it("updates a proxy's status and the counts", () => {
     const b = applyLive(board(), { type: "proxy_status", data: { proxy_id: "p1", proxy_name: "main", status: { state: "stopped", gateway_path: "", since: "" } } } as never, 0);

@@ -309,7 +309,14 @@ async fn apply_card(
                 status.as_str()
             )),
         };
-        if let Err(e) = state.store.raise_alert(&alert).await {
+        let raised = state
+            .data_plane
+            .relay()
+            .events
+            .live()
+            .raise_alert(state.store.as_ref(), &alert)
+            .await;
+        if let Err(e) = raised {
             tracing::error!(error = %e, agent = %current.name, "A2A card change alert not stored");
         }
         tracing::warn!(agent = %current.name, "A2A agent card changed; flagged until approved");

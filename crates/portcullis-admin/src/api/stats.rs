@@ -11,12 +11,17 @@ use axum::Json;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use portcullis_core::alert::AlertStatus;
-use portcullis_core::proxy::ProxyState;
+use portcullis_core::proxy::{ProxyKind, ProxyState};
 use portcullis_store::{AlertFilter, UsageDim, UsageQuery, UsageRow};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 const TOP: u32 = 5;
+/// Latency percentiles are taken over at most this many of a proxy's newest
+/// requests in the range: the query stays bounded however busy the proxy is.
+pub const LATENCY_SAMPLE: u32 = 500;
+/// Proxies (and A2A agents, which share the events table) read per call.
+const PROXY_ROWS: u32 = 1000;
 /// Open alerts counted exactly up to this many.
 const ALERT_COUNT_CAP: u32 = 1000;
 
@@ -38,6 +43,11 @@ impl Range {
             Range::Day => (SignedDuration::from_hours(24), 3600, UsageDim::Hour),
             Range::Week => (SignedDuration::from_hours(24 * 7), 3600, UsageDim::Hour),
         }
+    }
+
+    /// From the range's span ago until `now`.
+    fn window(self, now: Timestamp) -> (Timestamp, Timestamp) {
+        (now.checked_sub(self.shape().0).unwrap_or(now), now)
     }
 }
 
@@ -144,9 +154,8 @@ pub async fn dashboard(
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<Stats>> {
     let range = q.range.unwrap_or(Range::Day);
-    let (span, width, dim) = range.shape();
-    let until = state.clock.now();
-    let since = until.checked_sub(span).unwrap_or(until);
+    let (_, width, dim) = range.shape();
+    let (since, until) = range.window(state.clock.now());
     let query = |group_by: Vec<UsageDim>, since: Timestamp, limit: u32| UsageQuery {
         group_by,
         since: Some(since),
@@ -228,6 +237,107 @@ pub async fn dashboard(
     }))
 }
 
+#[derive(Serialize, utoipa::ToSchema, Debug, PartialEq)]
+pub struct ProxyFigures {
+    pub proxy_id: String,
+    pub proxy_name: String,
+    pub kind: ProxyKind,
+    pub requests: u64,
+    /// Exchanges that ended in an error (upstream or gateway).
+    pub errors: u64,
+    pub blocked: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Median latency in milliseconds over `latency_sample` requests; none without traffic.
+    pub p50_latency_ms: Option<f64>,
+    /// 95th percentile latency in milliseconds; none without traffic.
+    pub p95_latency_ms: Option<f64>,
+    /// How many of the newest requests in the range the percentiles are taken over.
+    pub latency_sample: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProxyStats {
+    pub range: Range,
+    #[schema(value_type = String, format = DateTime)]
+    pub since: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub until: Timestamp,
+    /// Most requests per proxy the latency percentiles are taken over.
+    pub latency_sample_limit: u32,
+    /// Every proxy, by name, with zeros when it had no traffic in the range.
+    pub proxies: Vec<ProxyFigures>,
+}
+
+/// The nearest-rank percentile `p` (0 to 100) of sorted values; none when empty.
+fn percentile(sorted: &[u64], p: u32) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (u64::from(p) * sorted.len() as u64).div_ceil(100).max(1);
+    let index = usize::try_from(rank - 1).unwrap_or(usize::MAX);
+    sorted.get(index.min(sorted.len() - 1)).copied()
+}
+
+fn ms(us: Option<u64>) -> Option<f64> {
+    us.map(|v| v as f64 / 1000.0)
+}
+
+/// Per-proxy figures for a time range: requests, errors, blocked requests,
+/// tokens, and p50/p95 latency over the proxy's newest requests in the range.
+#[utoipa::path(get, path = "/api/v1/stats/proxies", tag = "usage", params(StatsQuery),
+    responses((status = 200, body = ProxyStats), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn proxies(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<ProxyStats>> {
+    let range = q.range.unwrap_or(Range::Day);
+    let (since, until) = range.window(state.clock.now());
+    let mut traffic: HashMap<String, portcullis_store::ProxyTraffic> = state
+        .store
+        .proxy_traffic(since, PROXY_ROWS)
+        .await?
+        .into_iter()
+        .map(|t| (t.proxy_id.clone(), t))
+        .collect();
+    let mut proxies = state.store.list_proxies().await?;
+    proxies.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    let mut out = Vec::with_capacity(proxies.len());
+    for proxy in proxies {
+        let t = traffic.remove(&proxy.id);
+        let mut latencies = match &t {
+            Some(t) if t.requests > 0 => {
+                state
+                    .store
+                    .recent_latencies(&proxy.id, since, LATENCY_SAMPLE)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        latencies.sort_unstable();
+        out.push(ProxyFigures {
+            proxy_name: proxy.spec.name,
+            kind: proxy.spec.kind,
+            proxy_id: proxy.id,
+            requests: t.as_ref().map_or(0, |t| t.requests),
+            errors: t.as_ref().map_or(0, |t| t.errors),
+            blocked: t.as_ref().map_or(0, |t| t.blocked),
+            input_tokens: t.as_ref().map_or(0, |t| t.input_tokens),
+            output_tokens: t.as_ref().map_or(0, |t| t.output_tokens),
+            p50_latency_ms: ms(percentile(&latencies, 50)),
+            p95_latency_ms: ms(percentile(&latencies, 95)),
+            latency_sample: latencies.len() as u64,
+        });
+    }
+    Ok(Json(ProxyStats {
+        range,
+        since,
+        until,
+        latency_sample_limit: LATENCY_SAMPLE,
+        proxies: out,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +373,19 @@ mod tests {
             buckets[0].requests + buckets[1].requests + buckets[4].requests,
             0
         );
+    }
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 50), Some(7));
+        assert_eq!(percentile(&[7], 95), Some(7));
+        let hundred: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&hundred, 50), Some(50));
+        assert_eq!(percentile(&hundred, 95), Some(95));
+        assert_eq!(percentile(&[1, 2, 3, 4], 50), Some(2));
+        assert_eq!(percentile(&[1, 2, 3, 4], 95), Some(4));
+        assert_eq!(percentile(&[1, 2, 3], 0), Some(1));
     }
 
     #[test]

@@ -214,6 +214,7 @@ GET    /api/v1/pricing/{model} read_only
 GET    /api/v1/proxies read_only
 GET    /api/v1/proxies/{id} read_only
 GET    /api/v1/stats read_only
+GET    /api/v1/stats/proxies read_only
 GET    /api/v1/system-prompts read_only
 GET    /api/v1/system-prompts/{id} read_only
 GET    /api/v1/usage read_only

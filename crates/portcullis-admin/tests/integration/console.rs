@@ -299,3 +299,130 @@ async fn operation_ids_are_unique_for_client_generators() {
     assert_eq!(ids.len(), count, "duplicate operationIds");
     assert!(ids.contains(&"groups_list".to_owned()), "{ids:?}");
 }
+
+/// Two proxies created through the API; traffic for one of them (and for an A2A
+/// agent, whose events share the table), then the figures as a read-only user.
+async fn per_proxy_figures(h: &Harness) {
+    let (_, admin) = h.user("boss", Role::Admin).await;
+    let (_, ro) = h.user("viewer", Role::ReadOnly).await;
+    let mut ids = Vec::new();
+    for name in ["zeta", "alpha"] {
+        let created = h
+            .call(
+                Method::POST,
+                "/api/v1/proxies",
+                Some(&admin),
+                Some(json!({"name": name, "upstream_url": "http://127.0.0.1:9", "auto_start": false})),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let busy = &ids[0];
+    let now = SystemClock.now();
+    // 20 requests of 1..=20 ms: 2 errors, 3 blocked; one two hours old.
+    for i in 1..=20u64 {
+        let decision = match i {
+            1 | 2 => Decision::Error,
+            3..=5 => Decision::Blocked,
+            _ => Decision::Allowed,
+        };
+        let mut e = event(decision, "gpt-4o", json!([]));
+        e.proxy_id = busy.clone();
+        e.proxy_name = "zeta".into();
+        e.latency_us = i * 1000;
+        if i == 20 {
+            e.at = now
+                .checked_sub(jiff::SignedDuration::from_hours(2))
+                .unwrap();
+        }
+        h.state.data_plane.relay().events.emit(e);
+    }
+    let mut agent = event(Decision::Allowed, "agent", json!([]));
+    agent.proxy_id = "an-agent-id".into();
+    h.state.data_plane.relay().events.emit(agent);
+
+    let mut day = Value::Null;
+    for _ in 0..50 {
+        day = h
+            .call(Method::GET, "/api/v1/stats/proxies", Some(&ro), None)
+            .await
+            .body;
+        if day["proxies"][1]["requests"] == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(day["range"], "24h", "{day}");
+    assert_eq!(day["latency_sample_limit"], 500);
+    let proxies = day["proxies"].as_array().unwrap();
+    assert_eq!(proxies.len(), 2, "proxies only, not agents: {day}");
+    let (quiet, figures) = (&proxies[0], &proxies[1]);
+    assert_eq!(quiet["proxy_name"], "alpha", "by name");
+    assert_eq!(quiet["requests"], 0);
+    assert_eq!(quiet["p50_latency_ms"], Value::Null);
+    assert_eq!(quiet["latency_sample"], 0);
+    assert_eq!(figures["proxy_id"], busy.as_str());
+    assert_eq!(figures["kind"], "llm");
+    assert_eq!(figures["requests"], 20);
+    assert_eq!(figures["errors"], 2);
+    assert_eq!(figures["blocked"], 3);
+    assert_eq!(figures["input_tokens"], 60);
+    assert_eq!(figures["output_tokens"], 80);
+    assert_eq!(figures["p50_latency_ms"], 10.0);
+    assert_eq!(figures["p95_latency_ms"], 19.0);
+    assert_eq!(figures["latency_sample"], 20);
+
+    // The last hour leaves out the old request (the slowest).
+    let hour = h
+        .call(
+            Method::GET,
+            "/api/v1/stats/proxies?range=1h",
+            Some(&ro),
+            None,
+        )
+        .await;
+    assert_eq!(hour.status, StatusCode::OK, "{}", hour.text);
+    let figures = &hour.body["proxies"][1];
+    assert_eq!(figures["requests"], 19);
+    assert_eq!(figures["p95_latency_ms"], 19.0);
+    assert_eq!(figures["latency_sample"], 19);
+
+    let bad = h
+        .call(
+            Method::GET,
+            "/api/v1/stats/proxies?range=2h",
+            Some(&ro),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&bad), "bad_request");
+    let nobody = h
+        .call(Method::GET, "/api/v1/stats/proxies", None, None)
+        .await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
+    let group = h
+        .state
+        .store
+        .create_group("callers", "", SystemClock.now())
+        .await
+        .unwrap();
+    let (llm_key, _) = stored_key(h, &group.id, vec![portcullis_core::model::KeyScope::Llm]).await;
+    let refused = h
+        .call(Method::GET, "/api/v1/stats/proxies", Some(&llm_key), None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn per_proxy_figures_on_sqlite() {
+    per_proxy_figures(&Harness::new().await).await;
+}
+
+#[tokio::test]
+async fn per_proxy_figures_on_postgres() {
+    let h = Harness::postgres().await;
+    per_proxy_figures(&h).await;
+    h.drop_postgres().await;
+}

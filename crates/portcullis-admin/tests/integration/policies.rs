@@ -709,6 +709,17 @@ async fn assignment_resolves_user_packs_and_blocks_deletion() {
     }
     assert_eq!(raised["alerts"][0]["proxy_name"], "alpha", "{raised}");
     assert_eq!(raised["alerts"][0]["severity"], "critical");
+    // The blocked exchange's event names the model it asked for.
+    let blocked = h
+        .call(
+            Method::GET,
+            "/api/v1/events?decision=blocked",
+            Some(&dev),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(blocked["events"][0]["model"], "m", "{blocked}");
 
     // Unassigned, the pack can go.
     let reply = h

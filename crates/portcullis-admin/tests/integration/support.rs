@@ -32,6 +32,8 @@ pub struct Harness {
     pub state: AppState,
     pub db_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL store and its throw-away schema, for [`Harness::postgres`].
+    pg: Option<(Arc<portcullis_store::PgStore>, String)>,
 }
 
 pub struct Reply {
@@ -49,6 +51,39 @@ impl Harness {
     /// A harness whose admin API accepts bodies up to `admin_body_bytes`.
     pub async fn with_body_limit(admin_body_bytes: usize) -> Self {
         Self::with_options(admin_body_bytes, Arc::new(SystemClock), None, None).await
+    }
+
+    /// A harness on PostgreSQL (a fresh schema in the `test` database;
+    /// `TEST_DATABASE_URL` overrides the address). End it with [`Harness::drop_postgres`].
+    pub async fn postgres() -> Self {
+        let url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!(
+            "pcx_admin_{}",
+            portcullis_core::id::new_id().replace('-', "")
+        );
+        let pg = portcullis_store::PgStore::connect(&url, Some(&schema))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must answer at {url} (make services): {e}"));
+        let pg = Arc::new(pg);
+        let mut h = Self::build(
+            BODY_LIMIT,
+            Arc::new(SystemClock),
+            None,
+            None,
+            Some(pg.clone() as portcullis_store::DynStore),
+        )
+        .await;
+        h.pg = Some((pg, schema));
+        h
+    }
+
+    /// Drops the schema of a [`Harness::postgres`].
+    pub async fn drop_postgres(self) {
+        if let Some((pg, schema)) = self.pg {
+            pg.drop_schema(&schema).await.unwrap();
+            portcullis_store::Store::close(&*pg).await;
+        }
     }
 
     /// A harness whose admin API and data plane read time from `clock`.
@@ -83,10 +118,22 @@ impl Harness {
         limiter: Option<portcullis_governance::ratelimit::RateLimiter>,
         ledger: Option<portcullis_governance::budget::Ledger>,
     ) -> Self {
+        Self::build(admin_body_bytes, clock, limiter, ledger, None).await
+    }
+
+    async fn build(
+        admin_body_bytes: usize,
+        clock: Arc<dyn Clock>,
+        limiter: Option<portcullis_governance::ratelimit::RateLimiter>,
+        ledger: Option<portcullis_governance::budget::Ledger>,
+        store: Option<portcullis_store::DynStore>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("admin.db");
-        let store: portcullis_store::DynStore =
-            Arc::new(SqliteStore::open(&db_path).await.unwrap());
+        let store: portcullis_store::DynStore = match store {
+            Some(store) => store,
+            None => Arc::new(SqliteStore::open(&db_path).await.unwrap()),
+        };
         let master_key = Arc::new(MasterKey::generate());
         let mut registry = prometheus_client::registry::Registry::default();
         let proxy_metrics = ProxyMetrics::register(&mut registry);
@@ -148,6 +195,7 @@ impl Harness {
             state,
             db_path,
             _dir: dir,
+            pg: None,
         }
     }
 

@@ -254,7 +254,7 @@ impl Inventory {
                 let alert = rug_pull_alert(
                     proxy, &record, before, definition, &hash, event_id, identity, now,
                 );
-                if self.store.raise_alert(&alert).await? {
+                if proxy.live.raise_alert(self.store.as_ref(), &alert).await? {
                     listing.alerts += 1;
                     tracing::warn!(proxy = %proxy.name, tool = %name, "MCP tool definition changed after approval; quarantined");
                 }
