@@ -356,6 +356,11 @@ def test_upstream_credential_is_injected_and_the_key_is_not(gateway, tmp_path):
         assert r.status == 200, r.text
         assert not any(secret in seen for seen in gw.seen)
         assert secret not in gw.logs()
+        # The credential cannot be deleted while the agent uses it.
+        r = gw.request("DELETE", f"/api/v1/credentials/{cred}", token=s.token)
+        assert r.status == 409 and "A2A agent echo-agent" in r.json["error"]["message"], r.text
+        s.admin("PATCH", f"/api/v1/a2a/agents/{agent['id']}", {"credential": None})
+        assert gw.request("DELETE", f"/api/v1/credentials/{cred}", token=s.token).status == 204
     finally:
         s.agent.stop()
 

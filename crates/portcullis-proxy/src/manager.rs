@@ -140,6 +140,7 @@ impl DataPlane {
             clock.clone(),
             &master_key,
             relay.limiter.clone(),
+            listen_ip.is_loopback(),
         );
         relay.spend.attach_live(relay.events.live().clone());
         let a2a = crate::a2a::A2aRelay::new(

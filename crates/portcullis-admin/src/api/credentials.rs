@@ -168,18 +168,31 @@ pub async fn remove(
         .await?
         .ok_or_else(|| ApiError::not_found("credential"))?;
     super::api_managed(credential.managed_by)?;
-    let users: Vec<String> = state
+    let uses = |c: Option<&str>| c == Some(id.as_str());
+    let mut users: Vec<String> = state
         .store
         .list_proxies()
         .await?
         .into_iter()
-        .filter(|p| p.spec.credential_id.as_deref() == Some(id.as_str()))
-        .map(|p| p.spec.name)
+        .filter(|p| uses(p.spec.credential_id.as_deref()))
+        .map(|p| format!("proxy {}", p.spec.name))
         .collect();
+    users.extend(
+        state
+            .store
+            .list_a2a_agents()
+            .await?
+            .into_iter()
+            .filter(|a| uses(a.settings.credential.as_ref().map(|c| c.credential_id.as_str())))
+            .map(|a| format!("A2A agent {}", a.name)),
+    );
     if !users.is_empty() {
         return Err(ApiError::new(
             crate::error::ErrorCode::Conflict,
-            format!("credential is used by proxies {users:?}; change them first"),
+            format!(
+                "credential is used by {}; change them first",
+                users.join(", ")
+            ),
         ));
     }
     state.store.delete_credential(&id).await?;

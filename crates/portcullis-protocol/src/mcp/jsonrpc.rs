@@ -81,9 +81,21 @@ pub fn classify(value: &Value) -> Result<Kind, Invalid> {
     }
 }
 
-/// A JSON-RPC error response. `id` is `null` when the request's id is unknown.
+/// A JSON-RPC 2.0 error response. `id` is `null` when the request's id is
+/// unknown, as JSON-RPC 2.0 requires (A2A answers this way).
 pub fn error(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// An MCP error response. MCP's schema types `id` as an optional string or
+/// integer, never `null`: an error to a request whose id is unknown (a body
+/// that is not JSON, a refusal before the body is read) leaves it out.
+pub fn mcp_error(id: Value, code: i64, message: &str) -> Value {
+    if id.is_null() {
+        json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}})
+    } else {
+        error(id, code, message)
+    }
 }
 
 /// The same, with `data` (rule ids, reasons) for machines.
@@ -156,7 +168,15 @@ mod tests {
     fn errors_and_labels() {
         let e = error(Value::Null, PARSE_ERROR, "bad");
         assert_eq!(e["error"]["code"], -32700);
-        assert!(e["id"].is_null());
+        assert!(e.as_object().unwrap()["id"].is_null());
+        let e = mcp_error(Value::Null, PARSE_ERROR, "bad");
+        assert_eq!(e["error"]["code"], -32700);
+        assert!(!e.as_object().unwrap().contains_key("id"), "{e}");
+        assert_eq!(
+            mcp_error(json!(7), PARSE_ERROR, "bad"),
+            error(json!(7), PARSE_ERROR, "bad")
+        );
+        assert_eq!(mcp_error(json!("a"), PARSE_ERROR, "bad")["id"], "a");
         assert_eq!(method_label("tools/call\n\u{200b}x"), "tools/callx");
         assert_eq!(method_label(&"a".repeat(100)).len(), 64);
     }

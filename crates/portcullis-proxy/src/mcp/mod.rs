@@ -29,6 +29,8 @@ pub mod federation;
 pub mod flows;
 pub mod inventory;
 mod policy;
+pub mod rebinding;
+pub mod resume;
 pub mod session;
 pub mod stdio;
 mod stream;
@@ -62,12 +64,14 @@ use std::time::Instant;
 /// Request headers passed to the upstream; every other one (the caller's
 /// credentials, cookies, hop-by-hop headers) stays at the gateway.
 /// `Mcp-Session-Id` is not among them: the upstream's is in the gateway's own.
-const FORWARDED_REQUEST: [&str; 4] = ["accept", "content-type", VERSION_HEADER, "last-event-id"];
+const FORWARDED_REQUEST: [&str; 4] = ["accept", "content-type", VERSION_HEADER, LAST_EVENT_ID];
+const LAST_EVENT_ID: &str = "last-event-id";
 /// Response headers passed back to the client.
 const FORWARDED_RESPONSE: [&str; 3] = ["content-type", VERSION_HEADER, "cache-control"];
 
 /// What the response to the client's request needs before the client sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Pending {
     ToolsList,
     ToolsCall,
@@ -78,6 +82,17 @@ pub(crate) enum Pending {
 
 impl Pending {
     /// The answer the model reads, which the policies look at.
+    /// The method of the request, where it matters (events of resumed streams).
+    fn method(self) -> &'static str {
+        match self {
+            Pending::ToolsList => "tools/list",
+            Pending::ToolsCall => "tools/call",
+            Pending::PromptsGet => "prompts/get",
+            Pending::ResourcesRead => "resources/read",
+            Pending::Other => "get",
+        }
+    }
+
     fn shape(self) -> Option<Shape> {
         match self {
             Pending::ToolsCall => Some(Shape::ToolResult),
@@ -109,9 +124,13 @@ pub struct McpRelay {
     clock: Arc<dyn Clock>,
     inventory: Inventory,
     sessions: Sessions,
+    event_ids: resume::EventIds,
     limiter: Arc<RateLimiter>,
     /// What each session has read, for the toxic-flow rules.
     flows: flows::FlowTracker,
+    /// The data plane listens on loopback only: proxies without caller keys
+    /// are local servers and get DNS-rebinding protection ([`rebinding`]).
+    loopback: bool,
 }
 
 /// A refusal before the upstream: HTTP status, JSON-RPC code, message.
@@ -139,15 +158,18 @@ impl McpRelay {
         clock: Arc<dyn Clock>,
         master_key: &MasterKey,
         limiter: Arc<RateLimiter>,
+        loopback: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             limiter,
+            loopback,
             keys,
             events,
             clock: clock.clone(),
             inventory: Inventory::new(store, clock),
             sessions: Sessions::new(master_key),
             flows: flows::FlowTracker::default(),
+            event_ids: resume::EventIds::new(master_key),
         })
     }
 
@@ -213,6 +235,21 @@ impl McpRelay {
         req: Request<Body>,
         path: &str,
     ) -> Response<Body> {
+        if self.loopback && proxy.auth_mode == AuthMode::None {
+            if let Err(why) = rebinding::check(req.headers(), req.uri()) {
+                tracing::warn!(
+                    proxy = %proxy.name,
+                    reason = why.as_str(),
+                    "MCP request refused: DNS-rebinding protection"
+                );
+                return http_error(
+                    StatusCode::FORBIDDEN,
+                    Value::Null,
+                    jsonrpc::INVALID_REQUEST,
+                    "this local MCP proxy serves only loopback Host and Origin headers",
+                );
+            }
+        }
         if !matches!(path, "/mcp" | "/mcp/") {
             return http_error(
                 StatusCode::NOT_FOUND,
@@ -630,10 +667,30 @@ impl McpRelay {
             )
             .await;
         }
+        // A GET that resumes a POST stream the gateway sealed the ids of: the
+        // server gets its own event id, the response is checked (see [`resume`]).
+        let resumed = req
+            .headers()
+            .get(LAST_EVENT_ID)
+            .filter(|_| method == Method::GET)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|presented| {
+                let subject = identity.as_ref().map(|i| i.key_id.as_str());
+                self.event_ids.open(presented, &proxy.id, subject)
+            });
+        let mut headers = None;
+        if let Some(r) = &resumed {
+            let mut h = req.headers().clone();
+            match HeaderValue::from_str(&r.event_id) {
+                Ok(v) => h.insert(LAST_EVENT_ID, v),
+                Err(_) => h.remove(LAST_EVENT_ID),
+            };
+            headers = Some(h);
+        }
         let upstream = build_upstream(
             &proxy,
             method.clone(),
-            req.headers(),
+            headers.as_ref().unwrap_or(req.headers()),
             session.as_ref().and_then(|s| s.upstream("")),
             Bytes::new(),
         );
@@ -653,7 +710,19 @@ impl McpRelay {
             && parts.status.is_success()
             && content_type(&parts.headers) == ContentType::EventStream
         {
-            let body = stream::spawn(self.clone(), proxy, incoming, None, None);
+            let (expected, call) = match resumed {
+                Some(r) => {
+                    let mut call =
+                        McpCall::new(proxy.clone(), self.events.clone(), self.clock.now());
+                    call.identity = identity;
+                    call.endpoint = format!("mcp:{}", r.expected.pending.method());
+                    call.tool = r.tool;
+                    call.stream_started();
+                    (Some(r.expected), Some(call))
+                }
+                None => (None, None),
+            };
+            let body = stream::spawn(self.clone(), proxy, incoming, expected, call);
             return finish_head(head, Body::new(body));
         }
         finish_head(head, Body::new(incoming))
@@ -1203,9 +1272,10 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     response
 }
 
-/// An HTTP-level refusal with a JSON-RPC error body.
+/// An HTTP-level refusal with a JSON-RPC error body (no `id` when `id` is
+/// null: the request's id is unknown).
 pub fn http_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response<Body> {
-    let mut response = json_response(status, &jsonrpc::error(id, code, message));
+    let mut response = json_response(status, &jsonrpc::mcp_error(id, code, message));
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use portcullis_core::proxy::Decision;
 use portcullis_protocol::mcp::jsonrpc::{self, Kind};
+use portcullis_protocol::mcp::sse;
 use portcullis_protocol::sse::{SseFrame, SseFramer};
 use serde_json::Value;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ async fn pump(
     let mut framer = SseFramer::new(proxy.max_body_bytes);
     let mut frames: Vec<SseFrame> = Vec::new();
     let mut answered = false;
+    // The client holds an event id it can resume this stream with.
+    let mut resumable = false;
     // The POST stream waits for one response; the GET stream may be quiet for long.
     let idle = expected.is_some().then_some(proxy.idle_timeout);
     let end = loop {
@@ -85,9 +88,12 @@ async fn pump(
         if !chunk.is_empty() && framer.push(&chunk, &mut frames).is_err() {
             break End::Broken("an upstream SSE event exceeded max_body_bytes");
         }
-        for frame in frames.drain(..) {
+        for mut frame in frames.drain(..) {
             if let Some(c) = call.as_mut() {
                 c.response_bytes += frame.raw.len() as u64;
+            }
+            if let (Some(expected), Some(c)) = (expected.as_ref(), call.as_ref()) {
+                resumable |= relay.seal_event_id(&proxy, expected, c, &mut frame);
             }
             let out = relay
                 .check_event(&proxy, frame, expected.as_ref(), &mut call, &mut answered)
@@ -109,6 +115,12 @@ async fn pump(
         return;
     }
     let why = match end {
+        End::Done if resumable => {
+            // SSE polling (SEP-1699): the client resumes with Last-Event-ID,
+            // and the response is checked on that GET stream.
+            call.finish(200, Decision::Allowed, Some(RESUMABLE));
+            return;
+        }
         End::Done => "the upstream's stream ended before the response",
         End::ClientGone => return,
         End::Idle => "the upstream's stream stalled",
@@ -122,7 +134,36 @@ async fn pump(
     call.finish(502, Decision::Error, Some(why));
 }
 
+/// The event of a request whose server closed its stream for the client to resume.
+const RESUMABLE: &str =
+    "the server closed the stream before the response; the client may resume it";
+
 impl McpRelay {
+    /// Gives an event of a request's stream the gateway's own id (see
+    /// [`super::resume`]); whether it did.
+    fn seal_event_id(
+        &self,
+        proxy: &ProxyRuntime,
+        expected: &Expected,
+        call: &McpCall,
+        frame: &mut SseFrame,
+    ) -> bool {
+        let Some(id) = sse::event_id(&frame.raw).filter(|id| !id.is_empty()) else {
+            return false;
+        };
+        let subject = call.identity.as_ref().map(|i| i.key_id.as_str());
+        let sealed = self
+            .event_ids
+            .seal(&proxy.id, subject, expected, call.tool.as_deref(), &id);
+        match sealed {
+            Some(sealed) => {
+                frame.raw = sse::replace_id(&frame.raw, &sealed);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// One event: relayed as is, rewritten (the checked response), or dropped.
     async fn check_event(
         &self,
@@ -155,9 +196,6 @@ impl McpRelay {
         let outcome = self.apply(proxy, expected, &mut message, c).await;
         c.overhead += started.elapsed();
         finish_call(c, outcome);
-        Some(portcullis_protocol::mcp::sse::replace_data(
-            &frame.raw,
-            &message.to_string(),
-        ))
+        Some(sse::replace_data(&frame.raw, &message.to_string()))
     }
 }
