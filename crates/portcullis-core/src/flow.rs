@@ -85,9 +85,7 @@ impl Labels {
     /// The labels a result leaves behind in its session (what it read, not what
     /// it did).
     pub fn sources(self) -> Labels {
-        Labels(
-            self.0 & (ToolLabel::UntrustedSource.bit() | ToolLabel::PrivateData.bit()),
-        )
+        Labels(self.0 & (ToolLabel::UntrustedSource.bit() | ToolLabel::PrivateData.bit()))
     }
 }
 
@@ -213,9 +211,8 @@ impl CompiledRule {
 /// The first blocking rule that a call of a tool with `labels` breaks in a session
 /// that has seen `seen`, else the first alerting one.
 pub fn judge(rules: &[CompiledRule], seen: Labels, labels: Labels) -> Option<&CompiledRule> {
-    let broken = |r: &&CompiledRule| {
-        !r.after.is_empty() && labels.has(r.call) && seen.contains(r.after)
-    };
+    let broken =
+        |r: &&CompiledRule| !r.after.is_empty() && labels.has(r.call) && seen.contains(r.after);
     rules
         .iter()
         .filter(broken)

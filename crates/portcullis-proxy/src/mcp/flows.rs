@@ -172,7 +172,10 @@ mod tests {
         }
         assert_eq!(tracker.len(), MAX_SESSIONS);
         assert!(tracker.seen("s0").labels.is_empty());
-        assert_eq!(tracker.seen(&format!("s{}", MAX_SESSIONS + 9)).labels, label);
+        assert_eq!(
+            tracker.seen(&format!("s{}", MAX_SESSIONS + 9)).labels,
+            label
+        );
     }
 
     #[test]
@@ -183,14 +186,21 @@ mod tests {
                 ToolPattern::new("fetch_*"),
                 Labels::of(&[ToolLabel::UntrustedSource]),
             ),
-            ("fetch_local".to_owned(), ToolPattern::new("fetch_local"), Labels::NONE),
+            (
+                "fetch_local".to_owned(),
+                ToolPattern::new("fetch_local"),
+                Labels::NONE,
+            ),
         ];
         let annotated = json!({"annotations": {"openWorldHint": true}});
         assert_eq!(
             labels_of(&overrides, "fetch_web", &annotated),
             Labels::of(&[ToolLabel::UntrustedSource])
         );
-        assert_eq!(labels_of(&overrides, "fetch_local", &annotated), Labels::NONE);
+        assert_eq!(
+            labels_of(&overrides, "fetch_local", &annotated),
+            Labels::NONE
+        );
         assert_eq!(
             labels_of(&overrides, "post", &annotated),
             Labels::of(&[ToolLabel::ExternalSink])
