@@ -9,6 +9,7 @@ pub mod audit;
 pub mod budget;
 pub mod clock;
 pub mod drain;
+pub mod flow;
 pub mod id;
 pub mod mcp;
 pub mod model;

@@ -110,6 +110,16 @@ pub struct ProxySpec {
     /// first pattern in name order that matches applies).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mcp_tool_rate_limits: BTreeMap<String, u32>,
+    /// MCP proxies only: the toxic-flow labels of tools, by tool name or glob (the
+    /// exact name, else the first matching glob in name order); they replace the
+    /// labels the tool's annotations give it. See `docs/mcp.md`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp_tool_labels: BTreeMap<String, Vec<crate::flow::ToolLabel>>,
+    /// MCP proxies only: the toxic-flow rules of each session; absent: the
+    /// defaults (block `external_sink` and `destructive` after `untrusted_source`,
+    /// alert on `external_sink` after `private_data`); empty: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_flow_rules: Option<Vec<crate::flow::FlowRule>>,
 }
 
 /// One server of an MCP federation.
@@ -290,13 +300,19 @@ impl ProxySpec {
                 "mcp_tool_rate_limits: calls per minute must be between 1 and {MAX_TOOL_CALLS_PER_MINUTE}"
             ));
         }
+        crate::mcp::tool_pattern_problems("mcp_tool_labels", self.mcp_tool_labels.keys(), &mut out);
+        if let Some(rules) = &self.mcp_flow_rules {
+            crate::flow::rule_problems(rules, &mut out);
+        }
         if self.kind != ProxyKind::Mcp
             && !(self.mcp_tool_allow.is_empty()
                 && self.mcp_tool_deny.is_empty()
-                && self.mcp_tool_rate_limits.is_empty())
+                && self.mcp_tool_rate_limits.is_empty()
+                && self.mcp_tool_labels.is_empty()
+                && self.mcp_flow_rules.is_none())
         {
             out.push(
-                "mcp_tool_allow, mcp_tool_deny, mcp_tool_rate_limits: only MCP proxies have tools"
+                "mcp_tool_allow, mcp_tool_deny, mcp_tool_rate_limits, mcp_tool_labels, mcp_flow_rules: only MCP proxies have tools"
                     .into(),
             );
         }

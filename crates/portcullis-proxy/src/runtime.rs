@@ -4,6 +4,7 @@
 use crate::metrics::{ProxyHandles, ProxyMetrics};
 use crate::upstream::{self, UpstreamClient};
 use http::{HeaderName, HeaderValue, Uri};
+use portcullis_core::flow::{CompiledRule, Labels};
 use portcullis_core::model::ProviderKind;
 use portcullis_core::proxy::{AuthMode, Proxy, ProxyKind};
 use portcullis_core::SecretString;
@@ -40,6 +41,11 @@ pub struct ProxyRuntime {
     /// MCP proxies: `mcp_tool_rate_limits` compiled, in name order: the pattern
     /// as written (it names the bucket), its matcher, calls per minute.
     pub mcp_tool_rates: Vec<(String, portcullis_core::mcp::ToolPattern, u32)>,
+    /// MCP proxies: `mcp_tool_labels` compiled, in name order (pattern as
+    /// written, matcher, labels).
+    pub mcp_tool_labels: Vec<(String, portcullis_core::mcp::ToolPattern, Labels)>,
+    /// MCP proxies: the session flow rules (the defaults when the spec has none).
+    pub mcp_flow_rules: Vec<CompiledRule>,
     /// MCP proxies with an `upstream_command`: the supervised stdio server
     /// (attached at start by the data plane; `mcp_uri` is then `None`).
     pub stdio: Option<Arc<crate::mcp::stdio::StdioServer>>,
@@ -154,6 +160,19 @@ impl ProxyRuntime {
                 .iter()
                 .map(|(p, &rpm)| (p.clone(), portcullis_core::mcp::ToolPattern::new(p), rpm))
                 .collect(),
+            mcp_tool_labels: spec
+                .mcp_tool_labels
+                .iter()
+                .map(|(p, labels)| {
+                    let matcher = portcullis_core::mcp::ToolPattern::new(p);
+                    (p.clone(), matcher, Labels::of(labels))
+                })
+                .collect(),
+            mcp_flow_rules: CompiledRule::compile(
+                spec.mcp_flow_rules
+                    .as_deref()
+                    .unwrap_or(&portcullis_core::flow::default_rules()),
+            ),
             uris,
             base,
             credential_header,

@@ -289,6 +289,8 @@ pub(crate) struct ProxyRow {
     mcp_tool_allow: String,
     mcp_tool_deny: String,
     mcp_tool_rate_limits: String,
+    mcp_tool_labels: String,
+    mcp_flow_rules: Option<String>,
     managed_by: String,
     created_at: i64,
     updated_at: i64,
@@ -332,6 +334,13 @@ impl TryFrom<ProxyRow> for Proxy {
                 .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_tool_deny")))?,
             mcp_tool_rate_limits: serde_json::from_str(&r.mcp_tool_rate_limits)
                 .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_tool_rate_limits")))?,
+            mcp_tool_labels: serde_json::from_str(&r.mcp_tool_labels)
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_tool_labels")))?,
+            mcp_flow_rules: r
+                .mcp_flow_rules
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .map_err(|_| StoreError::Corrupt(format!("proxy {id}: mcp_flow_rules")))?,
         };
         Ok(Proxy {
             id: r.id,

@@ -18,7 +18,7 @@ macro_rules! cred_cols {
         "id, name, provider, hint, master_key_id, managed_by, created_at, updated_at"
     };
 }
-macro_rules! proxy_cols { () => { "id, name, kind, provider, upstream_url, credential_id, listen_port, auth_mode, auto_start, connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, max_body_bytes, policies, mcp_auto_approve, upstream_command, upstream_args, upstream_env, mcp_servers, mcp_separator, mcp_prefix_mode, mcp_tool_allow, mcp_tool_deny, mcp_tool_rate_limits, managed_by, created_at, updated_at" }; }
+macro_rules! proxy_cols { () => { "id, name, kind, provider, upstream_url, credential_id, listen_port, auth_mode, auto_start, connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, max_body_bytes, policies, mcp_auto_approve, upstream_command, upstream_args, upstream_env, mcp_servers, mcp_separator, mcp_prefix_mode, mcp_tool_allow, mcp_tool_deny, mcp_tool_rate_limits, mcp_tool_labels, mcp_flow_rules, managed_by, created_at, updated_at" }; }
 macro_rules! event_cols { () => { "id, at, proxy_id, proxy_name, endpoint, key_id, group_id, end_user, model, status, decision, error, stream, latency_us, ttft_us, overhead_us, input_tokens, output_tokens, cached_tokens, request_bytes, response_bytes, findings, cost_usd" }; }
 macro_rules! policy_cols {
     () => {
@@ -65,6 +65,13 @@ macro_rules! bind_spec {
             .bind(serde_json::to_string(&$spec.mcp_tool_deny).unwrap_or_else(|_| "[]".into()))
             .bind(
                 serde_json::to_string(&$spec.mcp_tool_rate_limits).unwrap_or_else(|_| "{}".into()),
+            )
+            .bind(serde_json::to_string(&$spec.mcp_tool_labels).unwrap_or_else(|_| "{}".into()))
+            .bind(
+                $spec
+                    .mcp_flow_rules
+                    .as_ref()
+                    .and_then(|r| serde_json::to_string(r).ok()),
             )
     };
 }
@@ -385,7 +392,7 @@ macro_rules! impl_store {
 
             async fn create_proxy(&self, spec: &portcullis_core::proxy::ProxySpec, managed_by: portcullis_core::proxy::ManagedBy, now: jiff::Timestamp) -> $crate::Result<portcullis_core::proxy::Proxy> {
                 let id = portcullis_core::id::new_id();
-                bind_spec!(sqlx::query(concat!("INSERT INTO proxies (", proxy_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $26)"))
+                bind_spec!(sqlx::query(concat!("INSERT INTO proxies (", proxy_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $28)"))
                     .bind(&id), spec)
 
                     .bind(enum_text(&managed_by))
@@ -409,7 +416,7 @@ macro_rules! impl_store {
             }
 
             async fn update_proxy(&self, id: &str, spec: &portcullis_core::proxy::ProxySpec, now: jiff::Timestamp) -> $crate::Result<Option<portcullis_core::proxy::Proxy>> {
-                bind_spec!(sqlx::query("UPDATE proxies SET name = $2, kind = $3, provider = $4, upstream_url = $5, credential_id = $6, listen_port = $7, auth_mode = $8, auto_start = $9, connect_timeout_ms = $10, first_byte_timeout_ms = $11, idle_timeout_ms = $12, max_body_bytes = $13, policies = $14, mcp_auto_approve = $15, upstream_command = $16, upstream_args = $17, upstream_env = $18, mcp_servers = $19, mcp_separator = $20, mcp_prefix_mode = $21, mcp_tool_allow = $22, mcp_tool_deny = $23, mcp_tool_rate_limits = $24, updated_at = $25 WHERE id = $1")
+                bind_spec!(sqlx::query("UPDATE proxies SET name = $2, kind = $3, provider = $4, upstream_url = $5, credential_id = $6, listen_port = $7, auth_mode = $8, auto_start = $9, connect_timeout_ms = $10, first_byte_timeout_ms = $11, idle_timeout_ms = $12, max_body_bytes = $13, policies = $14, mcp_auto_approve = $15, upstream_command = $16, upstream_args = $17, upstream_env = $18, mcp_servers = $19, mcp_separator = $20, mcp_prefix_mode = $21, mcp_tool_allow = $22, mcp_tool_deny = $23, mcp_tool_rate_limits = $24, mcp_tool_labels = $25, mcp_flow_rules = $26, updated_at = $27 WHERE id = $1")
                     .bind(id), spec)
 
                     .bind(ms(now))

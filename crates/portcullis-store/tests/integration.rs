@@ -1217,12 +1217,22 @@ async fn mcp_tool_inventory() {
         limited.mcp_tool_allow = vec!["fs__*".into()];
         limited.mcp_tool_deny = vec!["fs__write".into()];
         limited.mcp_tool_rate_limits = [("fs__read".to_owned(), 2)].into();
-        let updated = s
-            .update_proxy(&proxy.id, &limited, t(1))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(updated.spec, limited);
+        // So do toxic-flow labels and rules (absent rules stay absent: the defaults).
+        use portcullis_core::flow::{FlowAction, FlowRule, ToolLabel};
+        limited.mcp_tool_labels = [("web__*".to_owned(), vec![ToolLabel::UntrustedSource])].into();
+        let with_rules = portcullis_core::proxy::ProxySpec {
+            mcp_flow_rules: Some(vec![FlowRule {
+                after: vec![ToolLabel::PrivateData],
+                call: ToolLabel::ExternalSink,
+                action: FlowAction::Alert,
+            }]),
+            ..limited.clone()
+        };
+        assert_eq!(limited.mcp_flow_rules, None);
+        for spec in [limited, with_rules] {
+            let updated = s.update_proxy(&proxy.id, &spec, t(1)).await.unwrap();
+            assert_eq!(updated.map(|p| p.spec), Some(spec));
+        }
 
         // A stdio server's command, arguments and environment round-trip.
         let mut stdio = spec("local", None);

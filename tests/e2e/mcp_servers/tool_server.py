@@ -7,7 +7,8 @@ restart it (a "rug pull").
 tools.json: {"tools": [{"name": "add", "description": "..."},
                        {"name": "read_note", "description": "...", "result": "..."}]}
 A tool named `add` adds two integers; any other tool takes `query` and returns its
-`result` (or echoes the query). Optional `"prompts": [{"name": ..., "text": ...}]`
+`result` (or echoes the query). A tool may carry MCP `annotations`
+(`{"readOnlyHint": true, "openWorldHint": true}`). Optional `"prompts": [{"name": ..., "text": ...}]`
 (each takes `topic` and answers its text and the topic) and
 `"resources": [{"uri": ..., "text": ...}]`.
 """
@@ -18,6 +19,7 @@ import json
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.prompts import Prompt
 from mcp.server.fastmcp.resources import TextResource
+from mcp.types import ToolAnnotations
 
 
 def answerer(result):
@@ -31,14 +33,15 @@ def build(spec, json_response):
     server = FastMCP("portcullis-test-tools", json_response=json_response)
     for tool in spec["tools"]:
         name, description = tool["name"], tool.get("description", "")
+        annotations = ToolAnnotations(**tool["annotations"]) if "annotations" in tool else None
         if name == "add":
 
             def add(a: int, b: int) -> int:
                 return a + b
 
-            server.add_tool(add, name=name, description=description)
+            server.add_tool(add, name=name, description=description, annotations=annotations)
         else:
-            server.add_tool(answerer(tool.get("result")), name=name, description=description)
+            server.add_tool(answerer(tool.get("result")), name=name, description=description, annotations=annotations)
     for prompt in spec.get("prompts", []):
         server.add_prompt(Prompt.from_function(prompter(prompt["text"]), name=prompt["name"]))
     for resource in spec.get("resources", []):

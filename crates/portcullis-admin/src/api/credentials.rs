@@ -183,7 +183,14 @@ pub async fn remove(
             .list_a2a_agents()
             .await?
             .into_iter()
-            .filter(|a| uses(a.settings.credential.as_ref().map(|c| c.credential_id.as_str())))
+            .filter(|a| {
+                uses(
+                    a.settings
+                        .credential
+                        .as_ref()
+                        .map(|c| c.credential_id.as_str()),
+                )
+            })
             .map(|a| format!("A2A agent {}", a.name)),
     );
     if !users.is_empty() {

@@ -113,17 +113,17 @@ impl Inventory {
     }
 
     /// May `name` of `server` (`""` without federation) be called through this
-    /// proxy? Store errors fail closed.
+    /// proxy? `Ok`: its stored definition. Store errors fail closed.
     pub async fn check_call(
         &self,
         proxy: &ProxyRuntime,
         server: &str,
         name: &str,
-    ) -> Result<Result<(), CallRefusal>, StoreError> {
+    ) -> Result<Result<Value, CallRefusal>, StoreError> {
         Ok(
             match self.store.mcp_tool_named(&proxy.id, server, name).await? {
                 None => Err(CallRefusal::Unknown),
-                Some(t) if t.status == ToolStatus::Approved => Ok(()),
+                Some(t) if t.status == ToolStatus::Approved => Ok(t.definition),
                 Some(t) => Err(CallRefusal::NotApproved(t.status)),
             },
         )

@@ -26,6 +26,7 @@
 
 pub mod call;
 pub mod federation;
+pub mod flows;
 pub mod inventory;
 mod policy;
 pub mod rebinding;
@@ -44,6 +45,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use inventory::Inventory;
+use portcullis_core::flow::{FlowAction, Labels};
 use portcullis_core::model::{KeyScope, RateLimits};
 use portcullis_core::proxy::{AuthMode, Decision};
 use portcullis_core::{Clock, MasterKey};
@@ -110,6 +112,9 @@ pub(crate) struct Expected {
     pub subject: String,
     /// Placeholders given to the call's arguments, put back in its result.
     pub redactor: Option<Arc<Redactor>>,
+    /// A `tools/call` in a session: the flow key and the tool's labels, recorded
+    /// when its result reaches the client.
+    pub flow: Option<(String, Labels)>,
 }
 
 /// Shared by every MCP proxy.
@@ -121,6 +126,8 @@ pub struct McpRelay {
     sessions: Sessions,
     event_ids: resume::EventIds,
     limiter: Arc<RateLimiter>,
+    /// What each session has read, for the toxic-flow rules.
+    flows: flows::FlowTracker,
     /// The data plane listens on loopback only: proxies without caller keys
     /// are local servers and get DNS-rebinding protection ([`rebinding`]).
     loopback: bool,
@@ -161,6 +168,7 @@ impl McpRelay {
             clock: clock.clone(),
             inventory: Inventory::new(store, clock),
             sessions: Sessions::new(master_key),
+            flows: flows::FlowTracker::default(),
             event_ids: resume::EventIds::new(master_key),
         })
     }
@@ -387,9 +395,19 @@ impl McpRelay {
                     .map(|s| s.chars().take(256).collect())
                     .unwrap_or_default();
                 let mut redactor = None;
+                let mut flow = None;
                 if pending == Pending::ToolsCall {
-                    match self.admit_call(&proxy, &mut message, &mut call).await {
-                        Ok((member, placeholders)) => {
+                    // Flows are tracked per session the gateway issued.
+                    let flow_key = session.as_ref().and_then(|_| {
+                        let presented = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
+                        Some(flows::session_key(&proxy.id, presented))
+                    });
+                    match self
+                        .admit_call(&proxy, &mut message, &mut call, flow_key.as_deref())
+                        .await
+                    {
+                        Ok((member, placeholders, labels)) => {
+                            flow = flow_key.map(|key| (key, labels));
                             routed = member;
                             if let Some(placeholders) = placeholders {
                                 // The server gets the redacted arguments.
@@ -412,6 +430,7 @@ impl McpRelay {
                     pending,
                     subject,
                     redactor,
+                    flow,
                 })
             }
             Kind::Notification { .. } | Kind::Response { .. } => None,
@@ -709,17 +728,18 @@ impl McpRelay {
         finish_head(head, Body::new(incoming))
     }
 
-    /// A `tools/call` before it leaves: the tool must be approved and its
-    /// arguments must pass the policy. `Err`: JSON-RPC code, message, data.
-    /// For a federation, the call is routed first; `Ok`: the member's index
-    /// (`None` without federation), and the placeholders when `redact` rules
-    /// rewrote the arguments in `message`.
+    /// A `tools/call` before it leaves: the tool must be approved, the session's
+    /// flow must allow it and its arguments must pass the policy. `Err`: JSON-RPC
+    /// code, message, data. For a federation, the call is routed first; `Ok`: the
+    /// member's index (`None` without federation), the placeholders when `redact`
+    /// rules rewrote the arguments in `message`, and the tool's flow labels.
     async fn admit_call(
         &self,
         proxy: &ProxyRuntime,
         message: &mut Value,
         call: &mut McpCall,
-    ) -> Result<(Option<(usize, String)>, Option<Redactor>), (i64, String, Value)> {
+        flow_key: Option<&str>,
+    ) -> Result<(Option<(usize, String)>, Option<Redactor>, Labels), (i64, String, Value)> {
         let Some(name) = message
             .pointer("/params/name")
             .and_then(Value::as_str)
@@ -743,7 +763,7 @@ impl McpRelay {
                 Err(refusal) => return Err(refusal),
             },
         };
-        match self.inventory.check_call(proxy, server, own).await {
+        let definition = match self.inventory.check_call(proxy, server, own).await {
             Err(e) => {
                 tracing::error!(proxy = %proxy.name, error = %e, "MCP tool inventory unavailable; call refused");
                 return Err((
@@ -765,7 +785,11 @@ impl McpRelay {
                     json!({"reason": reason, "status": status}),
                 ));
             }
-            Ok(Ok(())) => {}
+            Ok(Ok(definition)) => definition,
+        };
+        let labels = flows::labels_of(&proxy.mcp_tool_labels, name, &definition);
+        if let Some(key) = flow_key {
+            self.check_flow(proxy, key, name, labels, call)?;
         }
         let mut placeholders = None;
         if let (Some(engine), Some(params)) = (&proxy.policy, message.get_mut("params")) {
@@ -782,7 +806,60 @@ impl McpRelay {
         }
         self.check_tool_rate(proxy, name, call.identity.as_deref())
             .await?;
-        Ok((member.map(|index| (index, own.to_owned())), placeholders))
+        Ok((
+            member.map(|index| (index, own.to_owned())),
+            placeholders,
+            labels,
+        ))
+    }
+
+    /// A tool result reached the client: its session has now read what the tool
+    /// returns.
+    fn record_flow(&self, expected: &Expected, call: &McpCall) {
+        if let (Some((key, labels)), Some(tool)) = (&expected.flow, &call.tool) {
+            self.flows.record(key, tool, *labels);
+        }
+    }
+
+    /// The session's toxic-flow rules for a call of `name`: a broken `block` rule
+    /// refuses it, an `alert` rule lets it through; either way the finding goes
+    /// in the event (and raises an alert).
+    fn check_flow(
+        &self,
+        proxy: &ProxyRuntime,
+        key: &str,
+        name: &str,
+        labels: Labels,
+        call: &mut McpCall,
+    ) -> Result<(), (i64, String, Value)> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let seen = self.flows.seen(key);
+        let Some(rule) = portcullis_core::flow::judge(&proxy.mcp_flow_rules, seen.labels, labels)
+        else {
+            return Ok(());
+        };
+        let culprits = seen.culprits(rule);
+        let why = flows::describe(rule, name, &culprits);
+        let block = rule.action == FlowAction::Block;
+        call.findings.push(json!({
+            "rule": flows::TOXIC_FLOW_RULE,
+            "category": "toxic_flow",
+            "severity": "high",
+            "action": if block { "block" } else { "alert" },
+            "location": "tool_call",
+            "flow": rule.describe(),
+            "after": culprits,
+        }));
+        if !block {
+            return Ok(());
+        }
+        Err((
+            jsonrpc::POLICY_BLOCKED,
+            format!("tool call blocked by flow policy: {why}"),
+            json!({"reason": "toxic_flow", "flow": rule.describe(), "after": culprits}),
+        ))
     }
 
     /// The proxy's per-key calls per minute for the tool (`mcp_tool_rate_limits`:
@@ -878,6 +955,7 @@ impl McpRelay {
                 let engine = proxy.policy.as_ref();
                 let restore = expected.redactor.as_deref();
                 if engine.is_none() && restore.is_none() {
+                    self.record_flow(expected, call);
                     return None;
                 }
                 let tool = call.tool.clone().unwrap_or_default();
@@ -903,6 +981,9 @@ impl McpRelay {
                     restore,
                     &mut call.findings,
                 );
+                if checked.is_ok() {
+                    self.record_flow(expected, call);
+                }
                 let rules = checked.err()?;
                 let why = format!("{what} blocked by policy: {}", rules.join(", "));
                 *answer = jsonrpc::error_with_data(

@@ -122,6 +122,8 @@ impl EventIds {
                 pending: claims.pending,
                 subject: claims.name,
                 redactor: None,
+                // Not carried across a resumption: its result is not recorded.
+                flow: None,
             },
             tool: claims.tool,
             event_id: claims.event_id,
@@ -144,6 +146,7 @@ mod tests {
             pending: Pending::ToolsCall,
             subject: String::new(),
             redactor: None,
+            flow: None,
         }
     }
 
