@@ -1551,6 +1551,17 @@ export interface components {
             events: components["schemas"]["ProxyEvent"][];
             next_before_id?: string | null;
         };
+        /** @enum {string} */
+        FlowAction: "block" | "alert";
+        /**
+         * @description "Once the session has received a result of a tool labelled with every one of
+         *     `after`, a call of a tool labelled `call` is refused (or reported)."
+         */
+        FlowRule: {
+            action?: components["schemas"]["FlowAction"];
+            after: components["schemas"]["ToolLabel"][];
+            call: components["schemas"]["ToolLabel"];
+        };
         Group: {
             /** Format: date-time */
             created_at: string;
@@ -1902,6 +1913,12 @@ export interface components {
              */
             mcp_auto_approve?: boolean;
             /**
+             * @description MCP proxies only: the toxic-flow rules of each session; absent: the
+             *     defaults (block `external_sink` and `destructive` after `untrusted_source`,
+             *     alert on `external_sink` after `private_data`); empty: none.
+             */
+            mcp_flow_rules?: components["schemas"]["FlowRule"][] | null;
+            /**
              * @description When names are prefixed by their server: `always` (default),
              *     `on_collision` or `never`.
              */
@@ -1924,6 +1941,14 @@ export interface components {
              *     caller; wins over `mcp_tool_allow`.
              */
             mcp_tool_deny?: string[];
+            /**
+             * @description MCP proxies only: the toxic-flow labels of tools, by tool name or glob (the
+             *     exact name, else the first matching glob in name order); they replace the
+             *     labels the tool's annotations give it. See `docs/mcp.md`.
+             */
+            mcp_tool_labels?: {
+                [key: string]: components["schemas"]["ToolLabel"][];
+            };
             /**
              * @description MCP proxies only: calls per minute per API key, by tool name or glob (the
              *     first pattern in name order that matches applies).
@@ -2116,6 +2141,8 @@ export interface components {
             end: number;
             start: number;
         };
+        /** @enum {string} */
+        ToolLabel: "untrusted_source" | "private_data" | "external_sink" | "destructive";
         ToolList: {
             tools: components["schemas"]["McpTool"][];
         };
