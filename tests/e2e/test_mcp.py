@@ -332,3 +332,30 @@ def test_http_errors(mcp_setup):
     with httpx.Client(timeout=10) as http:
         r = http.post(url, json=init, headers={**headers, "authorization": f"Bearer {created['key']}"})
         assert r.status_code == 403
+
+
+def test_a_tool_gained_or_dropped_by_a_known_server_raises_an_alert(mcp_setup):
+    s = mcp_setup
+    echo = {"name": "echo", "description": "Echoes the query."}
+    server = s.server([ADD])
+    proxy = s.proxy("churn", server, mcp_auto_approve=True)
+    assert s.list_names(proxy["url"]) == ["add"]
+    rug = f"/api/v1/alerts?rule=mcp-rug-pull&proxy={proxy['id']}"
+    # The first listing of a server is not a change.
+    assert s.admin("GET", rug)["alerts"] == []
+
+    # A tool appears: auto-approved, so callable at once, hence high.
+    server.restart([ADD, echo])
+    assert s.list_names(proxy["url"]) == ["add", "echo"]
+    alerts = s.admin("GET", rug)["alerts"]
+    assert len(alerts) == 1 and alerts[0]["severity"] == "high", alerts
+    assert '"echo" appeared on a server whose tools were known; it is approved' in alerts[0]["note"], alerts[0]["note"]
+
+    # An approved tool vanishes (a remove-and-re-add rug pull starts like this).
+    server.restart([echo])
+    assert s.list_names(proxy["url"]) == ["echo"]
+    s.list_names(proxy["url"])  # listing again raises nothing new
+    alerts = s.admin("GET", rug)["alerts"]
+    assert len(alerts) == 2, alerts
+    gone = next(a for a in alerts if "no longer listed" in a["note"])
+    assert gone["severity"] == "medium" and '"add"' in gone["note"], gone

@@ -235,6 +235,37 @@ try {
     await page.keyboard.press("Escape");
   });
 
+  await step("proxies: an MCP proxy with toxic-flow labels and rules, validated, then edited", async () => {
+    await page.click("a[href='/proxies']");
+    await page.click("[data-test=new-proxy]");
+    await page.selectOption("select[name=kind]", "mcp");
+    await page.fill("input[name=name]", "flows");
+    await page.fill("input[name=upstream_url]", mcpServer.url);
+    await page.fill("textarea[name=mcp_tool_labels]", '{"read_*": ["secret"]}');
+    await page.fill("textarea[name=mcp_flow_rules]", '[{"after": [], "call": "destructive"}]');
+    await page.click("[data-test=save-proxy]");
+    await page.locator(".field-error", { hasText: "read_*: a list of untrusted_source" }).waitFor();
+    await page.locator(".field-error", { hasText: 'rule 1: "after"' }).waitFor();
+    await page.fill("textarea[name=mcp_tool_labels]", '{"read_*": ["private_data"]}');
+    await page.fill("textarea[name=mcp_flow_rules]", '[{"after": ["private_data"], "call": "external_sink", "action": "block"}]');
+    await page.check("input[name=mcp_auto_approve]");
+    await shot(page, "proxy-mcp-form");
+    await page.click("[data-test=save-proxy]");
+    await page.locator("[data-proxy=flows] [data-test=proxy-state]", { hasText: "running" }).waitFor();
+    let stored = (await adminApi(token, "GET", "/api/v1/proxies")).find((p) => p.name === "flows");
+    expect(stored.kind === "mcp" && stored.mcp_auto_approve === true, "an MCP proxy was created");
+    expect(JSON.stringify(stored.mcp_tool_labels) === '{"read_*":["private_data"]}', `labels stored: ${JSON.stringify(stored.mcp_tool_labels)}`);
+    expect(stored.mcp_flow_rules?.[0]?.action === "block", `rules stored: ${JSON.stringify(stored.mcp_flow_rules)}`);
+    // Emptying the rules brings the defaults back.
+    await page.click("[data-proxy=flows] button:has-text('Edit')");
+    expect((await page.inputValue("textarea[name=mcp_tool_labels]")).includes("private_data"), "the form shows the stored labels");
+    await page.fill("textarea[name=mcp_flow_rules]", "");
+    await page.click("[data-test=save-proxy]");
+    await page.locator("[role=dialog]").waitFor({ state: "detached" });
+    stored = (await adminApi(token, "GET", "/api/v1/proxies")).find((p) => p.name === "flows");
+    expect(stored.mcp_flow_rules === undefined, `rules back to the defaults: ${JSON.stringify(stored.mcp_flow_rules)}`);
+  });
+
   await step("credentials: add one, see it masked, delete it", async () => {
     const secret = "sk-ant-console-e2e-secret-98765";
     await page.click("a[href='/credentials']");

@@ -645,7 +645,8 @@ impl McpRelay {
         for (index, tools) in listed {
             let reconciled = self
                 .inventory
-                .reconcile(proxy, members.name(index), &tools, &call.id, call.identity.as_deref())
+                // Members' listings are first pages only: nothing is judged gone.
+                .reconcile(proxy, members.name(index), &tools, false, &call.id, call.identity.as_deref())
                 .await
                 .map_err(|e| {
                     tracing::error!(proxy = %proxy.name, error = %e, "MCP tool inventory unavailable; listing refused");

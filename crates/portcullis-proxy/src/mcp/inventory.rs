@@ -151,12 +151,15 @@ impl Inventory {
     }
 
     /// Records a listing of `server` (`""` without federation) and says which
-    /// of its tools the client may see (by their own names).
+    /// of its tools the client may see (by their own names). `whole`: the listing
+    /// is the server's complete list, so an approved tool missing from it has
+    /// disappeared.
     pub async fn reconcile(
         &self,
         proxy: &ProxyRuntime,
         server: &str,
         listed: &[Value],
+        whole: bool,
         event_id: &str,
         identity: Option<&Identity>,
     ) -> Result<Listing, StoreError> {
@@ -169,6 +172,9 @@ impl Inventory {
             .map(|t| (t.name.clone(), t))
             .collect();
         let now = self.clock.now();
+        // A server that had tools and gains one is worth a look (a rug pull may
+        // add rather than change).
+        let known_server = !known.is_empty();
         let mut listing = Listing::default();
         let mut seen = HashSet::new();
         for definition in listed {
@@ -206,6 +212,14 @@ impl Inventory {
                 if self.store.insert_mcp_tool(&tool).await? {
                     if approved {
                         listing.visible.insert(name.to_owned());
+                    }
+                    if known_server {
+                        let alert =
+                            change_alert(proxy, &tool, Change::Added, event_id, identity, now);
+                        if proxy.live.raise_alert(self.store.as_ref(), &alert).await? {
+                            listing.alerts += 1;
+                            tracing::warn!(proxy = %proxy.name, tool = %name, status = tool.status.as_str(), "MCP server gained a tool");
+                        }
                     }
                     continue;
                 }
@@ -263,6 +277,16 @@ impl Inventory {
                 listing.visible.insert(name.to_owned());
             }
         }
+        if whole {
+            // Approved tools the server no longer lists.
+            for gone in known.values().filter(|t| t.status == ToolStatus::Approved) {
+                let alert = change_alert(proxy, gone, Change::Removed, event_id, identity, now);
+                if proxy.live.raise_alert(self.store.as_ref(), &alert).await? {
+                    listing.alerts += 1;
+                    tracing::warn!(proxy = %proxy.name, tool = %gone.name, "approved MCP tool no longer listed by its server");
+                }
+            }
+        }
         Ok(listing)
     }
 }
@@ -294,6 +318,97 @@ fn scan_description(
     blocking
 }
 
+/// A tool that appeared on, or vanished from, a server the inventory knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Added,
+    Removed,
+}
+
+/// The alert of a tool a known server gained or dropped: medium, or high when
+/// a new tool is callable at once (auto-approval). One per tool and change.
+fn change_alert(
+    proxy: &ProxyRuntime,
+    tool: &McpTool,
+    change: Change,
+    event_id: &str,
+    identity: Option<&Identity>,
+    now: jiff::Timestamp,
+) -> Alert {
+    let description: String = tools::description_text(&tool.definition)
+        .chars()
+        .take(500)
+        .collect();
+    let (what, dedupe, severity) = match change {
+        Change::Added => (
+            format!(
+                "appeared on a server whose tools were known; it is {}",
+                tool.status.as_str()
+            ),
+            format!("mcp-tool-added:{}", tool.id),
+            if tool.status == ToolStatus::Approved {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+        ),
+        Change::Removed => (
+            "was approved and is no longer listed by its server (a tool that comes back is compared with the approved definition)".to_owned(),
+            // Until the tool is listed again its last sighting stays the same.
+            format!(
+                "mcp-tool-removed:{}:{}",
+                tool.id,
+                tool.last_seen_at.as_millisecond()
+            ),
+            Severity::Medium,
+        ),
+    };
+    let note = format!(
+        "{} {what} (listing event {event_id}).\n{description}",
+        tool_named(tool)
+    );
+    let facts = (dedupe, severity, "alert");
+    inventory_alert(proxy, identity, now, facts, note)
+}
+
+/// `MCP tool "name"`, with its server on a federation.
+fn tool_named(tool: &McpTool) -> String {
+    if tool.server.is_empty() {
+        format!("MCP tool {:?}", tool.name)
+    } else {
+        format!("MCP tool {:?} of server {:?}", tool.name, tool.server)
+    }
+}
+
+/// An inventory alert: `facts` are its dedupe id (one alert per id, whichever
+/// replica raises it first), severity and action.
+fn inventory_alert(
+    proxy: &ProxyRuntime,
+    identity: Option<&Identity>,
+    now: jiff::Timestamp,
+    (dedupe, severity, action): (String, Severity, &str),
+    note: String,
+) -> Alert {
+    Alert {
+        id: portcullis_core::id::new_id_at(now),
+        created_at: now,
+        event_id: dedupe,
+        proxy_id: proxy.id.clone(),
+        proxy_name: proxy.name.to_string(),
+        rule: RUG_PULL_RULE.to_owned(),
+        category: "rug_pull".to_owned(),
+        severity,
+        action: action.to_owned(),
+        location: "tool_description".to_owned(),
+        key_id: identity.map(|i| i.key_id.clone()),
+        group_id: identity.map(|i| i.group_id.clone()),
+        status: AlertStatus::Open,
+        status_changed_at: None,
+        status_changed_by: None,
+        note: Some(note),
+    }
+}
+
 #[expect(
     clippy::too_many_arguments,
     reason = "one alert's facts, each distinct"
@@ -308,35 +423,20 @@ fn rug_pull_alert(
     identity: Option<&Identity>,
     now: jiff::Timestamp,
 ) -> Alert {
-    let of_server = if record.server.is_empty() {
-        String::new()
-    } else {
-        format!(" of server {:?}", record.server)
-    };
     let note = format!(
-        "MCP tool {:?}{of_server} changed after approval and is quarantined until approved again (listing event {event_id}).\n{}",
-        record.name,
+        "{} changed after approval and is quarantined until approved again (listing event {event_id}).\n{}",
+        tool_named(record),
         tools::diff(before, after)
     );
-    Alert {
-        id: portcullis_core::id::new_id_at(now),
-        created_at: now,
-        // One alert per tool and new definition, whichever replica sees it first.
-        event_id: format!("mcp-tool:{}:{}", record.id, hash.get(..16).unwrap_or(hash)),
-        proxy_id: proxy.id.clone(),
-        proxy_name: proxy.name.to_string(),
-        rule: RUG_PULL_RULE.to_owned(),
-        category: "rug_pull".to_owned(),
-        severity: Severity::High,
-        action: "quarantine".to_owned(),
-        location: "tool_description".to_owned(),
-        key_id: identity.map(|i| i.key_id.clone()),
-        group_id: identity.map(|i| i.group_id.clone()),
-        status: AlertStatus::Open,
-        status_changed_at: None,
-        status_changed_by: None,
-        note: Some(note),
-    }
+    // One alert per tool and new definition.
+    let dedupe = format!("mcp-tool:{}:{}", record.id, hash.get(..16).unwrap_or(hash));
+    inventory_alert(
+        proxy,
+        identity,
+        now,
+        (dedupe, Severity::High, "quarantine"),
+        note,
+    )
 }
 
 #[cfg(test)]

@@ -115,6 +115,9 @@ pub(crate) struct Expected {
     /// A `tools/call` in a session: the flow key and the tool's labels, recorded
     /// when its result reaches the client.
     pub flow: Option<(String, Labels)>,
+    /// A `tools/list` without a cursor: with no `nextCursor` in its result it is
+    /// the server's whole list, so a known tool missing from it is gone.
+    pub first_page: bool,
 }
 
 /// Shared by every MCP proxy.
@@ -425,12 +428,15 @@ impl McpRelay {
                         }
                     }
                 }
+                let first_page = pending == Pending::ToolsList
+                    && message.pointer("/params/cursor").is_none_or(Value::is_null);
                 Some(Expected {
                     id,
                     pending,
                     subject,
                     redactor,
                     flow,
+                    first_page,
                 })
             }
             Kind::Notification { .. } | Kind::Response { .. } => None,
@@ -925,9 +931,13 @@ impl McpRelay {
                     *answer = jsonrpc::error(id, jsonrpc::UPSTREAM_ERROR, why);
                     return Some((Decision::Error, why.into()));
                 };
+                let whole = expected.first_page
+                    && answer
+                        .pointer("/result/nextCursor")
+                        .is_none_or(Value::is_null);
                 let reconciled = self
                     .inventory
-                    .reconcile(proxy, "", listed, &call.id, call.identity.as_deref())
+                    .reconcile(proxy, "", listed, whole, &call.id, call.identity.as_deref())
                     .await;
                 match reconciled {
                     Ok(listing) => {

@@ -122,8 +122,10 @@ impl EventIds {
                 pending: claims.pending,
                 subject: claims.name,
                 redactor: None,
-                // Not carried across a resumption: its result is not recorded.
+                // Not carried across a resumption: its result is not recorded,
+                // and a resumed listing is not taken as the whole list.
                 flow: None,
+                first_page: false,
             },
             tool: claims.tool,
             event_id: claims.event_id,
@@ -147,6 +149,7 @@ mod tests {
             subject: String::new(),
             redactor: None,
             flow: None,
+            first_page: false,
         }
     }
 
