@@ -103,3 +103,30 @@ def test_oversized_and_malformed_bodies_do_not_hurt_the_server(gateway):
     bad = gw.request("POST", "/api/v1/groups", b'{"name": [', token=token)
     assert bad.status == 400 and bad.json["error"]["code"] == "bad_request"
     assert gw.request("GET", "/readyz").status == 200
+
+
+def test_login_memory_goes_back_to_the_os(gateway):
+    """Each login's 7 MiB argon2 block is freed after the hash and, with the
+    allocator tuning `serve` applies to itself, returned to the OS."""
+    from pathlib import Path
+
+    import pytest
+
+    gw = gateway()
+    status = Path(f"/proc/{gw.proc.pid}/status")
+    environ = Path(f"/proc/{gw.proc.pid}/environ")
+    if not status.exists():
+        pytest.skip("needs /proc")
+    if b"GLIBC_TUNABLES=" not in environ.read_bytes():
+        pytest.skip("not a glibc system (no allocator tuning)")
+
+    def kb(field):
+        line = next(l for l in status.read_text().splitlines() if l.startswith(field + ":"))
+        return int(line.split()[1])
+
+    password = gw.first_password()
+    for _ in range(5):
+        assert gw.request("POST", "/api/v1/auth/login", {"username": "admin", "password": password}).status == 200
+    peak, now = kb("VmHWM"), kb("VmRSS")
+    # The peak held a 7 MiB block that is no longer resident.
+    assert peak - now >= 5 * 1024, f"peak {peak} kB, now {now} kB"

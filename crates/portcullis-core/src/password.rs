@@ -16,23 +16,14 @@ const PASSES: u32 = 5;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const OUTPUT_LEN: usize = 32;
 
-thread_local! {
-    /// Argon2's working memory, allocated once per hashing thread and reused: the
-    /// allocator otherwise keeps several freed 7 MiB blocks (RSS +7 MB per login up
-    /// to ~51 MB, measured).
-    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
+/// Runs `work` with argon2's working memory: allocated for this hash and freed
+/// after it. The server tunes the allocator (`portcullis serve` sets glibc's mmap
+/// threshold) so the 7 MiB block goes back to the OS rather than staying in an
+/// arena; one hash at a time bounds it whatever the concurrency.
 fn with_memory<T>(work: impl FnOnce(&mut [Block]) -> T) -> T {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    MEMORY.with(|memory| {
-        let mut memory = memory.borrow_mut();
-        let blocks = MEMORY_KIB as usize;
-        if memory.len() != blocks {
-            memory.resize(blocks, Block::default());
-        }
-        work(&mut memory)
-    })
+    let mut memory = vec![Block::default(); MEMORY_KIB as usize];
+    work(&mut memory)
 }
 
 type Job = Box<dyn FnOnce() + Send>;

@@ -1,6 +1,7 @@
 //! `portcullis`: the gateway binary. Commands and wiring only; the work happens in
 //! the library crates.
 
+mod allocator;
 mod bootstrap;
 mod cli;
 mod commands;
@@ -11,6 +12,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if matches!(cli.command, cli::Command::Serve(_)) {
+        // Before any thread exists: the process image is replaced.
+        allocator::tune_and_reexec();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
