@@ -483,7 +483,7 @@ impl McpRelay {
                 proxy.name
             )),
         };
-        if let Err(e) = self.inventory.raise_alert(&alert).await {
+        if let Err(e) = self.inventory.raise_alert(proxy, &alert).await {
             tracing::error!(proxy = %proxy.name, error = %e, "alert not stored");
         }
     }

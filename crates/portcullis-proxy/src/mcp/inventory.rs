@@ -129,9 +129,14 @@ impl Inventory {
         )
     }
 
-    /// Stores an alert; `false` when one with its event id exists already.
-    pub async fn raise_alert(&self, alert: &Alert) -> Result<bool, StoreError> {
-        self.store.raise_alert(alert).await
+    /// Stores an alert of `proxy` and shows it on the live feed; `false` when one
+    /// with its event id exists already.
+    pub async fn raise_alert(
+        &self,
+        proxy: &ProxyRuntime,
+        alert: &Alert,
+    ) -> Result<bool, StoreError> {
+        proxy.live.raise_alert(self.store.as_ref(), alert).await
     }
 
     /// The federation members that have a tool called `name`.
@@ -216,7 +221,7 @@ impl Inventory {
                     if known_server {
                         let alert =
                             change_alert(proxy, &tool, Change::Added, event_id, identity, now);
-                        if proxy.live.raise_alert(self.store.as_ref(), &alert).await? {
+                        if self.raise_alert(proxy, &alert).await? {
                             listing.alerts += 1;
                             tracing::warn!(proxy = %proxy.name, tool = %name, status = tool.status.as_str(), "MCP server gained a tool");
                         }
@@ -268,7 +273,7 @@ impl Inventory {
                 let alert = rug_pull_alert(
                     proxy, &record, before, definition, &hash, event_id, identity, now,
                 );
-                if proxy.live.raise_alert(self.store.as_ref(), &alert).await? {
+                if self.raise_alert(proxy, &alert).await? {
                     listing.alerts += 1;
                     tracing::warn!(proxy = %proxy.name, tool = %name, "MCP tool definition changed after approval; quarantined");
                 }
@@ -281,7 +286,7 @@ impl Inventory {
             // Approved tools the server no longer lists.
             for gone in known.values().filter(|t| t.status == ToolStatus::Approved) {
                 let alert = change_alert(proxy, gone, Change::Removed, event_id, identity, now);
-                if proxy.live.raise_alert(self.store.as_ref(), &alert).await? {
+                if self.raise_alert(proxy, &alert).await? {
                     listing.alerts += 1;
                     tracing::warn!(proxy = %proxy.name, tool = %gone.name, "approved MCP tool no longer listed by its server");
                 }
