@@ -63,8 +63,9 @@ pub struct ProxyRuntime {
     pub max_body_bytes: usize,
     pub client: UpstreamClient,
     pub metrics: ProxyHandles,
-    /// The proxy's policies, compiled once at start; none when it has no policy.
-    pub policy: Option<portcullis_policy::Engine>,
+    /// The proxy's policies, compiled once at start (shared by proxies with the
+    /// same packs); none when it has no policy.
+    pub policy: Option<Arc<portcullis_policy::Engine>>,
     /// The console's live feed, for alerts raised on the request path outside
     /// the event writer (attached at start by the data plane).
     pub live: crate::events::Live,
@@ -198,14 +199,15 @@ impl ProxyRuntime {
     }
 }
 
-/// One engine over every pack; none without packs.
+/// One engine over every pack (shared with everything using the same packs);
+/// none without packs.
 pub fn compile_policies(
     packs: &[portcullis_policy::Pack],
-) -> Result<Option<portcullis_policy::Engine>, BuildError> {
+) -> Result<Option<Arc<portcullis_policy::Engine>>, BuildError> {
     if packs.is_empty() {
         return Ok(None);
     }
-    portcullis_policy::Engine::compile(packs)
+    crate::engines::shared(packs)
         .map(Some)
         .map_err(|e| BuildError::Policy(e.to_string()))
 }

@@ -205,8 +205,8 @@ fn compile_engine() -> Option<Arc<Engine>> {
             }
         }
     }
-    match Engine::compile(&packs) {
-        Ok(e) => Some(Arc::new(e)),
+    match crate::engines::shared(&packs) {
+        Ok(e) => Some(e),
         Err(e) => {
             tracing::error!(error = %e, "A2A policy engine failed to compile; A2A messages refused");
             None
@@ -291,11 +291,11 @@ impl A2aRelay {
         let engine = if packs.is_empty() {
             None
         } else {
-            let compiled = tokio::task::spawn_blocking(move || Engine::compile(&packs))
+            let compiled = tokio::task::spawn_blocking(move || crate::engines::shared(&packs))
                 .await
                 .map_err(|e| unavailable(e.to_string()))?
                 .map_err(|e| unavailable(e.to_string()))?;
-            Some(Arc::new(compiled)).filter(|e| inspect::applies(e))
+            Some(compiled).filter(|e| inspect::applies(e))
         };
         let mut cache = self.engines.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_ENGINES {

@@ -962,7 +962,7 @@ impl McpRelay {
             }
             Pending::ToolsCall | Pending::PromptsGet | Pending::ResourcesRead => {
                 let shape = expected.pending.shape()?;
-                let engine = proxy.policy.as_ref();
+                let engine = proxy.policy.as_deref();
                 let restore = expected.redactor.as_deref();
                 if engine.is_none() && restore.is_none() {
                     self.record_flow(expected, call);
