@@ -37,6 +37,20 @@ macro_rules! audit_cols {
     };
 }
 
+/// Row counts of multi-row inserts, largest first: a batch is cut into these.
+pub(crate) const INSERT_SIZES: [usize; 5] = [500, 100, 20, 5, 1];
+
+/// `items` cut into chunks whose lengths are all in [`INSERT_SIZES`].
+pub(crate) fn ladder_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let size = INSERT_SIZES.into_iter().find(|&n| n <= rest.len())?;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// Binds a proxy spec's columns, in `proxy_cols!` order after `id`.
 macro_rules! bind_spec {
     ($query:expr, $spec:expr) => {
@@ -439,7 +453,9 @@ macro_rules! impl_store {
                 let mut fresh = std::collections::HashSet::new();
                 // One statement per 500 rows: 23 binds a row stays under both
                 // back ends' parameter limits, and one round trip beats 500.
-                for chunk in events.chunks(500) {
+                // Chunks come in five sizes only, so the prepared statements are
+                // reused instead of one being parsed and cached per batch size.
+                for chunk in $crate::sql::ladder_chunks(events) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(concat!("INSERT INTO events (", event_cols!(), ") "));
                     q.push_values(chunk, |mut row, e| {
                         row.push_bind(e.id.as_str())
@@ -759,3 +775,23 @@ pub(crate) use {
     alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, key_cols, policy_cols,
     prompt_cols, proxy_cols, user_cols,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_the_ladder_sizes_in_order() {
+        let sizes = |n: usize| -> Vec<usize> {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = ladder_chunks(&items).collect();
+            // Every item once, in order.
+            assert_eq!(chunks.concat(), items);
+            chunks.iter().map(|c| c.len()).collect()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(1_234), [500, 500, 100, 100, 20, 5, 5, 1, 1, 1, 1]);
+        assert!((0..2_000).all(|n| sizes(n).iter().all(|s| INSERT_SIZES.contains(s))));
+    }
+}
