@@ -4,10 +4,9 @@ MCP annotations (and one the proxy labels itself)."""
 
 import time
 
-import pytest
 from mcp.shared.exceptions import McpError
 
-from test_mcp import McpSetup
+from test_mcp import mcp_setup  # noqa: F401  (the fixture)
 
 TOOLS = [
     # Reads the open web: untrusted_source (readOnlyHint + openWorldHint).
@@ -23,13 +22,6 @@ TOOLS = [
     {"name": "read_db", "description": "Reads the customer table.", "result": "3 rows"},
     {"name": "add", "description": "Adds two integers and returns the sum."},
 ]
-
-
-@pytest.fixture
-def flow_setup(gateway, tmp_path):
-    s = McpSetup(gateway(), tmp_path)
-    yield s
-    s.close()
 
 
 def session_calls(s, url, calls):
@@ -53,8 +45,8 @@ def q(name):
     return (name, {"a": 1, "b": 2} if name == "add" else {"query": "x"})
 
 
-def test_untrusted_results_stop_sinks_and_destruction_in_their_session(flow_setup):
-    s = flow_setup
+def test_untrusted_results_stop_sinks_and_destruction_in_their_session(mcp_setup):
+    s = mcp_setup
     server = s.server(TOOLS)
     proxy = s.proxy("flows", server, mcp_auto_approve=True, mcp_tool_labels={"read_*": ["private_data"]})
     assert s.list_names(proxy["url"]) == sorted(t["name"] for t in TOOLS)
@@ -87,8 +79,8 @@ def test_untrusted_results_stop_sinks_and_destruction_in_their_session(flow_setu
     assert all(a["key_id"] == s.key_id and a["location"] == "tool_call" for a in alerts), alerts
 
 
-def test_private_data_to_a_sink_is_reported_and_rules_are_the_proxys(flow_setup):
-    s = flow_setup
+def test_private_data_to_a_sink_is_reported_and_rules_are_the_proxys(mcp_setup):
+    s = mcp_setup
     server = s.server(TOOLS)
     proxy = s.proxy("private", server, mcp_auto_approve=True, mcp_tool_labels={"read_*": ["private_data"]})
     s.list_names(proxy["url"])

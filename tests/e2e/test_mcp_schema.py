@@ -23,7 +23,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7, DRAFT202012
 
 from conftest import free_port
-from test_mcp import McpSetup
+from test_mcp import mcp_setup  # noqa: F401  (the fixture)
 
 SPECS = next(
     p for p in (Path(__file__).resolve().parents[2] / "../shared/specs/mcp", Path("/work/shared/specs/mcp")) if p.exists()
@@ -219,13 +219,6 @@ def parse_messages(response):
     return []
 
 
-@pytest.fixture
-def schema_setup(gateway, tmp_path):
-    s = McpSetup(gateway(), tmp_path)
-    yield s
-    s.close()
-
-
 def drive(s, proxy, version):
     """One session through every path; returns (session, HTTP-level answers)."""
     session = RawSession(proxy["url"], s.key, version)
@@ -272,8 +265,8 @@ def drive(s, proxy, version):
 
 
 @pytest.mark.parametrize("json_response", [False, True], ids=["sse", "json"])
-def test_emitted_messages_validate_against_the_schema_of_the_version(schema_setup, json_response):
-    s = schema_setup
+def test_emitted_messages_validate_against_the_schema_of_the_version(mcp_setup, json_response):
+    s = mcp_setup
     server = s.server(TOOLS, json_response=json_response)
     # Prompts and resources are read from the same file.
     server.stop()
@@ -308,8 +301,8 @@ def test_emitted_messages_validate_against_the_schema_of_the_version(schema_setu
         assert schema.check({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "x"}})
 
 
-def test_messages_sent_upstream_validate_against_the_schema_of_their_version(schema_setup):
-    s = schema_setup
+def test_messages_sent_upstream_validate_against_the_schema_of_their_version(mcp_setup):
+    s = mcp_setup
     server = s.server(TOOLS, json_response=True)
     server.stop()
     server.file.write_text(json.dumps({"tools": TOOLS, "prompts": PROMPTS, "resources": RESOURCES}))
