@@ -15,15 +15,15 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// Guesses the shape from structure alone: table rows, code fences or mail
-    /// headers read as a document. Length and line count do not: a long,
-    /// multi-paragraph prompt is still a person's prompt (reading those as
-    /// documents flagged 2% of benign prompts). Where the location says what a
-    /// text is (a tool result, an answer), the engine does not guess.
+    /// Guesses the shape from structure alone: several lines of content, table
+    /// rows, code fences or mail/record headers read as a document.
     pub fn of(text: &str) -> Shape {
-        let pipes = text.bytes().filter(|&c| c == b'|').count();
+        let bytes = text.as_bytes();
+        let count = |b: u8| bytes.iter().filter(|&&c| c == b).count();
+        let lines = count(b'\n');
+        let pipes = count(b'|');
         let fenced = text.contains("```");
-        if fenced || pipes >= 6 || mail_headers(text) {
+        if fenced || pipes >= 6 || (lines >= 6 && text.len() >= 400) || mail_headers(text) {
             Shape::Document
         } else {
             Shape::Prompt
@@ -254,7 +254,5 @@ mod tests {
             Shape::Document
         );
         assert_eq!(Shape::of("what subject: maths or art?"), Shape::Prompt);
-        let long_prompt = "You are a careful editor.\n".repeat(20);
-        assert_eq!(Shape::of(&long_prompt), Shape::Prompt);
     }
 }
