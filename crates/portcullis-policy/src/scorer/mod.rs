@@ -282,6 +282,33 @@ mod tests {
         ));
     }
 
+    /// Ordinary tool results and agent answers, read as documents and as prompts
+    /// (an agent's message is guessed by its structure): the public eval set has
+    /// none, so a retrained model that flags them is caught here.
+    #[test]
+    fn ordinary_answers_do_not_score_as_injections() {
+        let model = Model::builtin();
+        let answers = [
+            "sent to [email_1], cc bob.smith@example.org",
+            "the meeting moved to 3 pm on thursday. room 4b is booked.",
+            "found 3 files: report.pdf, notes.txt, budget.xlsx",
+            "| region | sales |\n| north | 1200 |\n| south | 900 |",
+            "```python\ndef add(a, b):\n    return a + b\n```",
+            "the weather in paris is 18 degrees and sunny.",
+            "your order #4411 has shipped and will arrive on monday.",
+            "error: file not found",
+        ];
+        for text in answers {
+            for shape in [Shape::Document, Shape::Prompt] {
+                let score = model.score(text, shape);
+                assert!(
+                    score < DEFAULT_THRESHOLD,
+                    "{score} for {text:?} as {shape:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn builtin_model_loads_and_separates_obvious_cases() {
         let model = Model::builtin();
