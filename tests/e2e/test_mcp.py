@@ -311,8 +311,11 @@ def test_http_errors(mcp_setup):
         r = http.post(url.replace("/mcp", "/other"), json=init, headers=auth)
         assert r.status_code == 404
         # A protocol the gateway cannot read is refused, not relayed blind.
-        r = http.post(url, json=init, headers={**auth, "mcp-protocol-version": "2026-07-28"})
+        r = http.post(url, json=init, headers={**auth, "mcp-protocol-version": "2027-01-01"})
         assert r.status_code == 400 and "MCP-Protocol-Version" in r.json()["error"]["message"]
+        assert r.json()["error"]["code"] == -32022 and r.json()["id"] == 1, r.text
+        assert r.json()["error"]["data"] == {"requested": "2027-01-01", "supported": [
+            "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]}, r.text
         # A real session at 2025-06-18: initialize, then the session id is carried.
         older = {**init, "params": {**init["params"], "protocolVersion": "2025-06-18"}}
         r = http.post(url, json=older, headers=auth)

@@ -46,13 +46,24 @@ PASSING = {
         "prompts-get-with-image", "dns-rebinding-protection", "server-session-lifecycle", "json-schema-2020-12",
         "server-sse-polling",
     },
-    # 2026-07-28 is stateless (no initialize, server/discover, per-request
-    # metadata); neither the fixture's SDK (mcp 1.30) nor the gateway speak it
-    # yet. These pass because they check what a 2025-era server also does.
+    # The stateless revision: the 37 scenarios it requires, and three it runs
+    # without scoring (pending). The tasks extension is not in the fixture.
     "2026-07-28": {
-        "sep-2164-resource-not-found", "input-required-result-missing-input-response",
-        "input-required-result-unsupported-methods", "input-required-result-ignore-extra-params",
+        "server-stateless", "completion-complete", "tools-list", "tools-call-simple-text", "tools-call-image",
+        "tools-call-audio", "tools-call-embedded-resource", "tools-call-mixed-content", "tools-call-error",
+        "tools-call-with-progress", "server-sse-multiple-streams", "resources-list", "resources-read-text",
+        "resources-read-binary", "resources-templates-read", "sep-2164-resource-not-found", "prompts-list",
+        "prompts-get-simple", "prompts-get-with-args", "prompts-get-embedded-resource", "prompts-get-with-image",
+        "dns-rebinding-protection", "caching", "input-required-result-basic-elicitation",
+        "input-required-result-basic-sampling", "input-required-result-basic-list-roots",
+        "input-required-result-request-state", "input-required-result-multiple-input-requests",
+        "input-required-result-multi-round", "input-required-result-missing-input-response",
+        "input-required-result-non-tool-request", "input-required-result-result-type",
+        "input-required-result-unsupported-methods", "input-required-result-tampered-state",
+        "input-required-result-capability-check", "input-required-result-ignore-extra-params",
         "input-required-result-validate-input",
+        # pending, not scored
+        "json-schema-2020-12", "http-header-validation", "http-custom-header-server-validation",
     },
 }
 # Checks that succeed directly but not through the gateway (a scenario may
@@ -74,30 +85,39 @@ def node():
     return str(exe)
 
 
-@pytest.fixture(scope="module")
-def fixture_url(tmp_path_factory):
-    """The fixture server on a free loopback port, for the whole module."""
-    tmp = tmp_path_factory.mktemp("conformance-fixture")
+def start_fixture(tmp_path_factory, eras):
+    """The fixture server speaking `eras` (both, 2025, 2026) on a free loopback
+    port: (url, process, log path)."""
+    tmp = tmp_path_factory.mktemp(f"conformance-fixture-{eras}")
     port = free_port()
     log_path = tmp / "fixture.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, str(FIXTURE), "--port", str(port)], stdout=log, stderr=log)
-        try:
-            wait_for_port(proc, port, log_path)
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, str(FIXTURE), "--port", str(port), "--eras", eras], stdout=log, stderr=log)
+    wait_for_port(proc, port, log_path)
+    return f"http://127.0.0.1:{port}/mcp", proc, log
+
+
+@pytest.fixture(scope="module")
+def fixture_url(tmp_path_factory):
+    """The fixture server (both eras), for the whole module."""
+    url, proc, log = start_fixture(tmp_path_factory, "both")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def front(gateway, tmp_path, url):
+    """An MCP proxy on its own loopback port fronting `url`: no caller keys (the
+    suite sends none), tools approved as they appear, the default MCP policy
+    pack on."""
+    s = McpSetup(gateway(), tmp_path)
+    return s.proxy("conformance", SimpleNamespace(url=url), auth_mode="none", mcp_auto_approve=True)["url"]
 
 
 @pytest.fixture
 def gateway_url(gateway, tmp_path, fixture_url):
-    """An MCP proxy on its own loopback port fronting the fixture: no caller
-    keys (the suite sends none), tools approved as they appear, the default MCP
-    policy pack on."""
-    s = McpSetup(gateway(), tmp_path)
-    proxy = s.proxy("conformance", SimpleNamespace(url=fixture_url), auth_mode="none", mcp_auto_approve=True)
-    return proxy["url"]
+    return front(gateway, tmp_path, fixture_url)
 
 
 class Scenario:
@@ -254,3 +274,37 @@ def test_an_answer_replayed_on_a_resumed_stream_is_checked(gateway_url):
     answer = replayed[-1][1]
     assert answer["id"] == 3 and answer["error"]["code"] == -32001, replayed
     assert "MCP-001" in json.dumps(answer) and "Zephyr" not in json.dumps(replayed), replayed
+
+
+# A stateless client of a server that speaks only the session era: the gateway
+# bridges it through a session of its own (docs/mcp.md, "Protocol eras").
+# What passes; the rest needs what a session cannot give a stateless client
+# (input requests, subscriptions, per-request log levels) or the tasks extension.
+BRIDGED_PASSING = {
+    "caching", "completion-complete", "dns-rebinding-protection", "http-header-validation",
+    "http-custom-header-server-validation", "input-required-result-ignore-extra-params",
+    "input-required-result-missing-input-response", "input-required-result-unsupported-methods",
+    "input-required-result-validate-input", "json-schema-2020-12", "prompts-get-embedded-resource",
+    "prompts-get-simple", "prompts-get-with-args", "prompts-get-with-image", "prompts-list", "resources-list",
+    "resources-read-binary", "resources-read-text", "resources-templates-read", "sep-2164-resource-not-found",
+    "server-sse-multiple-streams", "tools-call-audio", "tools-call-embedded-resource", "tools-call-error",
+    "tools-call-image", "tools-call-mixed-content", "tools-call-simple-text", "tools-call-with-progress",
+    "tools-list",
+}
+
+
+def test_stateless_clients_of_a_session_era_server(node, gateway, tmp_path, tmp_path_factory):
+    url, proc, log = start_fixture(tmp_path_factory, "2025")
+    try:
+        through, secs = run_suite(node, front(gateway, tmp_path, url), "2026-07-28", tmp_path / "bridged")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    report = {
+        "bridged": f"{len(passed(through))}/{len(through)} in {secs:.1f} s",
+        "failures": {n: s.failed for n, s in sorted(through.items()) if not s.passed},
+    }
+    print(json.dumps(report, indent=1))
+    assert BRIDGED_PASSING <= passed(through), (sorted(BRIDGED_PASSING - passed(through)), report)
+    assert passed(through) <= BRIDGED_PASSING, (sorted(passed(through) - BRIDGED_PASSING), report)

@@ -199,18 +199,18 @@ struct Fed<'a> {
 }
 
 /// A member's answer to one message.
-struct Answer {
+pub(super) struct Answer {
     /// The JSON-RPC response; `None` for a notification.
-    message: Option<Value>,
-    session: Option<HeaderValue>,
+    pub message: Option<Value>,
+    pub session: Option<HeaderValue>,
 }
 
 /// Why a member failed, for the client and the log. `down`: the member is
 /// unavailable (connect error, timeout, 5xx, unreadable answer); a 4xx is about
 /// this request (a client without a session, say) and says nothing of its health.
-struct Failure {
-    why: String,
-    down: bool,
+pub(super) struct Failure {
+    pub why: String,
+    pub down: bool,
 }
 
 impl Failure {
@@ -960,7 +960,24 @@ async fn exchange(
         uri: Some(&member.uri),
         credential: member.credential.as_ref(),
     };
-    let request = build_request(target, Method::POST, headers, session, body);
+    exchange_with(proxy, target, headers, &[], session, body, id).await
+}
+
+/// One message to one server and its response, read to the end (bounded).
+/// `extra`: headers sent as they are (the client's `headers` are filtered).
+pub(super) async fn exchange_with(
+    proxy: &ProxyRuntime,
+    target: Target<'_>,
+    headers: &HeaderMap,
+    extra: &[(HeaderName, HeaderValue)],
+    session: Option<&str>,
+    body: Bytes,
+    id: Option<&Value>,
+) -> Result<Answer, Failure> {
+    let request = build_request(target, Method::POST, headers, session, body).map(|mut r| {
+        r.headers_mut().extend(extra.iter().cloned());
+        r
+    });
     let response = send(proxy, request)
         .await
         .map_err(|r| Failure::down(r.message))?;

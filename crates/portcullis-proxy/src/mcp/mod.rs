@@ -24,10 +24,12 @@
 //! it, and opened on every request (404 when it does not open for this proxy and
 //! this key). Protocol versions are carried unchanged in `MCP-Protocol-Version`.
 
+mod bridge;
 pub mod call;
 pub mod federation;
 pub mod flows;
 pub mod inventory;
+mod mirror;
 mod policy;
 pub mod rebinding;
 pub mod resume;
@@ -55,6 +57,7 @@ use portcullis_protocol::mcp::content::Shape;
 use portcullis_protocol::mcp::jsonrpc::{self, Kind};
 use portcullis_protocol::mcp::tools;
 use portcullis_protocol::mcp::{self, SESSION_HEADER, VERSION_HEADER};
+use portcullis_protocol::mcp::{era, stateless};
 use portcullis_store::DynStore;
 use serde_json::{json, Value};
 use session::{SessionClaims, Sessions};
@@ -118,6 +121,12 @@ pub(crate) struct Expected {
     /// A `tools/list` without a cursor: with no `nextCursor` in its result it is
     /// the server's whole list, so a known tool missing from it is gone.
     pub first_page: bool,
+    /// A stateless client's request answered by a session-era server: its
+    /// method, whose result is upgraded to the 2026-07-28 form ([`era`]).
+    pub upgrade: Option<Arc<str>>,
+    /// With `upgrade`: the lowest log severity the client asked for in
+    /// `_meta` (`None`: it asked for no log messages, so none reach it).
+    pub log_floor: Option<u8>,
 }
 
 /// Shared by every MCP proxy.
@@ -131,9 +140,21 @@ pub struct McpRelay {
     limiter: Arc<RateLimiter>,
     /// What each session has read, for the toxic-flow rules.
     flows: flows::FlowTracker,
+    /// Sessions of the gateway's own for stateless clients of session-era servers.
+    bridge: bridge::Bridge,
     /// The data plane listens on loopback only: proxies without caller keys
     /// are local servers and get DNS-rebinding protection ([`rebinding`]).
     loopback: bool,
+}
+
+/// Which transport generation a request belongs to (its `MCP-Protocol-Version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Era {
+    /// 2025-03-26 to 2025-11-25: `initialize`, then requests in a session.
+    Sessions,
+    /// 2026-07-28: every request self-contained, method and target mirrored
+    /// in headers ([`stateless`]).
+    Stateless,
 }
 
 /// A refusal before the upstream: HTTP status, JSON-RPC code, message.
@@ -172,6 +193,7 @@ impl McpRelay {
             inventory: Inventory::new(store, clock),
             sessions: Sessions::new(master_key),
             flows: flows::FlowTracker::default(),
+            bridge: bridge::Bridge::default(),
             event_ids: resume::EventIds::new(master_key),
         })
     }
@@ -262,17 +284,30 @@ impl McpRelay {
             );
         }
         let version = req.headers().get(mcp::VERSION_HEADER).map(|v| v.as_bytes());
-        if !mcp::version_supported(version) {
-            // Fail closed: a protocol the gateway cannot read is not relayed blind.
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "unsupported MCP-Protocol-Version: this gateway relays 2025-03-26, 2025-06-18 and 2025-11-25",
-            );
+        let era = match version {
+            _ if !mcp::version_supported(version) => None,
+            Some(v) if stateless::is_stateless(v) => Some(Era::Stateless),
+            _ => Some(Era::Sessions),
+        };
+        if era.is_none() && *req.method() != Method::POST {
+            return unsupported_version(req.headers(), None);
         }
         match *req.method() {
-            Method::POST => self.post(proxy, req).await,
+            // An unsupported version is refused once the request's id is known.
+            Method::POST => self.post(proxy, req, era).await,
+            // The stateless era has no server-to-client stream and no session
+            // to end (`subscriptions/listen` is a POST).
+            Method::GET | Method::DELETE if era == Some(Era::Stateless) => {
+                let mut r = http_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    Value::Null,
+                    jsonrpc::INVALID_REQUEST,
+                    "MCP 2026-07-28 is stateless: use POST",
+                );
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                r
+            }
             Method::GET | Method::DELETE => self.relay_other(proxy, req).await,
             _ => {
                 let mut r = http_error(
@@ -309,6 +344,7 @@ impl McpRelay {
         self: &Arc<Self>,
         proxy: Arc<ProxyRuntime>,
         req: Request<Body>,
+        era: Option<Era>,
     ) -> Response<Body> {
         let mut call = McpCall::new(proxy.clone(), self.events.clone(), self.clock.now());
         let started = call.started();
@@ -346,18 +382,36 @@ impl McpRelay {
                 return refused(call, Value::Null, r);
             }
         };
-        let initialize = matches!(&kind, Kind::Request { method, .. } if method == "initialize");
-        // `initialize` opens a new session: an id it carries is not looked at.
-        let session = if initialize {
+        let request_id = match &kind {
+            Kind::Request { id, .. } => id.clone(),
+            _ => Value::Null,
+        };
+        let Some(era) = era else {
+            // Fail closed: a protocol the gateway cannot read is not relayed blind.
+            call.overhead = started.elapsed();
+            call.finish(
+                400,
+                Decision::Blocked,
+                Some("unsupported MCP-Protocol-Version"),
+            );
+            return unsupported_version(&parts.headers, Some((request_id, &message)));
+        };
+        if era == Era::Stateless {
+            if let Err(r) = mirror::admit(&proxy, &parts.headers, &message) {
+                return refused(call, request_id, r);
+            }
+        }
+        let initialize = era == Era::Sessions
+            && matches!(&kind, Kind::Request { method, .. } if method == "initialize");
+        // `initialize` opens a new session: an id it carries is not looked at;
+        // the stateless era has none.
+        let session = if initialize || era == Era::Stateless {
             None
         } else {
             match self.open_session(&proxy, &parts.headers, call.identity.as_deref()) {
                 Ok(session) => session,
                 Err(why) => {
-                    let id = match &kind {
-                        Kind::Request { id, .. } => id.clone(),
-                        _ => Value::Null,
-                    };
+                    let id = request_id;
                     call.overhead = started.elapsed();
                     call.finish(
                         404,
@@ -374,6 +428,7 @@ impl McpRelay {
             .unwrap_or_default()
             .to_owned();
         let mut routed = None;
+        let mut mirrors = Vec::new();
         let mut message = message;
         let mut body = body;
         let expected = match kind {
@@ -399,17 +454,27 @@ impl McpRelay {
                     .unwrap_or_default();
                 let mut redactor = None;
                 let mut flow = None;
+                if era == Era::Stateless {
+                    mirrors = mirror::method_mirrors(&message);
+                }
                 if pending == Pending::ToolsCall {
                     // Flows are tracked per session the gateway issued.
                     let flow_key = session.as_ref().and_then(|_| {
                         let presented = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
                         Some(flows::session_key(&proxy.id, presented))
                     });
+                    let mirrored = (era == Era::Stateless).then_some(&parts.headers);
                     match self
-                        .admit_call(&proxy, &mut message, &mut call, flow_key.as_deref())
+                        .admit_call(
+                            &proxy,
+                            &mut message,
+                            &mut call,
+                            flow_key.as_deref(),
+                            mirrored,
+                        )
                         .await
                     {
-                        Ok((member, placeholders, labels)) => {
+                        Ok((member, placeholders, labels, definition)) => {
                             flow = flow_key.map(|key| (key, labels));
                             routed = member;
                             if let Some(placeholders) = placeholders {
@@ -417,12 +482,24 @@ impl McpRelay {
                                 body = Bytes::from(message.to_string());
                                 redactor = Some(Arc::new(placeholders));
                             }
+                            if era == Era::Stateless {
+                                // Mirrors of what the server gets, redacted
+                                // values included, never the client's own.
+                                mirror::param_mirrors(&definition, &message, &mut mirrors);
+                            }
                         }
                         Err((code, text, data)) => {
+                            // Tool failures are JSON-RPC errors in HTTP 200; a
+                            // header that does not mirror the body is a 400.
+                            let status = if code == stateless::HEADER_MISMATCH {
+                                StatusCode::BAD_REQUEST
+                            } else {
+                                StatusCode::OK
+                            };
                             call.overhead = started.elapsed();
-                            call.finish(200, Decision::Blocked, Some(&text));
+                            call.finish(status.as_u16(), Decision::Blocked, Some(&text));
                             return json_response(
-                                StatusCode::OK,
+                                status,
                                 &jsonrpc::error_with_data(id, code, &text, data),
                             );
                         }
@@ -437,6 +514,8 @@ impl McpRelay {
                     redactor,
                     flow,
                     first_page,
+                    upgrade: None,
+                    log_floor: None,
                 })
             }
             Kind::Notification { .. } | Kind::Response { .. } => None,
@@ -469,7 +548,7 @@ impl McpRelay {
             };
             call.overhead = started.elapsed();
             let mut response = self
-                .post_stdio(&proxy, &server, message, expected, call)
+                .post_stdio(&proxy, &server, message, expected, call, era)
                 .await;
             if let Some(issued) = issued {
                 response.headers_mut().insert(SESSION_HEADER, issued);
@@ -477,13 +556,84 @@ impl McpRelay {
             return response;
         }
 
-        let upstream_session = session.as_ref().and_then(|s| s.upstream(""));
-        let upstream = build_upstream(&proxy, Method::POST, &parts.headers, upstream_session, body);
+        let mut expected = expected;
+        let mut bridged = None;
+        if era == Era::Stateless {
+            match self.bridge.upstream_era(&proxy).await {
+                Ok(bridge::UpstreamEra::Stateless) => {}
+                Ok(bridge::UpstreamEra::Sessions) => {
+                    let subject = call.identity.as_ref().map_or("", |i| i.key_id.as_str());
+                    let b = match self.bridge.session(&proxy, subject).await {
+                        Ok(b) => b,
+                        Err(r) => return failed(&mut call, id, r),
+                    };
+                    if let Some(e) = expected.as_mut() {
+                        if let Some((status, answer)) =
+                            answer_locally(&message, &e.id, &b.initialize)
+                        {
+                            call.overhead = started.elapsed();
+                            let decision = if status.is_success() {
+                                Decision::Allowed
+                            } else {
+                                Decision::Blocked
+                            };
+                            call.finish(status.as_u16(), decision, None);
+                            return json_response(status, &answer);
+                        }
+                        bridge_expected(e, &message);
+                    }
+                    bridged = Some(b);
+                }
+                Err(r) => return failed(&mut call, id, r),
+            }
+        }
+        let send_once = |bridged: Option<&bridge::Bridged>| {
+            let (headers, upstream_session, mirrors) = match bridged {
+                // The session's version, not the client's; no mirrors: a
+                // session-era server reads the body.
+                Some(b) => {
+                    let mut h = parts.headers.clone();
+                    h.insert(VERSION_HEADER, b.version.clone());
+                    (std::borrow::Cow::Owned(h), b.session.as_deref(), &[][..])
+                }
+                None => (
+                    std::borrow::Cow::Borrowed(&parts.headers),
+                    session.as_ref().and_then(|s| s.upstream("")),
+                    &mirrors[..],
+                ),
+            };
+            let upstream = build_upstream(
+                &proxy,
+                Method::POST,
+                &headers,
+                upstream_session,
+                mirrors,
+                body.clone(),
+            );
+            send(&proxy, upstream)
+        };
         call.overhead = started.elapsed();
-        let response = match send(&proxy, upstream).await {
+        let mut response = match send_once(bridged.as_deref()).await {
             Ok(r) => r,
             Err(r) => return failed(&mut call, id, r),
         };
+        if let Some(stale) = bridged
+            .clone()
+            .filter(|_| response.status() == StatusCode::NOT_FOUND)
+        {
+            // The server forgot the gateway's session: open a new one, once.
+            let subject = call.identity.as_ref().map_or("", |i| i.key_id.as_str());
+            self.bridge.forget(&proxy, subject, &stale);
+            let fresh = match self.bridge.session(&proxy, subject).await {
+                Ok(b) => b,
+                Err(r) => return failed(&mut call, id, r),
+            };
+            response = match send_once(Some(&fresh)).await {
+                Ok(r) => r,
+                Err(r) => return failed(&mut call, id, r),
+            };
+            bridged = Some(fresh);
+        }
         let head_at = Instant::now();
         let (parts, incoming) = response.into_parts();
         if let Err(r) = upstream_refused_us(parts.status) {
@@ -493,6 +643,10 @@ impl McpRelay {
         let mut head = Response::builder().status(parts.status);
         if let Some(headers) = head.headers_mut() {
             copy_response_headers(&parts.headers, headers);
+            if bridged.is_some() {
+                // The client speaks the stateless era, whatever the server does.
+                headers.remove(VERSION_HEADER);
+            }
         }
         if initialize && parts.status.is_success() {
             let upstream = parts.headers.get(SESSION_HEADER);
@@ -587,6 +741,7 @@ impl McpRelay {
         message: Value,
         expected: Option<Expected>,
         mut call: McpCall,
+        era: Era,
     ) -> Response<Body> {
         let Some(expected) = expected else {
             server.notify(message).await;
@@ -595,10 +750,33 @@ impl McpRelay {
             *accepted.status_mut() = StatusCode::ACCEPTED;
             return accepted;
         };
-        let answer = if message.get("method").and_then(Value::as_str) == Some("initialize") {
-            server.initialize(expected.id.clone()).await
-        } else {
-            server.call(message).await
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        // A stateless client is served on the process's one session, as
+        // [`bridge`] does for HTTP servers.
+        let mut expected = expected;
+        if era == Era::Stateless {
+            let initialize = match server.initialize(expected.id.clone()).await {
+                Ok(mut a) => a.get_mut("result").map(Value::take).unwrap_or_default(),
+                Err(_) => Value::Null,
+            };
+            if let Some((status, answer)) = answer_locally(&message, &expected.id, &initialize) {
+                let decision = if status.is_success() {
+                    Decision::Allowed
+                } else {
+                    Decision::Blocked
+                };
+                call.finish(status.as_u16(), decision, None);
+                return json_response(status, &answer);
+            }
+            bridge_expected(&mut expected, &message);
+        }
+        let answer = match method.as_str() {
+            "initialize" if era == Era::Sessions => server.initialize(expected.id.clone()).await,
+            _ => server.call(message).await,
         };
         let mut answer = match answer {
             Ok(answer) => answer,
@@ -698,6 +876,7 @@ impl McpRelay {
             method.clone(),
             headers.as_ref().unwrap_or(req.headers()),
             session.as_ref().and_then(|s| s.upstream("")),
+            &[],
             Bytes::new(),
         );
         let response = match send(&proxy, upstream).await {
@@ -745,7 +924,9 @@ impl McpRelay {
         message: &mut Value,
         call: &mut McpCall,
         flow_key: Option<&str>,
-    ) -> Result<(Option<(usize, String)>, Option<Redactor>, Labels), (i64, String, Value)> {
+        mirrored: Option<&HeaderMap>,
+    ) -> Result<(Option<(usize, String)>, Option<Redactor>, Labels, Value), (i64, String, Value)>
+    {
         let Some(name) = message
             .pointer("/params/name")
             .and_then(Value::as_str)
@@ -793,6 +974,9 @@ impl McpRelay {
             }
             Ok(Ok(definition)) => definition,
         };
+        if let Some(headers) = mirrored {
+            mirror::check_params(headers, &definition, message)?;
+        }
         let labels = flows::labels_of(&proxy.mcp_tool_labels, name, &definition);
         if let Some(key) = flow_key {
             self.check_flow(proxy, key, name, labels, call)?;
@@ -816,6 +1000,7 @@ impl McpRelay {
             member.map(|index| (index, own.to_owned())),
             placeholders,
             labels,
+            definition,
         ))
     }
 
@@ -911,8 +1096,32 @@ impl McpRelay {
     }
 
     /// Applies the gateway's checks to the response to the client's request, in
-    /// place. `Some`: what went wrong, the response now being a JSON-RPC error.
+    /// place, then puts it in the form of the client's protocol era. `Some`:
+    /// what went wrong, the response now being a JSON-RPC error.
     pub(crate) async fn apply(
+        &self,
+        proxy: &ProxyRuntime,
+        expected: &Expected,
+        answer: &mut Value,
+        call: &mut McpCall,
+    ) -> Option<(Decision, String)> {
+        let outcome = self.check_answer(proxy, expected, answer, call).await;
+        if let Some(result) = answer.get_mut("result") {
+            if let Some(method) = &expected.upgrade {
+                era::upgrade_result(method, result);
+            }
+            // The listing is filtered for the caller's key and group: a shared
+            // cache must not hand it to another.
+            if expected.pending == Pending::ToolsList {
+                if let Some(scope) = result.get_mut("cacheScope") {
+                    *scope = Value::from("private");
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn check_answer(
         &self,
         proxy: &ProxyRuntime,
         expected: &Expected,
@@ -1112,13 +1321,17 @@ fn build_upstream(
     method: Method,
     client: &HeaderMap,
     upstream_session: Option<&str>,
+    mirrors: &[(HeaderName, HeaderValue)],
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, Refusal> {
     let target = Target {
         uri: proxy.mcp_uri.as_ref(),
         credential: proxy.credential_header.as_ref(),
     };
-    build_request(target, method, client, upstream_session, body)
+    build_request(target, method, client, upstream_session, body).map(|mut r| {
+        r.headers_mut().extend(mirrors.iter().cloned());
+        r
+    })
 }
 
 /// Where an upstream request goes: a proxy's one server or a federation member.
@@ -1280,6 +1493,93 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// 400 with an `UnsupportedProtocolVersionError` (the request's id when it is
+/// known). A client that speaks the stateless era (it mirrors its method, or
+/// puts a version in `_meta`) is offered the stateless versions, as
+/// `server/discover` lists them; any other, every version the gateway relays.
+fn unsupported_version(headers: &HeaderMap, request: Option<(Value, &Value)>) -> Response<Body> {
+    let requested = headers
+        .get(mcp::VERSION_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let stateless_client = headers.contains_key(stateless::METHOD_HEADER)
+        || request.as_ref().is_some_and(|(_, m)| {
+            m.pointer("/params/_meta")
+                .and_then(|meta| meta.get(stateless::META_VERSION))
+                .is_some()
+        });
+    let supported: Vec<&str> = if stateless_client {
+        stateless::VERSIONS.to_vec()
+    } else {
+        mcp::supported_versions().collect()
+    };
+    let message = format!(
+        "unsupported MCP-Protocol-Version {requested:?}: this gateway relays {}",
+        supported.join(", ")
+    );
+    let mut body = json!({"jsonrpc": "2.0", "error": {
+        "code": stateless::UNSUPPORTED_VERSION,
+        "message": message,
+        "data": {"supported": supported, "requested": requested},
+    }});
+    if let Some((id, _)) = request.filter(|(id, _)| !id.is_null()) {
+        body["id"] = id;
+    }
+    json_response(StatusCode::BAD_REQUEST, &body)
+}
+
+/// What the gateway answers a stateless client of a session-era server itself
+/// (the gateway is the stateless server it talks to): an invalid `_meta`
+/// (400, -32602), a method the stateless era does not have or the bridge
+/// cannot serve (404, -32601), and `server/discover` from the server's
+/// `initialize` result. `None`: the request goes to the server.
+fn answer_locally(message: &Value, id: &Value, initialize: &Value) -> Option<(StatusCode, Value)> {
+    if let Err(why) = stateless::check_meta(message) {
+        let error = jsonrpc::error(id.clone(), jsonrpc::INVALID_PARAMS, why);
+        return Some((StatusCode::BAD_REQUEST, error));
+    }
+    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+    match method {
+        "server/discover" => Some((
+            StatusCode::OK,
+            json!({"jsonrpc": "2.0", "id": id, "result": era::discover_result(initialize)}),
+        )),
+        // No server-to-client stream to listen on in a bridged session.
+        "subscriptions/listen" => Some((
+            StatusCode::NOT_FOUND,
+            jsonrpc::error(
+                id.clone(),
+                jsonrpc::METHOD_NOT_FOUND,
+                "subscriptions/listen is not available: this proxy's server speaks the session era",
+            ),
+        )),
+        m if stateless::CLIENT_METHODS.contains(&m) => None,
+        _ => Some((
+            StatusCode::NOT_FOUND,
+            jsonrpc::error(
+                id.clone(),
+                jsonrpc::METHOD_NOT_FOUND,
+                &format!(
+                    "method not found in protocol 2026-07-28: {}",
+                    jsonrpc::method_label(method)
+                ),
+            ),
+        )),
+    }
+}
+
+/// A bridged request's answer is upgraded to the stateless form, and its log
+/// messages kept to the level asked for in `_meta`.
+fn bridge_expected(expected: &mut Expected, message: &Value) {
+    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+    expected.upgrade = Some(method.into());
+    expected.log_floor = message
+        .pointer("/params/_meta")
+        .and_then(|m| m.get(stateless::META_LOG_LEVEL))
+        .and_then(Value::as_str)
+        .and_then(stateless::log_severity);
 }
 
 /// An HTTP-level refusal with a JSON-RPC error body (no `id` when `id` is

@@ -126,6 +126,8 @@ impl EventIds {
                 // and a resumed listing is not taken as the whole list.
                 flow: None,
                 first_page: false,
+                upgrade: None,
+                log_floor: None,
             },
             tool: claims.tool,
             event_id: claims.event_id,
@@ -150,6 +152,8 @@ mod tests {
             redactor: None,
             flow: None,
             first_page: false,
+            upgrade: None,
+            log_floor: None,
         }
     }
 

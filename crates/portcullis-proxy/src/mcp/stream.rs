@@ -134,6 +134,23 @@ async fn pump(
     call.finish(502, Decision::Error, Some(why));
 }
 
+/// Whether a server message on a bridged request's stream reaches the
+/// stateless client: never a request (the stateless era has none), log
+/// messages only at or above the level the client asked for.
+fn bridged_event(expected: &Expected, kind: &Kind, message: &Value) -> bool {
+    match kind {
+        Kind::Notification { method } if method == "notifications/message" => {
+            let level = message
+                .pointer("/params/level")
+                .and_then(Value::as_str)
+                .and_then(portcullis_protocol::mcp::stateless::log_severity);
+            matches!((expected.log_floor, level), (Some(floor), Some(l)) if l >= floor)
+        }
+        Kind::Notification { .. } => true,
+        _ => false,
+    }
+}
+
 /// The event of a request whose server closed its stream for the client to resume.
 const RESUMABLE: &str =
     "the server closed the stream before the response; the client may resume it";
@@ -181,6 +198,9 @@ impl McpRelay {
         };
         match jsonrpc::classify(&message) {
             Ok(Kind::Response { .. }) => {}
+            Ok(kind) if expected.is_some_and(|e| e.upgrade.is_some()) => {
+                return bridged_event(expected?, &kind, &message).then_some(frame.raw);
+            }
             _ => return Some(frame.raw), // server requests and notifications
         }
         let (Some(expected), Some(c)) = (expected, call.as_mut()) else {

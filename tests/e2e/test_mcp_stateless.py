@@ -1,0 +1,253 @@
+"""MCP 2026-07-28 (stateless) clients through the gateway: to a stateless
+server (relayed, mirrored headers checked and rebuilt), to a session-era
+server over HTTP and over stdio (bridged through a session of the gateway's
+own), and the refusals the spec asks for."""
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from test_mcp import McpSetup
+from test_mcp_stdio import stdio_spec
+
+VERSION = "2026-07-28"
+EMAIL = "jane.doe@example.com"
+LOOKUP = {
+    "name": "lookup",
+    "description": "Looks a customer up in one region.",
+    "inputSchema": {"type": "object", "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "query": {"type": "string"}}, "required": ["region", "query"]},
+}
+
+
+def decoded(value):
+    if value.startswith("=?base64?") and value.endswith("?="):
+        return base64.b64decode(value[9:-2]).decode()
+    return value
+
+
+class StatelessServer:
+    """A strict 2026-07-28 server on loopback: it checks the mirrored headers
+    like the spec asks, answers server/discover, tools/list (`lookup`, whose
+    `region` is mirrored in Mcp-Param-Region) and tools/call (an echo of the
+    arguments), and records every request's headers and body."""
+
+    def __init__(self):
+        self.seen = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                outer.seen.append((headers, body))
+                status, answer = outer.answer(headers, body)
+                out = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/mcp"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def answer(self, headers, body):
+        rid, method, params = body.get("id"), body["method"], body.get("params", {})
+        mismatch = lambda why: (400, {"jsonrpc": "2.0", "id": rid, "error": {"code": -32020, "message": why}})
+        if headers.get("mcp-protocol-version") != VERSION:
+            return 400, {"jsonrpc": "2.0", "id": rid, "error": {"code": -32022, "message": "unsupported",
+                                                                "data": {"supported": [VERSION], "requested": headers.get("mcp-protocol-version")}}}
+        if headers.get("mcp-method") != method:
+            return mismatch("Mcp-Method")
+        if method == "tools/call":
+            if decoded(headers.get("mcp-name", "")) != params["name"]:
+                return mismatch("Mcp-Name")
+            if decoded(headers.get("mcp-param-region", "")) != params["arguments"].get("region"):
+                return mismatch("Mcp-Param-Region")
+        meta = {"io.modelcontextprotocol/serverInfo": {"name": "strict-stateless", "version": "1"}}
+        if method == "server/discover":
+            result = {"supportedVersions": [VERSION], "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "public", "_meta": meta}
+        elif method == "tools/list":
+            result = {"tools": [LOOKUP], "ttlMs": 60000, "cacheScope": "public"}
+        elif method == "tools/call":
+            result = {"content": [{"type": "text", "text": json.dumps(params["arguments"])}]}
+        else:
+            return 404, {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": method}}
+        return 200, {"jsonrpc": "2.0", "id": rid, "result": {"resultType": "complete", **result}}
+
+    def close(self):
+        self.http.shutdown()
+
+
+class Client:
+    """A 2026-07-28 client over raw HTTP: every request self-contained."""
+
+    def __init__(self, url, key):
+        self.url, self.key, self.next_id = url, key, 0
+
+    def post(self, method, params=None, headers=None, meta_version=VERSION):
+        self.next_id += 1
+        params = dict(params or {})
+        params["_meta"] = {"io.modelcontextprotocol/protocolVersion": meta_version,
+                           "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                           "io.modelcontextprotocol/clientCapabilities": {}}
+        h = {"authorization": f"Bearer {self.key}", "accept": "application/json, text/event-stream",
+             "mcp-protocol-version": VERSION, "mcp-method": method}
+        name = params.get("name") if method in ("tools/call", "prompts/get") else params.get("uri")
+        if name is not None:
+            h["mcp-name"] = name
+        for k, v in (headers or {}).items():
+            if v is None:
+                h.pop(k, None)
+            else:
+                h[k] = v
+        body = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
+        r = httpx.post(self.url, json=body, headers=h, timeout=20)
+        if r.headers.get("content-type", "").startswith("text/event-stream"):
+            messages = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+            return r, next((m for m in messages if m.get("id") == self.next_id), None)
+        return r, r.json() if r.content else None
+
+    def result(self, method, params=None):
+        r, body = self.post(method, params)
+        assert r.status_code == 200 and "result" in body, (r.status_code, body)
+        return body["result"]
+
+
+@pytest.fixture
+def setup(gateway, tmp_path):
+    s = McpSetup(gateway(), tmp_path)
+    yield s
+    s.close()
+
+
+def approve_all(s, proxy):
+    for tool in s.tools(proxy).values():
+        s.approve(tool)
+
+
+def test_a_stateless_server_is_relayed_with_mirrors_checked_and_rebuilt(setup):
+    s = setup
+    server = StatelessServer()
+    try:
+        proxy = s.proxy("stateless", SimpleNamespace(url=server.url),
+                        policies=["mcp-advanced-security", "llm-compliance-gdpr"])
+        c = Client(proxy["url"], s.key)
+        discovered = c.result("server/discover")
+        assert discovered["supportedVersions"] == [VERSION], discovered
+        assert discovered["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "strict-stateless"
+
+        # Pending until approved, like any tool; the filtered list is private.
+        assert c.result("tools/list")["tools"] == []
+        approve_all(s, proxy)
+        listed = c.result("tools/list")
+        assert [t["name"] for t in listed["tools"]] == ["lookup"]
+        assert listed["cacheScope"] == "private" and listed["ttlMs"] == 60000, listed
+
+        # The address is redacted before the server: the server gets the
+        # placeholder in the body and in the header mirroring it, and the
+        # client reads its own address back.
+        server.seen.clear()
+        r, body = c.post("tools/call", {"name": "lookup", "arguments": {"region": EMAIL, "query": "orders"}},
+                         headers={"mcp-param-region": EMAIL})
+        assert r.status_code == 200 and "result" in body, body
+        result = body["result"]
+        assert json.loads(result["content"][0]["text"]) == {"region": EMAIL, "query": "orders"}, result
+        headers, body = server.seen[-1]
+        assert body["params"]["arguments"]["region"] == "[EMAIL_1]", body
+        assert headers["mcp-param-region"] == "[EMAIL_1]" and headers["mcp-name"] == "lookup", headers
+        assert EMAIL not in json.dumps(server.seen)
+
+        # A header that does not mirror the body is refused before the server.
+        server.seen.clear()
+        for extra, why in (({"mcp-name": "delete_everything"}, "Mcp-Name"),
+                           ({"mcp-method": "tools/list"}, "Mcp-Method"),
+                           ({"mcp-method": None}, "missing Mcp-Method"),
+                           ({"mcp-name": None}, "missing Mcp-Name"),
+                           ({"mcp-name": "=?base64?***?="}, "bad base64"),
+                           ({"mcp-param-region": "us-east"}, "Mcp-Param-Region"),
+                           ({"mcp-param-region": None}, "missing Mcp-Param-Region"),
+                           ({"mcp-param-region": "=?base64?ZXUtd2VzdA?="}, "unpadded base64")):
+            r, body = c.post("tools/call", {"name": "lookup", "arguments": {"region": "eu-west", "query": "q"}},
+                             headers={"mcp-param-region": "eu-west", **extra})
+            assert r.status_code == 400 and body["error"]["code"] == -32020, (why, r.status_code, body)
+            assert body["id"] == c.next_id, body
+        r, body = c.post("tools/list", meta_version="2025-11-25")
+        assert r.status_code == 400 and body["error"]["code"] == -32020, body
+        assert server.seen == [], "nothing refused reached the server"
+        # A mirror given right passes; an encoded one too.
+        r, body = c.post("tools/call", {"name": "lookup", "arguments": {"region": "eu west ", "query": "q"}},
+                         headers={"mcp-param-region": "=?base64?" + base64.b64encode(b"eu west ").decode() + "?="})
+        assert r.status_code == 200 and "result" in body, body
+
+        # Unknown versions and the methods of the session era.
+        r = httpx.post(proxy["url"], json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+                       headers={"authorization": f"Bearer {s.key}", "mcp-protocol-version": "2027-01-01"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32022, r.text
+        assert VERSION in r.json()["error"]["data"]["supported"] and r.json()["error"]["data"]["requested"] == "2027-01-01"
+        r = httpx.get(proxy["url"], headers={"authorization": f"Bearer {s.key}", "mcp-protocol-version": VERSION})
+        assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
+
+        events = s.admin("GET", f"/api/v1/events?proxy={proxy['id']}&limit=100")["events"]
+        refused = [e for e in events if e["status"] == 400 and e["decision"] == "blocked"]
+        assert len(refused) >= 7, [(e["status"], e["decision"]) for e in events]
+        assert any(e["endpoint"] == "mcp:tools/call" and e["status"] == 200 and e["decision"] == "allowed" for e in events)
+    finally:
+        server.close()
+
+
+def test_a_session_era_server_is_bridged_for_stateless_clients(setup):
+    s = setup
+    server = s.server([{"name": "add", "description": "Adds two integers and returns the sum."},
+                       {"name": "read_note", "description": "Reads a note.", "result": "note text"}])
+    proxy = s.proxy("bridged", server)
+    c = Client(proxy["url"], s.key)
+    discovered = c.result("server/discover")
+    assert discovered["supportedVersions"] == [VERSION], discovered
+    assert discovered["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "portcullis-test-tools"
+    assert "tools" in discovered["capabilities"] and discovered["resultType"] == "complete"
+    assert c.result("tools/list")["tools"] == []
+    approve_all(s, proxy)
+    listed = c.result("tools/list")
+    assert sorted(t["name"] for t in listed["tools"]) == ["add", "read_note"]
+    assert (listed["resultType"], listed["ttlMs"], listed["cacheScope"]) == ("complete", 0, "private"), listed
+    added = c.result("tools/call", {"name": "add", "arguments": {"a": 2, "b": 40}})
+    assert added["resultType"] == "complete" and added["content"][0]["text"] == "42", added
+    r, _ = c.post("tools/list")
+    assert r.headers.get("mcp-protocol-version") in (None, VERSION), r.headers
+
+    # The server restarts and forgets the gateway's session: it is reopened.
+    server.restart([{"name": "add", "description": "Adds two integers and returns the sum."},
+                    {"name": "read_note", "description": "Reads a note.", "result": "note text"}])
+    added = c.result("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}})
+    assert added["content"][0]["text"] == "2", added
+    # A session-era client of the same proxy is unaffected.
+    assert s.list_names(proxy["url"]) == ["add", "read_note"]
+
+
+def test_a_stdio_server_serves_stateless_clients(setup):
+    s = setup
+    proxy = s.admin("POST", "/api/v1/proxies", stdio_spec("local-stateless"))
+    url = f"http://127.0.0.1:{proxy['listen_port']}/mcp"
+    c = Client(url, s.key)
+    discovered = c.result("server/discover")
+    assert discovered["supportedVersions"] == [VERSION]
+    assert discovered["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "portcullis-stdio-tools"
+    listed = c.result("tools/list")
+    assert listed["tools"] == [] and listed["resultType"] == "complete", listed
+    approve_all(s, proxy)
+    added = c.result("tools/call", {"name": "add", "arguments": {"a": 20, "b": 22}})
+    assert added["resultType"] == "complete" and added["content"][0]["text"] == "42", added
+    r, body = c.post("subscriptions/listen", {"notifications": {"toolsListChanged": True}})
+    assert r.status_code == 404 and body["error"]["code"] == -32601, body
