@@ -308,3 +308,37 @@ def test_stateless_clients_of_a_session_era_server(node, gateway, tmp_path, tmp_
     print(json.dumps(report, indent=1))
     assert BRIDGED_PASSING <= passed(through), (sorted(BRIDGED_PASSING - passed(through)), report)
     assert passed(through) <= BRIDGED_PASSING, (sorted(passed(through) - BRIDGED_PASSING), report)
+
+
+# A session client of a server that speaks only the stateless era: the gateway
+# answers initialize from server/discover and relays each request with the
+# client's _meta (docs/mcp.md, "Protocol eras").
+# The rest: elicitation and sampling (the server asks with input_required,
+# which a session client cannot read), resource subscriptions (the stateless
+# era has subscriptions/listen), a session ended with DELETE (nothing upstream
+# holds it), SSE polling (no stream is resumable).
+DOWNGRADED_PASSING = {
+    "completion-complete", "dns-rebinding-protection", "json-schema-2020-12", "logging-set-level", "ping",
+    "prompts-get-embedded-resource", "prompts-get-simple", "prompts-get-with-args", "prompts-get-with-image",
+    "prompts-list", "resources-list", "resources-read-binary", "resources-read-text", "resources-templates-read",
+    "server-initialize", "server-sse-multiple-streams", "tools-call-audio", "tools-call-embedded-resource",
+    "tools-call-error", "tools-call-image", "tools-call-mixed-content", "tools-call-simple-text",
+    "tools-call-with-logging", "tools-call-with-progress", "tools-list",
+}
+
+
+def test_session_clients_of_a_stateless_server(node, gateway, tmp_path, tmp_path_factory):
+    url, proc, log = start_fixture(tmp_path_factory, "2026")
+    try:
+        through, secs = run_suite(node, front(gateway, tmp_path, url), "2025-11-25", tmp_path / "downgraded")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    report = {
+        "downgraded": f"{len(passed(through))}/{len(through)} in {secs:.1f} s",
+        "failures": {n: s.failed for n, s in sorted(through.items()) if not s.passed},
+    }
+    print(json.dumps(report, indent=1))
+    assert DOWNGRADED_PASSING <= passed(through), (sorted(DOWNGRADED_PASSING - passed(through)), report)
+    assert passed(through) <= DOWNGRADED_PASSING, (sorted(passed(through) - DOWNGRADED_PASSING), report)

@@ -251,3 +251,51 @@ def test_a_stdio_server_serves_stateless_clients(setup):
     assert added["resultType"] == "complete" and added["content"][0]["text"] == "42", added
     r, body = c.post("subscriptions/listen", {"notifications": {"toolsListChanged": True}})
     assert r.status_code == 404 and body["error"]["code"] == -32601, body
+
+
+def test_a_session_client_is_served_by_a_stateless_server(setup):
+    """The official Python SDK client (protocol 2025-11-25, sessions) through
+    the gateway to a strict 2026-07-28 server: initialize, refused by the
+    server, is answered from server/discover, each request carries the client's _meta and mirrored
+    headers, and results lose the stateless-only fields."""
+    s = setup
+    server = StatelessServer()
+    try:
+        proxy = s.proxy("downgraded", SimpleNamespace(url=server.url))
+
+        async def first(session):
+            return (await session.list_tools()).tools
+
+        assert s.run(proxy["url"], first) == []
+        approve_all(s, proxy)
+        server.seen.clear()
+
+        async def flow(session):
+            info = session.get_server_capabilities()
+            listed = await session.list_tools()
+            called = await session.call_tool("lookup", {"region": "eu west", "query": "orders"})
+            await session.send_ping()
+            return info, listed, called
+
+        info, listed, called = s.run(proxy["url"], flow)
+        assert info.tools is not None
+        assert [t.name for t in listed.tools] == ["lookup"]
+        assert json.loads(called.content[0].text) == {"region": "eu west", "query": "orders"}
+        assert not called.isError
+        # What the server got: stateless requests with the SDK's own identity.
+        methods = [body["method"] for _, body in server.seen]
+        # The client's initialize is tried first (a server of both eras keeps
+        # its session); refused, it is answered from server/discover.
+        assert methods[:2] == ["initialize", "server/discover"], methods
+        assert "ping" not in methods and "tools/call" in methods, methods
+        headers, body = next((h, b) for h, b in server.seen if b["method"] == "tools/call")
+        meta = body["params"]["_meta"]
+        assert meta["io.modelcontextprotocol/protocolVersion"] == VERSION
+        assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "mcp", meta
+        assert "io.modelcontextprotocol/clientCapabilities" in meta
+        assert (headers["mcp-method"], headers["mcp-name"], headers["mcp-param-region"]) == ("tools/call", "lookup", "eu west")
+        # A stateless server has no GET stream to relay.
+        r = httpx.get(proxy["url"], headers={"authorization": f"Bearer {s.key}", "accept": "text/event-stream"})
+        assert r.status_code == 405 and r.json()["error"]["code"] == -32600, r.text
+    finally:
+        server.close()

@@ -80,6 +80,14 @@ impl Bridge {
         Ok(era)
     }
 
+    /// The era of `proxy`'s server if it was probed lately (no probe).
+    pub fn known_era(&self, proxy: &ProxyRuntime) -> Option<UpstreamEra> {
+        lock(&self.eras)
+            .get(&proxy.id)
+            .filter(|(_, at)| at.elapsed() < ERA_TTL)
+            .map(|(era, _)| *era)
+    }
+
     /// The bridged session of `subject` (a key id; empty without keys) on
     /// `proxy`, opened if there is none.
     pub async fn session(

@@ -590,6 +590,7 @@ impl McpRelay {
             upstreams,
             protocol_version: Sessions::version(&version),
             issued_at: self.clock.now().as_second(),
+            stateless_meta: None,
         };
         let header = self.sessions.issue(&claims).map_err(|e| {
             tracing::warn!(proxy = %proxy.name, error = %e, "MCP session id not issued");

@@ -26,6 +26,7 @@
 
 mod bridge;
 pub mod call;
+mod downgrade;
 pub mod federation;
 pub mod flows;
 pub mod inventory;
@@ -121,12 +122,24 @@ pub(crate) struct Expected {
     /// A `tools/list` without a cursor: with no `nextCursor` in its result it is
     /// the server's whole list, so a known tool missing from it is gone.
     pub first_page: bool,
-    /// A stateless client's request answered by a session-era server: its
-    /// method, whose result is upgraded to the 2026-07-28 form ([`era`]).
-    pub upgrade: Option<Arc<str>>,
-    /// With `upgrade`: the lowest log severity the client asked for in
-    /// `_meta` (`None`: it asked for no log messages, so none reach it).
-    pub log_floor: Option<u8>,
+    /// The client and the server speak different protocol eras.
+    pub translation: Option<Translation>,
+}
+
+/// How an answer crosses between protocol eras ([`era`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Translation {
+    /// A stateless client's request answered by a session-era server: the
+    /// result of `method` is upgraded; log messages below `log_floor` (all of
+    /// them when `None`: the client asked for none) and server requests do not
+    /// reach the client.
+    ToStateless {
+        method: Arc<str>,
+        log_floor: Option<u8>,
+    },
+    /// A session client's request answered by a stateless server: the
+    /// stateless-only fields go; an `input_required` result becomes an error.
+    ToSessions,
 }
 
 /// Shared by every MCP proxy.
@@ -230,6 +243,7 @@ impl McpRelay {
         identity: Option<&Identity>,
         version: &str,
         upstream: Option<&HeaderValue>,
+        stateless_meta: Option<Value>,
     ) -> Result<HeaderValue, Refusal> {
         let refuse = |e: session::IssueError| {
             tracing::warn!(proxy = %proxy.name, error = %e, "MCP session id not issued");
@@ -249,6 +263,7 @@ impl McpRelay {
             upstreams,
             protocol_version: Sessions::version(version),
             issued_at: self.clock.now().as_second(),
+            stateless_meta,
         };
         self.sessions.issue(&claims).map_err(refuse)
     }
@@ -422,6 +437,15 @@ impl McpRelay {
                 }
             }
         };
+        let initialize_message = initialize.then(|| message.clone());
+        // A session the gateway opened on a stateless server ([`downgrade`]).
+        let downgraded = session.as_ref().and_then(|s| s.stateless_meta.clone());
+        if downgraded.is_some() {
+            if let Some(answer) = downgrade::answer_locally(&kind) {
+                call.discard();
+                return answer;
+            }
+        }
         let version = message
             .pointer("/params/protocolVersion")
             .and_then(Value::as_str)
@@ -454,7 +478,8 @@ impl McpRelay {
                     .unwrap_or_default();
                 let mut redactor = None;
                 let mut flow = None;
-                if era == Era::Stateless {
+                let to_stateless = era == Era::Stateless || downgraded.is_some();
+                if to_stateless {
                     mirrors = mirror::method_mirrors(&message);
                 }
                 if pending == Pending::ToolsCall {
@@ -482,7 +507,7 @@ impl McpRelay {
                                 body = Bytes::from(message.to_string());
                                 redactor = Some(Arc::new(placeholders));
                             }
-                            if era == Era::Stateless {
+                            if to_stateless {
                                 // Mirrors of what the server gets, redacted
                                 // values included, never the client's own.
                                 mirror::param_mirrors(&definition, &message, &mut mirrors);
@@ -514,8 +539,7 @@ impl McpRelay {
                     redactor,
                     flow,
                     first_page,
-                    upgrade: None,
-                    log_floor: None,
+                    translation: downgraded.as_ref().map(|_| Translation::ToSessions),
                 })
             }
             Kind::Notification { .. } | Kind::Response { .. } => None,
@@ -539,7 +563,7 @@ impl McpRelay {
             // One shared session towards the process: the client's id carries
             // no upstream session.
             let issued = if initialize {
-                match self.issue_session(&proxy, call.identity.as_deref(), &version, None) {
+                match self.issue_session(&proxy, call.identity.as_deref(), &version, None, None) {
                     Ok(v) => Some(v),
                     Err(r) => return failed(&mut call, id, r),
                 }
@@ -556,6 +580,10 @@ impl McpRelay {
             return response;
         }
 
+        if let Some(meta) = &downgraded {
+            era::stateless_request(&mut message, meta);
+            body = Bytes::from(message.to_string());
+        }
         let mut expected = expected;
         let mut bridged = None;
         if era == Era::Stateless {
@@ -596,6 +624,11 @@ impl McpRelay {
                     h.insert(VERSION_HEADER, b.version.clone());
                     (std::borrow::Cow::Owned(h), b.session.as_deref(), &[][..])
                 }
+                None if downgraded.is_some() => (
+                    std::borrow::Cow::Owned(downgrade::stateless_headers(&parts.headers)),
+                    None,
+                    &mirrors[..],
+                ),
                 None => (
                     std::borrow::Cow::Borrowed(&parts.headers),
                     session.as_ref().and_then(|s| s.upstream("")),
@@ -639,18 +672,37 @@ impl McpRelay {
         if let Err(r) = upstream_refused_us(parts.status) {
             return failed(&mut call, id, r);
         }
+        if let Some(init) = initialize_message.filter(|_| parts.status.is_client_error()) {
+            // A server that refuses the session era may speak only the
+            // stateless one: then the gateway translates ([`downgrade`]).
+            if let Ok(true) = self.serves_stateless(&proxy).await {
+                let opened = self
+                    .initialize_from_discover(&proxy, call.identity.as_deref(), &init)
+                    .await;
+                return match opened {
+                    Ok((answer, session)) => {
+                        call.finish(200, Decision::Allowed, None);
+                        let mut r = json_response(StatusCode::OK, &answer);
+                        r.headers_mut().insert(SESSION_HEADER, session);
+                        r
+                    }
+                    Err(r) => failed(&mut call, id, r),
+                };
+            }
+        }
         let content_type = content_type(&parts.headers);
         let mut head = Response::builder().status(parts.status);
         if let Some(headers) = head.headers_mut() {
             copy_response_headers(&parts.headers, headers);
-            if bridged.is_some() {
-                // The client speaks the stateless era, whatever the server does.
+            if bridged.is_some() || downgraded.is_some() {
+                // The client's era is not the server's: the server's version
+                // is not the client's business.
                 headers.remove(VERSION_HEADER);
             }
         }
         if initialize && parts.status.is_success() {
             let upstream = parts.headers.get(SESSION_HEADER);
-            match self.issue_session(&proxy, call.identity.as_deref(), &version, upstream) {
+            match self.issue_session(&proxy, call.identity.as_deref(), &version, upstream, None) {
                 Ok(issued) => {
                     if let Some(headers) = head.headers_mut() {
                         headers.insert(SESSION_HEADER, issued);
@@ -841,6 +893,32 @@ impl McpRelay {
                 return unknown_session(Value::Null);
             }
         };
+        let stateless_server = match &session {
+            Some(s) => s.stateless_meta.is_some(),
+            // Without a session: only a server already known to be stateless.
+            None => {
+                proxy.stdio.is_none()
+                    && proxy.federation.is_none()
+                    && self.bridge.known_era(&proxy) == Some(bridge::UpstreamEra::Stateless)
+            }
+        };
+        if stateless_server {
+            // A stateless server: no stream to listen on, nothing to end there.
+            if method == Method::DELETE {
+                let mut done = Response::new(Body::empty());
+                *done.status_mut() = StatusCode::NO_CONTENT;
+                return done;
+            }
+            let mut r = http_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "this MCP proxy's server is stateless (protocol 2026-07-28): it has no server-to-client stream",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+            return r;
+        }
         if let Some(members) = &proxy.federation {
             return federation::end_or_refuse(
                 &proxy,
@@ -1107,8 +1185,17 @@ impl McpRelay {
     ) -> Option<(Decision, String)> {
         let outcome = self.check_answer(proxy, expected, answer, call).await;
         if let Some(result) = answer.get_mut("result") {
-            if let Some(method) = &expected.upgrade {
-                era::upgrade_result(method, result);
+            match &expected.translation {
+                Some(Translation::ToStateless { method, .. }) => {
+                    era::upgrade_result(method, result)
+                }
+                Some(Translation::ToSessions) => {
+                    if let Err(why) = era::downgrade_result(result) {
+                        *answer = jsonrpc::error(expected.id.clone(), jsonrpc::UPSTREAM_ERROR, why);
+                        return Some((Decision::Error, why.into()));
+                    }
+                }
+                None => {}
             }
             // The listing is filtered for the caller's key and group: a shared
             // cache must not hand it to another.
@@ -1574,12 +1661,15 @@ fn answer_locally(message: &Value, id: &Value, initialize: &Value) -> Option<(St
 /// messages kept to the level asked for in `_meta`.
 fn bridge_expected(expected: &mut Expected, message: &Value) {
     let method = message.get("method").and_then(Value::as_str).unwrap_or("");
-    expected.upgrade = Some(method.into());
-    expected.log_floor = message
+    let log_floor = message
         .pointer("/params/_meta")
         .and_then(|m| m.get(stateless::META_LOG_LEVEL))
         .and_then(Value::as_str)
         .and_then(stateless::log_severity);
+    expected.translation = Some(Translation::ToStateless {
+        method: method.into(),
+        log_floor,
+    });
 }
 
 /// An HTTP-level refusal with a JSON-RPC error body (no `id` when `id` is

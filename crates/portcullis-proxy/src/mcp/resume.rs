@@ -126,8 +126,7 @@ impl EventIds {
                 // and a resumed listing is not taken as the whole list.
                 flow: None,
                 first_page: false,
-                upgrade: None,
-                log_floor: None,
+                translation: None,
             },
             tool: claims.tool,
             event_id: claims.event_id,
@@ -152,8 +151,7 @@ mod tests {
             redactor: None,
             flow: None,
             first_page: false,
-            upgrade: None,
-            log_floor: None,
+            translation: None,
         }
     }
 

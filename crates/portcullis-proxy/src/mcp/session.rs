@@ -45,6 +45,10 @@ pub struct SessionClaims {
     /// Unix seconds.
     #[serde(rename = "t")]
     pub issued_at: i64,
+    /// The server speaks the stateless era: the client's capabilities and
+    /// identity from its `initialize`, put in each request's `_meta`.
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub stateless_meta: Option<serde_json::Value>,
 }
 
 impl fmt::Debug for SessionClaims {
@@ -58,6 +62,7 @@ impl fmt::Debug for SessionClaims {
             )
             .field("protocol_version", &self.protocol_version)
             .field("issued_at", &self.issued_at)
+            .field("stateless", &self.stateless_meta.is_some())
             .finish()
     }
 }
@@ -195,6 +200,7 @@ mod tests {
             upstreams: vec![("".into(), "0f9c2a7e4b5d4e6f8a1b2c3d4e5f6a7b".into())],
             protocol_version: "2025-11-25".into(),
             issued_at: 1_790_000_000,
+            stateless_meta: None,
         }
     }
 
@@ -222,6 +228,26 @@ mod tests {
             opened.ok().and_then(|c| c.upstream("").map(str::to_owned)),
             Some("0f9c2a7e4b5d4e6f8a1b2c3d4e5f6a7b".to_owned())
         );
+    }
+
+    #[test]
+    fn a_session_on_a_stateless_server_carries_the_clients_meta() {
+        let sessions = Sessions::new(&MasterKey::generate());
+        let meta = serde_json::json!({
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}, "roots": {}},
+            "io.modelcontextprotocol/clientInfo": {"name": "an-ide", "version": "12.3.4"},
+            "io.modelcontextprotocol/logLevel": "debug"});
+        let claims = SessionClaims {
+            upstreams: Vec::new(),
+            stateless_meta: Some(meta),
+            ..claims()
+        };
+        let Ok(token) = sessions.issue(&claims) else {
+            panic!("not issued")
+        };
+        assert!(token.len() < 800, "{} characters", token.len());
+        let opened = sessions.open(&token, "proxy-1", Some("key-1"));
+        assert_eq!(opened.ok(), Some(claims));
     }
 
     #[test]

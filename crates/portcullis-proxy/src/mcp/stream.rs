@@ -5,7 +5,7 @@
 //! stream, and a slow client slows the upstream read instead of filling memory.
 
 use super::call::McpCall;
-use super::{finish_call, is_response_to, Expected, McpRelay};
+use super::{finish_call, is_response_to, Expected, McpRelay, Translation};
 pub use crate::channel_body::ChannelBody;
 use crate::runtime::ProxyRuntime;
 use bytes::Bytes;
@@ -144,7 +144,11 @@ fn bridged_event(expected: &Expected, kind: &Kind, message: &Value) -> bool {
                 .pointer("/params/level")
                 .and_then(Value::as_str)
                 .and_then(portcullis_protocol::mcp::stateless::log_severity);
-            matches!((expected.log_floor, level), (Some(floor), Some(l)) if l >= floor)
+            let floor = match &expected.translation {
+                Some(Translation::ToStateless { log_floor, .. }) => *log_floor,
+                _ => return true,
+            };
+            matches!((floor, level), (Some(floor), Some(l)) if l >= floor)
         }
         Kind::Notification { .. } => true,
         _ => false,
@@ -198,7 +202,11 @@ impl McpRelay {
         };
         match jsonrpc::classify(&message) {
             Ok(Kind::Response { .. }) => {}
-            Ok(kind) if expected.is_some_and(|e| e.upgrade.is_some()) => {
+            Ok(kind)
+                if expected.is_some_and(|e| {
+                    matches!(e.translation, Some(Translation::ToStateless { .. }))
+                }) =>
+            {
                 return bridged_event(expected?, &kind, &message).then_some(frame.raw);
             }
             _ => return Some(frame.raw), // server requests and notifications
