@@ -81,6 +81,12 @@ pub(crate) enum Pending {
     ToolsCall,
     PromptsGet,
     ResourcesRead,
+    /// `tasks/result` (2025-11-25): the result of a task-augmented request,
+    /// a tool's result delivered later; read like one.
+    TaskResult,
+    /// `tasks/get`: in the 2026-07-28 tasks extension a finished task carries
+    /// its result (`result.result`), read like a tool's.
+    TaskGet,
     Other,
 }
 
@@ -93,13 +99,15 @@ impl Pending {
             Pending::ToolsCall => "tools/call",
             Pending::PromptsGet => "prompts/get",
             Pending::ResourcesRead => "resources/read",
+            Pending::TaskResult => "tasks/result",
+            Pending::TaskGet => "tasks/get",
             Pending::Other => "get",
         }
     }
 
     fn shape(self) -> Option<Shape> {
         match self {
-            Pending::ToolsCall => Some(Shape::ToolResult),
+            Pending::ToolsCall | Pending::TaskResult | Pending::TaskGet => Some(Shape::ToolResult),
             Pending::PromptsGet => Some(Shape::Prompt),
             Pending::ResourcesRead => Some(Shape::Resource),
             Pending::ToolsList | Pending::Other => None,
@@ -463,12 +471,15 @@ impl McpRelay {
                     "tools/call" => Pending::ToolsCall,
                     "prompts/get" => Pending::PromptsGet,
                     "resources/read" => Pending::ResourcesRead,
+                    "tasks/result" => Pending::TaskResult,
+                    "tasks/get" => Pending::TaskGet,
                     _ => Pending::Other,
                 };
                 // What findings name (a tools/call's tool is in `call.tool`).
                 let field = match pending {
                     Pending::PromptsGet => Some("/params/name"),
                     Pending::ResourcesRead => Some("/params/uri"),
+                    Pending::TaskResult | Pending::TaskGet => Some("/params/taskId"),
                     _ => None,
                 };
                 let subject = field
@@ -1256,7 +1267,11 @@ impl McpRelay {
                     }
                 }
             }
-            Pending::ToolsCall | Pending::PromptsGet | Pending::ResourcesRead => {
+            Pending::ToolsCall
+            | Pending::PromptsGet
+            | Pending::ResourcesRead
+            | Pending::TaskResult
+            | Pending::TaskGet => {
                 let shape = expected.pending.shape()?;
                 let engine = proxy.policy.as_deref();
                 let restore = expected.redactor.as_deref();
@@ -1270,9 +1285,22 @@ impl McpRelay {
                     Pending::ResourcesRead => {
                         (("resource", expected.subject.as_str()), "resource contents")
                     }
+                    Pending::TaskResult | Pending::TaskGet => {
+                        (("task", expected.subject.as_str()), "task result")
+                    }
                     _ => (("tool", tool.as_str()), "tool result"),
                 };
-                let Some(result) = answer.get_mut("result") else {
+                if expected.pending == Pending::TaskGet {
+                    // A task's status: only a finished one carries a result.
+                    if answer.pointer("/result/result").is_none() {
+                        return None;
+                    }
+                }
+                let found = match expected.pending {
+                    Pending::TaskGet => answer.pointer_mut("/result/result"),
+                    _ => answer.get_mut("result"),
+                };
+                let Some(result) = found else {
                     // Neither a result nor an error: nothing the client could use
                     // passes unchecked.
                     let why = "the server's answer has neither a result nor an error";
