@@ -1292,9 +1292,7 @@ impl McpRelay {
                 };
                 if expected.pending == Pending::TaskGet {
                     // A task's status: only a finished one carries a result.
-                    if answer.pointer("/result/result").is_none() {
-                        return None;
-                    }
+                    answer.pointer("/result/result")?;
                 }
                 let found = match expected.pending {
                     Pending::TaskGet => answer.pointer_mut("/result/result"),
