@@ -28,8 +28,8 @@ from test_mcp import mcp_setup  # noqa: F401  (the fixture)
 SPECS = next(
     p for p in (Path(__file__).resolve().parents[2] / "../shared/specs/mcp", Path("/work/shared/specs/mcp")) if p.exists()
 )
-# The stateful versions the gateway speaks; 2026-07-28 (stateless) is reported by
-# the conformance suite (docs/mcp.md), not here.
+# The stateful versions the gateway speaks; 2026-07-28 (stateless) is checked in
+# test_mcp_stateless.py (every message both ways) and by the conformance suite.
 VERSIONS = ["2025-06-18", "2025-11-25"]
 REQUEST_OF = {
     "initialize": "InitializeRequest",

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from test_mcp import McpSetup
+from test_mcp_schema import Schema
 from test_mcp_stdio import stdio_spec
 
 VERSION = "2026-07-28"
@@ -26,6 +27,29 @@ LOOKUP = {
         "region": {"type": "string", "x-mcp-header": "Region"},
         "query": {"type": "string"}}, "required": ["region", "query"]},
 }
+
+
+# Every message between the gateway and a stateless peer is checked against
+# the 2026-07-28 schema: requests by their method, results by the method they
+# answer, errors by their code.
+SCHEMA = Schema(VERSION)
+REQUEST_OF = {"server/discover": "DiscoverRequest", "tools/list": "ListToolsRequest",
+              "tools/call": "CallToolRequest", "resources/read": "ReadResourceRequest",
+              "prompts/get": "GetPromptRequest", "subscriptions/listen": "SubscriptionsListenRequest"}
+RESULT_OF = {"server/discover": "DiscoverResult", "tools/list": "ListToolsResult", "tools/call": "CallToolResult",
+             "resources/read": "ReadResourceResult", "prompts/get": "GetPromptResult"}
+ERROR_OF = {-32020: "HeaderMismatchError", -32022: "UnsupportedProtocolVersionError"}
+
+
+def schema_problems(message, method=None):
+    problems = SCHEMA.errors("JSONRPCMessage", message)
+    if message.get("method") in REQUEST_OF and "id" in message:
+        problems += SCHEMA.errors(REQUEST_OF[message["method"]], message)
+    if "error" in message and message["error"].get("code") in ERROR_OF:
+        problems += SCHEMA.errors(ERROR_OF[message["error"]["code"]], message)
+    if method in RESULT_OF and "result" in message:
+        problems += [f"result: {p}" for p in SCHEMA.errors(RESULT_OF[method], message["result"])]
+    return problems
 
 
 def decoded(value):
@@ -42,6 +66,7 @@ class StatelessServer:
 
     def __init__(self):
         self.seen = []
+        self.problems = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,6 +77,7 @@ class StatelessServer:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 outer.seen.append((headers, body))
+                outer.problems += schema_problems(body)
                 status, answer = outer.answer(headers, body)
                 out = json.dumps(answer).encode()
                 self.send_response(status)
@@ -96,6 +122,9 @@ class StatelessServer:
 
     def close(self):
         self.http.shutdown()
+        # What the gateway sent is valid 2026-07-28 (whatever the client sent:
+        # refused requests never arrive).
+        assert not self.problems, self.problems
 
 
 class Client:
@@ -125,8 +154,14 @@ class Client:
         r = httpx.post(self.url, json=body, headers=h, timeout=20)
         if r.headers.get("content-type", "").startswith("text/event-stream"):
             messages = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:") and line[5:].strip()]
-            return r, next((m for m in messages if m.get("id") == self.next_id), None)
-        return r, r.json() if r.content else None
+            answer = next((m for m in messages if m.get("id") == self.next_id), None)
+        else:
+            messages = [answer] = [r.json()] if r.content else [None]
+        for m in messages:
+            if m is not None:
+                problems = schema_problems(m, method if m is answer else None)
+                assert not problems, (method, problems, m)
+        return r, answer
 
     def result(self, method, params=None):
         r, body = self.post(method, params)
