@@ -1,5 +1,12 @@
 //! Identifiers: time-ordered UUIDv7 strings, so primary-key indexes stay append-mostly.
 
+/// An unguessable identifier: 24 alphanumerics from the OS's generator (about
+/// 142 bits), for ids that grant access when presented.
+pub fn unguessable() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24)
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

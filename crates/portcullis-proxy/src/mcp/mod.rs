@@ -30,6 +30,7 @@ mod downgrade;
 pub mod federation;
 pub mod flows;
 pub mod inventory;
+mod legacy;
 mod mirror;
 mod policy;
 pub mod rebinding;
@@ -163,6 +164,8 @@ pub struct McpRelay {
     flows: flows::FlowTracker,
     /// Sessions of the gateway's own for stateless clients of session-era servers.
     bridge: bridge::Bridge,
+    /// Streams of clients of the legacy HTTP+SSE transport.
+    legacy: legacy::LegacySessions,
     /// The data plane listens on loopback only: proxies without caller keys
     /// are local servers and get DNS-rebinding protection ([`rebinding`]).
     loopback: bool,
@@ -215,6 +218,7 @@ impl McpRelay {
             sessions: Sessions::new(master_key),
             flows: flows::FlowTracker::default(),
             bridge: bridge::Bridge::default(),
+            legacy: legacy::LegacySessions::default(),
             event_ids: resume::EventIds::new(master_key),
         })
     }
@@ -298,13 +302,19 @@ impl McpRelay {
                 );
             }
         }
-        if !matches!(path, "/mcp" | "/mcp/") {
-            return http_error(
-                StatusCode::NOT_FOUND,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "MCP proxies serve Streamable HTTP at /mcp",
-            );
+        match (path, req.method()) {
+            ("/mcp" | "/mcp/", _) => {}
+            // The legacy HTTP+SSE transport ([`legacy`]).
+            ("/sse", &Method::GET) => return self.open_legacy(proxy, req).await,
+            ("/messages", &Method::POST) => return self.legacy_post(proxy, req).await,
+            _ => {
+                return http_error(
+                    StatusCode::NOT_FOUND,
+                    Value::Null,
+                    jsonrpc::INVALID_REQUEST,
+                    "MCP proxies serve Streamable HTTP at /mcp (and the legacy HTTP+SSE transport at /sse)",
+                );
+            }
         }
         let version = req.headers().get(mcp::VERSION_HEADER).map(|v| v.as_bytes());
         let era = match version {
