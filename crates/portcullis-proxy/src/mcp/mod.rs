@@ -34,6 +34,7 @@ mod legacy;
 mod mirror;
 mod policy;
 pub mod rebinding;
+mod relist;
 pub mod resume;
 pub mod session;
 pub mod stdio;
@@ -166,6 +167,8 @@ pub struct McpRelay {
     bridge: bridge::Bridge,
     /// Streams of clients of the legacy HTTP+SSE transport.
     legacy: legacy::LegacySessions,
+    /// When each proxy's tools were last re-listed after a list_changed.
+    relisted: relist::Relisted,
     /// The data plane listens on loopback only: proxies without caller keys
     /// are local servers and get DNS-rebinding protection ([`rebinding`]).
     loopback: bool,
@@ -219,6 +222,7 @@ impl McpRelay {
             flows: flows::FlowTracker::default(),
             bridge: bridge::Bridge::default(),
             legacy: legacy::LegacySessions::default(),
+            relisted: relist::Relisted::default(),
             event_ids: resume::EventIds::new(master_key),
         })
     }
@@ -666,6 +670,13 @@ impl McpRelay {
             );
             send(&proxy, upstream)
         };
+        // The session a list_changed on the answer's stream belongs to.
+        let relist_in = (bridged.is_none() && downgraded.is_none()).then(|| {
+            relist::UpstreamSession::new(
+                session.as_ref().and_then(|s| s.upstream("")),
+                &parts.headers,
+            )
+        });
         call.overhead = started.elapsed();
         let mut response = match send_once(bridged.as_deref()).await {
             Ok(r) => r,
@@ -749,7 +760,13 @@ impl McpRelay {
             ContentType::EventStream => {
                 call.stream_started();
                 call.overhead += head_at.elapsed();
-                let body = stream::spawn(self.clone(), proxy, incoming, Some(expected), Some(call));
+                let body = stream::spawn(
+                    self.clone(),
+                    proxy,
+                    incoming,
+                    (Some(expected), Some(call)),
+                    relist_in,
+                );
                 finish_head(head, Body::new(body))
             }
             ContentType::Json | ContentType::Other => {
@@ -1006,7 +1023,17 @@ impl McpRelay {
                 }
                 None => (None, None),
             };
-            let body = stream::spawn(self.clone(), proxy, incoming, expected, call);
+            let upstream = relist::UpstreamSession::new(
+                session.as_ref().and_then(|s| s.upstream("")),
+                req.headers(),
+            );
+            let body = stream::spawn(
+                self.clone(),
+                proxy,
+                incoming,
+                (expected, call),
+                Some(upstream),
+            );
             return finish_head(head, Body::new(body));
         }
         finish_head(head, Body::new(incoming))

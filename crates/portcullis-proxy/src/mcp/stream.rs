@@ -5,6 +5,7 @@
 //! stream, and a slow client slows the upstream read instead of filling memory.
 
 use super::call::McpCall;
+use super::relist::{is_tools_list_changed, UpstreamSession};
 use super::{finish_call, is_response_to, Expected, McpRelay, Translation};
 pub use crate::channel_body::ChannelBody;
 use crate::runtime::ProxyRuntime;
@@ -21,18 +22,20 @@ use tokio::sync::mpsc;
 /// Events in flight between the upstream reader and the client.
 const CHANNEL: usize = 16;
 
-/// Starts relaying. `expected`/`call`: the POST's request and its event; none
-/// for the GET stream, on which responses are dropped (the gateway cannot tell
-/// which request they answer, so it cannot check them).
+/// Starts relaying. `request`: the POST's request and its event; none for the
+/// GET stream, on which responses are dropped (the gateway cannot tell which
+/// request they answer, so it cannot check them). `upstream`: the server's
+/// session, re-listed when it announces a tools change ([`super::relist`]).
 pub(crate) fn spawn(
     relay: Arc<McpRelay>,
     proxy: Arc<ProxyRuntime>,
     incoming: hyper::body::Incoming,
-    expected: Option<Expected>,
-    call: Option<McpCall>,
+    request: (Option<Expected>, Option<McpCall>),
+    upstream: Option<UpstreamSession>,
 ) -> ChannelBody {
     let (tx, body) = ChannelBody::channel(CHANNEL);
-    tokio::spawn(pump(relay, proxy, incoming, expected, call, tx));
+    let (expected, call) = request;
+    tokio::spawn(pump(relay, proxy, incoming, expected, call, upstream, tx));
     body
 }
 
@@ -49,6 +52,7 @@ async fn pump(
     mut incoming: hyper::body::Incoming,
     expected: Option<Expected>,
     mut call: Option<McpCall>,
+    upstream: Option<UpstreamSession>,
     tx: mpsc::Sender<Bytes>,
 ) {
     let mut framer = SseFramer::new(proxy.max_body_bytes);
@@ -94,6 +98,12 @@ async fn pump(
             }
             if let (Some(expected), Some(c)) = (expected.as_ref(), call.as_ref()) {
                 resumable |= relay.seal_event_id(&proxy, expected, c, &mut frame);
+            }
+            if let Some(session) = upstream
+                .as_ref()
+                .filter(|_| is_tools_list_changed(&frame.data))
+            {
+                relay.relist(&proxy, session);
             }
             let out = relay
                 .check_event(&proxy, frame, expected.as_ref(), &mut call, &mut answered)
