@@ -460,6 +460,11 @@ impl McpRelay {
             }
         };
         let initialize_message = initialize.then(|| message.clone());
+        if let Some(server) = &proxy.stdio {
+            // A new process, or one that announced a change: its tools are
+            // listed again before this request uses them ([`relist`]).
+            self.relist_stdio_if_changed(&proxy, server).await;
+        }
         // A session the gateway opened on a stateless server ([`downgrade`]).
         let downgraded = session.as_ref().and_then(|s| s.stateless_meta.clone());
         if downgraded.is_some() {

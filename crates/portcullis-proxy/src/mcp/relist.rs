@@ -6,9 +6,14 @@
 //!
 //! At most one re-listing per proxy per second (a server repeating the
 //! notification cannot make the gateway flood it), at most 20 pages.
+//!
+//! A stdio server is re-listed before the next client request after it
+//! started (a restarted process may bring other tools) or announced a change,
+//! so a changed tool is quarantined before anyone can call it.
 
 use super::call::McpCall;
 use super::federation::exchange_with;
+use super::stdio::StdioServer;
 use super::{McpRelay, Target};
 use crate::runtime::ProxyRuntime;
 use http::header::{HeaderMap, HeaderValue};
@@ -84,8 +89,6 @@ impl McpRelay {
     }
 
     async fn relist_now(&self, proxy: Arc<ProxyRuntime>, session: UpstreamSession) {
-        let mut call = McpCall::new(proxy.clone(), self.events.clone(), self.clock.now());
-        call.endpoint = "mcp:tools/list".into();
         let mut headers = HeaderMap::new();
         if let Some(v) = &session.version {
             headers.insert(VERSION_HEADER, v.clone());
@@ -94,67 +97,72 @@ impl McpRelay {
             uri: proxy.mcp_uri.as_ref(),
             credential: proxy.credential_header.as_ref(),
         };
-        let mut tools = Vec::new();
-        let mut cursor: Option<Value> = None;
-        let mut whole = false;
-        for page in 0..MAX_PAGES {
-            let id = json!(format!("portcullis-relist-{page}"));
-            let params = cursor
-                .take()
-                .map_or_else(|| json!({}), |c| json!({"cursor": c}));
-            let body =
-                json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params});
-            let answer = exchange_with(
-                &proxy,
-                target,
-                &headers,
-                &[],
-                session.id.as_deref(),
-                body.to_string().into(),
-                Some(&id),
+        let listed = list_pages(|request| {
+            let (headers, session) = (&headers, session.id.as_deref());
+            let proxy = &proxy;
+            async move {
+                let id = request.get("id").cloned().unwrap_or(Value::Null);
+                exchange_with(
+                    proxy,
+                    target,
+                    headers,
+                    &[],
+                    session,
+                    request.to_string().into(),
+                    Some(&id),
+                )
+                .await
+                .map_err(|f| f.why)?
+                .message
+                .ok_or_else(|| "no answer".to_owned())
+            }
+        })
+        .await;
+        self.reconcile_listed(&proxy, listed).await;
+    }
+
+    /// Re-lists a stdio server's tools if they may have changed, before the
+    /// request that is about to use them.
+    pub(crate) async fn relist_stdio_if_changed(
+        &self,
+        proxy: &Arc<ProxyRuntime>,
+        server: &StdioServer,
+    ) {
+        if !server.take_tools_changed().await {
+            return;
+        }
+        let listed =
+            list_pages(
+                |request| async move { server.call(request).await.map_err(|e| e.to_string()) },
             )
             .await;
-            let result = match answer {
-                Ok(a) => a
-                    .message
-                    .and_then(|mut m| m.get_mut("result").map(Value::take)),
-                Err(f) => {
-                    tracing::info!(proxy = %proxy.name, error = %f.why, "MCP tools not re-listed after list_changed");
-                    call.finish(502, Decision::Error, Some(&f.why));
-                    return;
-                }
-            };
-            let Some(mut result) = result else {
-                call.finish(
-                    502,
-                    Decision::Error,
-                    Some("the server's tools/list answer has no result"),
-                );
+        self.reconcile_listed(proxy, listed).await;
+    }
+
+    /// Reconciles a listing made by the gateway and records it as an event.
+    async fn reconcile_listed(
+        &self,
+        proxy: &Arc<ProxyRuntime>,
+        listed: Result<(Vec<Value>, bool), String>,
+    ) {
+        let mut call = McpCall::new(proxy.clone(), self.events.clone(), self.clock.now());
+        call.endpoint = "mcp:tools/list".into();
+        let (tools, whole) = match listed {
+            Ok(listed) => listed,
+            Err(why) => {
+                tracing::info!(proxy = %proxy.name, error = %why, "MCP tools not re-listed");
+                call.finish(502, Decision::Error, Some(&why));
                 return;
-            };
-            if let Some(Value::Array(listed)) = result.get_mut("tools").map(Value::take) {
-                tools.extend(listed);
             }
-            match result.get("nextCursor").filter(|c| !c.is_null()) {
-                Some(next) => cursor = Some(next.clone()),
-                None => {
-                    whole = true;
-                    break;
-                }
-            }
-        }
-        let reconciled = self
+        };
+        match self
             .inventory
-            .reconcile(&proxy, "", &tools, whole, &call.id, None)
-            .await;
-        match reconciled {
+            .reconcile(proxy, "", &tools, whole, &call.id, None)
+            .await
+        {
             Ok(listing) => {
                 call.findings.extend(listing.findings);
-                call.finish(
-                    200,
-                    Decision::Allowed,
-                    Some("re-listed by the gateway after notifications/tools/list_changed"),
-                );
+                call.finish(200, Decision::Allowed, Some(RELISTED));
             }
             Err(e) => {
                 tracing::error!(proxy = %proxy.name, error = %e, "MCP tool inventory unavailable; re-listing dropped");
@@ -166,6 +174,40 @@ impl McpRelay {
             }
         }
     }
+}
+
+/// The note of the events of the gateway's own listings.
+const RELISTED: &str =
+    "re-listed by the gateway: the server announced or may have a change of tools";
+
+/// Every page of `tools/list` through `ask` (one JSON-RPC request, its
+/// response): the tools and whether that is the server's whole list.
+async fn list_pages<F, Fut>(mut ask: F) -> Result<(Vec<Value>, bool), String>
+where
+    F: FnMut(Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
+    let mut tools = Vec::new();
+    let mut cursor: Option<Value> = None;
+    for page in 0..MAX_PAGES {
+        let params = cursor
+            .take()
+            .map_or_else(|| json!({}), |c| json!({"cursor": c}));
+        let request = json!({"jsonrpc": "2.0", "id": format!("portcullis-relist-{page}"),
+            "method": "tools/list", "params": params});
+        let mut answer = ask(request).await?;
+        let Some(mut result) = answer.get_mut("result").map(Value::take) else {
+            return Err("the server's tools/list answer has no result".into());
+        };
+        if let Some(Value::Array(listed)) = result.get_mut("tools").map(Value::take) {
+            tools.extend(listed);
+        }
+        match result.get("nextCursor").filter(|c| !c.is_null()) {
+            Some(next) => cursor = Some(next.clone()),
+            None => return Ok((tools, true)),
+        }
+    }
+    Ok((tools, false))
 }
 
 #[cfg(test)]

@@ -188,6 +188,14 @@ impl StdioServer {
         Ok(json!({"jsonrpc": "2.0", "id": client_id, "result": result}))
     }
 
+    /// Whether the running process's tools may have changed since the gateway
+    /// last listed them (it started, or announced a change); clears the mark.
+    pub async fn take_tools_changed(&self) -> bool {
+        self.session()
+            .await
+            .is_ok_and(|s| s.tools_changed.swap(false, Ordering::AcqRel))
+    }
+
     /// Forwards a client notification, except those only the gateway may send
     /// on the shared session (`initialized`, `cancelled` with a client's id).
     pub async fn notify(&self, message: Value) {
@@ -212,6 +220,9 @@ pub(crate) struct Session {
     next_id: AtomicU64,
     closed: AtomicBool,
     initialized: OnceLock<Value>,
+    /// The server's tools may differ from the inventory's: a new process, or
+    /// one that sent notifications/tools/list_changed.
+    tools_changed: AtomicBool,
 }
 
 /// Removes a request's id from `pending` however its wait ends (answer, timeout,
@@ -235,6 +246,7 @@ impl Session {
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             initialized: OnceLock::new(),
+            tools_changed: AtomicBool::new(true),
         }
     }
 
@@ -581,6 +593,10 @@ async fn read_stdout<R: AsyncBufRead + Unpin>(
 fn answer_server(proxy: &str, session: &Session, message: Value, limit: usize) {
     let method = message.get("method").and_then(Value::as_str).unwrap_or("");
     match message.get("id") {
+        None if method == "notifications/tools/list_changed" => {
+            // Acted on before the next client request ([`super::relist`]).
+            session.tools_changed.store(true, Ordering::Release);
+        }
         None => {
             tracing::debug!(proxy = %proxy, method = %method, "stdio MCP server notification dropped");
         }
