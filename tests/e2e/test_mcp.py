@@ -25,12 +25,14 @@ ADD = {"name": "add", "description": "Adds two integers and returns the sum."}
 class ToolServer:
     """tool_server.py as a process; `restart` picks up a changed tools file."""
 
-    def __init__(self, tmp_path, tools, json_response=False):
+    def __init__(self, tmp_path, tools, json_response=False, transport="streamable-http"):
         self.port = free_port()
         self.file = tmp_path / f"tools-{self.port}.json"
         self.log_path = tmp_path / f"mcp-server-{self.port}.log"
         self.json_response = json_response
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.transport = transport
+        path = "sse" if transport == "sse" else "mcp"
+        self.url = f"http://127.0.0.1:{self.port}/{path}"
         self.proc = None
         self.write(tools)
         self.start()
@@ -42,6 +44,7 @@ class ToolServer:
         args = [sys.executable, str(SERVER), "--port", str(self.port), "--tools", str(self.file)]
         if self.json_response:
             args.append("--json-response")
+        args += ["--transport", self.transport]
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         wait_for_port(self.proc, self.port, self.log_path)
@@ -71,8 +74,8 @@ class McpSetup(Setup):
         self.key_id = created["api_key"]["id"]
         self.servers = []
 
-    def server(self, tools, json_response=False):
-        s = ToolServer(self.tmp_path, tools, json_response)
+    def server(self, tools, json_response=False, transport="streamable-http"):
+        s = ToolServer(self.tmp_path, tools, json_response, transport)
         self.servers.append(s)
         return s
 

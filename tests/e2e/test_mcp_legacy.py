@@ -87,3 +87,34 @@ def test_legacy_sessions_belong_to_their_key(mcp_setup):
             r = http.post(f"{base}/{endpoint}", content=b"{nope", headers={"authorization": f"Bearer {s.key}",
                                                                             "content-type": "application/json"})
             assert r.status_code == 400 and r.json()["error"]["code"] == -32700, r.text
+
+
+def test_a_server_of_the_legacy_transport_is_served_to_every_client(mcp_setup):
+    """A server that speaks only HTTP+SSE: the gateway finds it (the client's
+    initialize is refused, a GET opens a stream with an endpoint), holds one
+    stream for every client, and serves Streamable HTTP and legacy clients
+    through the same checks."""
+    s = mcp_setup
+    server = s.server([ADD, NOTE], transport="sse")
+    assert server.url.endswith("/sse")
+    proxy = s.proxy("legacy-server", server)
+    assert s.list_names(proxy["url"]) == []
+    tools = s.tools(proxy)
+    assert {n: t["status"] for n, t in tools.items()} == {"add": "pending", "read_note": "pending"}
+    for tool in tools.values():
+        s.approve(tool)
+    assert s.list_names(proxy["url"]) == ["add", "read_note"]
+    assert text_of(s.call(proxy["url"], "add", {"a": 2, "b": 3})) == "5"
+    code, message = s.call_error(proxy["url"], "read_note", {"query": "1"})
+    assert code == -32001 and "MCP-017" in message, message
+
+    # Several clients at once share the stream; a legacy client too.
+    async def many(session):
+        return await asyncio.gather(*(session.call_tool("add", {"a": i, "b": 1}) for i in range(6)))
+
+    assert [text_of(r) for r in s.run(proxy["url"], many)] == [str(i + 1) for i in range(6)]
+    sse_url = proxy["url"].removesuffix("/mcp") + "/sse"
+    assert [text_of(r) for r in run_legacy(sse_url, s.key, many)] == [str(i + 1) for i in range(6)]
+    # No GET stream in the shared session.
+    r = httpx.get(proxy["url"], headers={"authorization": f"Bearer {s.key}"}, timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "POST", r.text

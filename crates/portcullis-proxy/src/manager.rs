@@ -200,8 +200,14 @@ impl DataPlane {
             }
             return status;
         }
-        // A running stdio MCP proxy is as well as its server process.
-        let trouble = runtime.and_then(|r| r.stdio.as_ref().and_then(|s| s.trouble()));
+        // A running stdio MCP proxy is as well as its server process (a legacy
+        // SSE server's, as its stream).
+        let trouble = runtime.and_then(|r| {
+            r.stdio
+                .as_ref()
+                .or(r.legacy_sse.get())
+                .and_then(|s| s.trouble())
+        });
         match (status.state, trouble) {
             (ProxyState::Running, Some((down, reason))) => ProxyStatus {
                 state: if down {
@@ -357,9 +363,11 @@ impl DataPlane {
             runtime.stdio = Some(crate::mcp::stdio::StdioServer::start(
                 crate::mcp::stdio::StdioConfig {
                     proxy: runtime.name.clone(),
-                    command: command.clone(),
-                    args: proxy.spec.upstream_args.clone(),
-                    env: proxy.spec.upstream_env.clone(),
+                    upstream: crate::mcp::stdio::Upstream::Process {
+                        command: command.clone(),
+                        args: proxy.spec.upstream_args.clone(),
+                        env: proxy.spec.upstream_env.clone(),
+                    },
                     request_timeout: runtime.first_byte_timeout,
                     max_message_bytes: runtime.max_body_bytes,
                 },

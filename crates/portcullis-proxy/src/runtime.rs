@@ -49,6 +49,10 @@ pub struct ProxyRuntime {
     /// MCP proxies with an `upstream_command`: the supervised stdio server
     /// (attached at start by the data plane; `mcp_uri` is then `None`).
     pub stdio: Option<Arc<crate::mcp::stdio::StdioServer>>,
+    /// An HTTP server found to speak only the legacy HTTP+SSE transport: its
+    /// stream, held for every client (set at the first client's initialize;
+    /// ends with this runtime).
+    pub legacy_sse: std::sync::OnceLock<Arc<crate::mcp::stdio::StdioServer>>,
     /// MCP proxies with `mcp_servers`: the federation's members (attached at
     /// start; `mcp_uri` is then `None`).
     pub federation: Option<Arc<crate::mcp::federation::Members>>,
@@ -150,6 +154,7 @@ impl ProxyRuntime {
             auth_mode: spec.auth_mode,
             mcp_uri,
             stdio: None,
+            legacy_sse: std::sync::OnceLock::new(),
             federation: None,
             mcp_auto_approve: spec.mcp_auto_approve,
             mcp_access: portcullis_core::mcp::ToolAccess::new(

@@ -2,7 +2,7 @@
 tools are read from a JSON file at start, so a test can change a description and
 restart it (a "rug pull").
 
-    python tool_server.py --port 8123 --tools tools.json [--json-response]
+    python tool_server.py --port 8123 --tools tools.json [--json-response] [--transport sse]
 
 tools.json: {"tools": [{"name": "add", "description": "..."},
                        {"name": "read_note", "description": "...", "result": "..."}]}
@@ -78,6 +78,8 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tools", required=True)
     parser.add_argument("--json-response", action="store_true")
+    parser.add_argument("--transport", choices=["streamable-http", "sse"], default="streamable-http",
+                        help="sse: only the legacy HTTP+SSE transport (GET /sse, POST /messages/)")
     args = parser.parse_args()
     with open(args.tools) as f:
         spec = json.load(f)
@@ -85,7 +87,7 @@ def main():
     server.settings.host = "127.0.0.1"
     server.settings.port = args.port
     server.settings.log_level = "WARNING"
-    server.run(transport="streamable-http")
+    server.run(transport=args.transport)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ impl McpRelay {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let session = self.issue_session(proxy, identity, &version, None, Some(meta))?;
+        let session = self.issue_session(proxy, identity, &version, None, Some(meta), false)?;
         Ok((
             json!({"jsonrpc": "2.0", "id": id, "result": initialized}),
             session,

@@ -591,6 +591,7 @@ impl McpRelay {
             protocol_version: Sessions::version(&version),
             issued_at: self.clock.now().as_second(),
             stateless_meta: None,
+            legacy_upstream: false,
         };
         let header = self.sessions.issue(&claims).map_err(|e| {
             tracing::warn!(proxy = %proxy.name, error = %e, "MCP session id not issued");

@@ -31,6 +31,7 @@ pub mod federation;
 pub mod flows;
 pub mod inventory;
 mod legacy;
+mod legacy_upstream;
 mod mirror;
 mod policy;
 pub mod rebinding;
@@ -260,6 +261,7 @@ impl McpRelay {
         version: &str,
         upstream: Option<&HeaderValue>,
         stateless_meta: Option<Value>,
+        legacy_upstream: bool,
     ) -> Result<HeaderValue, Refusal> {
         let refuse = |e: session::IssueError| {
             tracing::warn!(proxy = %proxy.name, error = %e, "MCP session id not issued");
@@ -280,6 +282,7 @@ impl McpRelay {
             protocol_version: Sessions::version(version),
             issued_at: self.clock.now().as_second(),
             stateless_meta,
+            legacy_upstream,
         };
         self.sessions.issue(&claims).map_err(refuse)
     }
@@ -460,7 +463,23 @@ impl McpRelay {
             }
         };
         let initialize_message = initialize.then(|| message.clone());
-        if let Some(server) = &proxy.stdio {
+        // One session the gateway holds for every client: a stdio process, or
+        // a legacy SSE server's stream.
+        let shared = match (
+            &proxy.stdio,
+            session.as_ref().is_some_and(|s| s.legacy_upstream),
+        ) {
+            (Some(server), _) => Some(server.clone()),
+            (None, true) => match self.legacy_server(&proxy).await {
+                Some(server) => Some(server),
+                None => {
+                    call.discard();
+                    return unknown_session(request_id);
+                }
+            },
+            (None, false) => None,
+        };
+        if let Some(server) = &shared {
             // A new process, or one that announced a change: its tools are
             // listed again before this request uses them ([`relist`]).
             self.relist_stdio_if_changed(&proxy, server).await;
@@ -589,11 +608,19 @@ impl McpRelay {
                 .post_federated(&proxy, &members, request, message, expected, call)
                 .await;
         }
-        if let Some(server) = proxy.stdio.clone() {
+        if let Some(server) = shared {
             // One shared session towards the process: the client's id carries
             // no upstream session.
+            let legacy = proxy.stdio.is_none();
             let issued = if initialize {
-                match self.issue_session(&proxy, call.identity.as_deref(), &version, None, None) {
+                match self.issue_session(
+                    &proxy,
+                    call.identity.as_deref(),
+                    &version,
+                    None,
+                    None,
+                    legacy,
+                ) {
                     Ok(v) => Some(v),
                     Err(r) => return failed(&mut call, id, r),
                 }
@@ -711,7 +738,27 @@ impl McpRelay {
         }
         if let Some(init) = initialize_message.filter(|_| parts.status.is_client_error()) {
             // A server that refuses the session era may speak only the
-            // stateless one: then the gateway translates ([`downgrade`]).
+            // legacy HTTP+SSE transport: one shared session, as for stdio.
+            if let Some(server) = self.legacy_server(&proxy).await {
+                let issued = match self.issue_session(
+                    &proxy,
+                    call.identity.as_deref(),
+                    &version,
+                    None,
+                    None,
+                    true,
+                ) {
+                    Ok(v) => v,
+                    Err(r) => return failed(&mut call, id, r),
+                };
+                let mut response = self
+                    .post_stdio(&proxy, &server, init, expected, call, era)
+                    .await;
+                response.headers_mut().insert(SESSION_HEADER, issued);
+                return response;
+            }
+            // Or only the stateless one: then the gateway translates
+            // ([`downgrade`]).
             if let Ok(true) = self.serves_stateless(&proxy).await {
                 let opened = self
                     .initialize_from_discover(&proxy, call.identity.as_deref(), &init)
@@ -739,7 +786,14 @@ impl McpRelay {
         }
         if initialize && parts.status.is_success() {
             let upstream = parts.headers.get(SESSION_HEADER);
-            match self.issue_session(&proxy, call.identity.as_deref(), &version, upstream, None) {
+            match self.issue_session(
+                &proxy,
+                call.identity.as_deref(),
+                &version,
+                upstream,
+                None,
+                false,
+            ) {
                 Ok(issued) => {
                     if let Some(headers) = head.headers_mut() {
                         headers.insert(SESSION_HEADER, issued);
@@ -936,6 +990,21 @@ impl McpRelay {
                 return unknown_session(Value::Null);
             }
         };
+        let legacy = session
+            .as_ref()
+            .map_or(proxy.legacy_sse.get().is_some(), |s| s.legacy_upstream);
+        if legacy {
+            // The shared session with a legacy SSE server: as for stdio.
+            let mut r = http_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "this MCP proxy's server speaks the legacy HTTP+SSE transport: use POST",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
         let stateless_server = match &session {
             Some(s) => s.stateless_meta.is_some(),
             // Without a session: only a server already known to be stateless.

@@ -49,6 +49,10 @@ pub struct SessionClaims {
     /// identity from its `initialize`, put in each request's `_meta`.
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub stateless_meta: Option<serde_json::Value>,
+    /// The server speaks only the legacy HTTP+SSE transport: the session is
+    /// the gateway's shared one with it ([`super::legacy_upstream`]).
+    #[serde(rename = "l", default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_upstream: bool,
 }
 
 impl fmt::Debug for SessionClaims {
@@ -63,6 +67,7 @@ impl fmt::Debug for SessionClaims {
             .field("protocol_version", &self.protocol_version)
             .field("issued_at", &self.issued_at)
             .field("stateless", &self.stateless_meta.is_some())
+            .field("legacy_upstream", &self.legacy_upstream)
             .finish()
     }
 }
@@ -201,6 +206,7 @@ mod tests {
             protocol_version: "2025-11-25".into(),
             issued_at: 1_790_000_000,
             stateless_meta: None,
+            legacy_upstream: false,
         }
     }
 

@@ -2,6 +2,11 @@
 //! `upstream_command`, speaks newline-delimited JSON-RPC on its stdin and stdout,
 //! and multiplexes every client onto the one session the process has.
 //!
+//! A server that speaks only the legacy HTTP+SSE transport (2024-11-05) is served
+//! the same way ([`Upstream::LegacySse`]): one stream (`GET`) the gateway holds
+//! open, whose `endpoint` event says where to POST; messages go out as POSTs and
+//! come back as events on the stream, one session for every client.
+//!
 //! ```text
 //! supervisor ── spawn (env cleared but PATH/HOME/LANG/TMPDIR + upstream_env, kill on drop)
 //!   │           stderr: line by line into tracing (bounded), with the proxy name
@@ -55,32 +60,55 @@ pub enum StdioError {
     NotAnObject,
 }
 
-/// How to run the server; from the proxy's spec.
+/// How to reach the server; from the proxy's spec.
 #[derive(Clone)]
 pub struct StdioConfig {
     pub proxy: Arc<str>,
-    pub command: String,
-    pub args: Vec<String>,
-    pub env: BTreeMap<String, String>,
+    pub upstream: Upstream,
     pub request_timeout: Duration,
     pub max_message_bytes: usize,
 }
 
+/// What carries the one session.
+#[derive(Clone)]
+pub enum Upstream {
+    /// A process the gateway runs.
+    Process {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+    },
+    /// A legacy HTTP+SSE server's stream.
+    LegacySse(Box<LegacySseTarget>),
+}
+
+/// Where a legacy HTTP+SSE server's stream is, and how to reach it.
+#[derive(Clone)]
+pub struct LegacySseTarget {
+    pub url: http::Uri,
+    pub credential: Option<(http::HeaderName, http::HeaderValue)>,
+    pub client: crate::upstream::UpstreamClient,
+}
+
 impl std::fmt::Debug for StdioConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Environment values may be secrets: names only.
-        f.debug_struct("StdioConfig")
-            .field("proxy", &self.proxy)
-            .field("command", &self.command)
-            .field("args", &self.args.len())
-            .field("env", &self.env.keys().collect::<Vec<_>>())
-            .finish()
+        // Environment values and credentials may be secrets: names only.
+        let mut d = f.debug_struct("StdioConfig");
+        d.field("proxy", &self.proxy);
+        match &self.upstream {
+            Upstream::Process { command, args, env } => d
+                .field("command", command)
+                .field("args", &args.len())
+                .field("env", &env.keys().collect::<Vec<_>>()),
+            Upstream::LegacySse(target) => d.field("sse", &target.url.to_string()),
+        };
+        d.finish()
     }
 }
 
 /// Where the process is.
 #[derive(Clone)]
-enum Phase {
+pub(super) enum Phase {
     Starting,
     Up(Arc<Session>),
     Down(String),
@@ -135,10 +163,14 @@ impl StdioServer {
     /// `None` when the server is up; otherwise whether it is down (not just
     /// starting) and why (for the proxy status).
     pub fn trouble(&self) -> Option<(bool, String)> {
+        let what = match self.config.upstream {
+            Upstream::Process { .. } => "stdio server",
+            Upstream::LegacySse(_) => "legacy SSE server",
+        };
         match &*self.phase.borrow() {
             Phase::Up(_) => None,
-            Phase::Starting => Some((false, "stdio server starting".into())),
-            Phase::Down(why) => Some((true, format!("stdio server down: {why}"))),
+            Phase::Starting => Some((false, format!("{what} starting"))),
+            Phase::Down(why) => Some((true, format!("{what} down: {why}"))),
         }
     }
 
@@ -421,25 +453,68 @@ async fn supervise(
     }
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // A dropped sender means the server handle is gone: stop as well.
     let _ = stop.wait_for(|s| *s).await;
 }
 
-enum Ended {
+pub(super) enum Ended {
     Stopped,
     Failed(String),
 }
 
-/// One life of the process.
+/// One life of the process, or of the legacy SSE stream.
 async fn run(
     config: &StdioConfig,
     phase: &watch::Sender<Phase>,
     stop: &mut watch::Receiver<bool>,
 ) -> Ended {
-    let mut command = Command::new(&config.command);
+    match &config.upstream {
+        Upstream::Process { command, args, env } => {
+            run_process(config, (command, args, env), phase, stop).await
+        }
+        Upstream::LegacySse(target) => {
+            super::legacy_upstream::run(config, target, phase, stop).await
+        }
+    }
+}
+
+/// The gateway's own `initialize` and `notifications/initialized` on a new
+/// session; the result is kept for the clients' `initialize`.
+pub(super) async fn handshake(session: &Session, config: &StdioConfig) -> Result<(), String> {
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "portcullis", "version": env!("CARGO_PKG_VERSION")},
+        },
+    });
+    let answer = session
+        .call(init, config.request_timeout, config.max_message_bytes)
+        .await
+        .map_err(|e| format!("initialize failed: {e}"))?;
+    let result = answer
+        .get("result")
+        .cloned()
+        .ok_or_else(|| "the server refused initialize".to_owned())?;
+    let _ = session.initialized.set(result);
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    session
+        .send(&note, config.max_message_bytes)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn run_process(
+    config: &StdioConfig,
+    (program, args, env): (&String, &Vec<String>, &BTreeMap<String, String>),
+    phase: &watch::Sender<Phase>,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
+    let mut command = Command::new(program);
     command
-        .args(&config.args)
+        .args(args)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -450,12 +525,12 @@ async fn run(
             command.env(name, value);
         }
     }
-    command.envs(&config.env);
+    command.envs(env);
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return Ended::Failed(format!("cannot start {:?}: {e}", config.command)),
+        Err(e) => return Ended::Failed(format!("cannot start {program:?}: {e}")),
     };
-    tracing::info!(proxy = %config.proxy, command = %config.command, pid = child.id().unwrap_or(0), "stdio MCP server started");
+    tracing::info!(proxy = %config.proxy, command = %program, pid = child.id().unwrap_or(0), "stdio MCP server started");
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -488,32 +563,8 @@ async fn run(
         config.max_message_bytes,
     ));
 
-    let handshake = async {
-        let init = json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "portcullis", "version": env!("CARGO_PKG_VERSION")},
-            },
-        });
-        let answer = session
-            .call(init, config.request_timeout, config.max_message_bytes)
-            .await
-            .map_err(|e| format!("initialize failed: {e}"))?;
-        let result = answer
-            .get("result")
-            .cloned()
-            .ok_or_else(|| "the server refused initialize".to_owned())?;
-        let _ = session.initialized.set(result);
-        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        session
-            .send(&note, config.max_message_bytes)
-            .await
-            .map_err(|e| e.to_string())
-    };
     let ended = tokio::select! {
-        r = handshake => match r {
+        r = handshake(&session, config) => match r {
             Ok(()) => None,
             Err(why) => Some(Ended::Failed(why)),
         },
@@ -590,7 +641,7 @@ async fn read_stdout<R: AsyncBufRead + Unpin>(
 
 /// Requests and notifications from the server. There is no client to relay them
 /// to on a shared session: `ping` is answered, other requests are refused.
-fn answer_server(proxy: &str, session: &Session, message: Value, limit: usize) {
+pub(super) fn answer_server(proxy: &str, session: &Session, message: Value, limit: usize) {
     let method = message.get("method").and_then(Value::as_str).unwrap_or("");
     match message.get("id") {
         None if method == "notifications/tools/list_changed" => {
@@ -749,9 +800,11 @@ read note; echo oops >&2
 read req; echo "{\"jsonrpc\":\"2.0\",\"id\":$(id "$req"),\"result\":{\"ok\":true}}"; exit 3"#;
         let server = StdioServer::start(StdioConfig {
             proxy: Arc::from("t"),
-            command: "sh".into(),
-            args: vec!["-c".into(), script.into()],
-            env: BTreeMap::new(),
+            upstream: Upstream::Process {
+                command: "sh".into(),
+                args: vec!["-c".into(), script.into()],
+                env: BTreeMap::new(),
+            },
             request_timeout: Duration::from_secs(5),
             max_message_bytes: 4096,
         });
