@@ -39,14 +39,7 @@ pub(super) async fn run(
 ) -> Ended {
     let (url, credential, client) = (&target.url, target.credential.as_ref(), &target.client);
     let limit = config.max_message_bytes;
-    let mut open = Request::builder()
-        .method(Method::GET)
-        .uri(url.clone())
-        .header(header::ACCEPT, "text/event-stream");
-    if let Some((name, value)) = credential {
-        open = open.header(name, value);
-    }
-    let Ok(open) = open.body(Full::new(Bytes::new())) else {
+    let Some(open) = stream_request(url, credential) else {
         return Ended::Failed("the server's URL is unusable".into());
     };
     let response = match tokio::time::timeout(config.request_timeout, client.request(open)).await {
@@ -167,6 +160,21 @@ pub(super) async fn run(
     ended
 }
 
+/// `GET <url>` for the server's event stream, with the proxy's credential.
+fn stream_request(
+    url: &Uri,
+    credential: Option<&(HeaderName, HeaderValue)>,
+) -> Option<Request<Full<Bytes>>> {
+    let mut open = Request::builder()
+        .method(Method::GET)
+        .uri(url.clone())
+        .header(header::ACCEPT, "text/event-stream");
+    if let Some((name, value)) = credential {
+        open = open.header(name, value);
+    }
+    open.body(Full::new(Bytes::new())).ok()
+}
+
 fn is_event_stream(headers: &http::HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -220,14 +228,7 @@ pub(super) async fn speaks_legacy_sse(
     credential: Option<&(HeaderName, HeaderValue)>,
     timeout: std::time::Duration,
 ) -> bool {
-    let mut probe = Request::builder()
-        .method(Method::GET)
-        .uri(url.clone())
-        .header(header::ACCEPT, "text/event-stream");
-    if let Some((name, value)) = credential {
-        probe = probe.header(name, value);
-    }
-    let Ok(probe) = probe.body(Full::new(Bytes::new())) else {
+    let Some(probe) = stream_request(url, credential) else {
         return false;
     };
     let look = async {

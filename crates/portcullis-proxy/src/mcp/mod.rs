@@ -338,28 +338,10 @@ impl McpRelay {
             // The stateless era has no server-to-client stream and no session
             // to end (`subscriptions/listen` is a POST).
             Method::GET | Method::DELETE if era == Some(Era::Stateless) => {
-                let mut r = http_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    Value::Null,
-                    jsonrpc::INVALID_REQUEST,
-                    "MCP 2026-07-28 is stateless: use POST",
-                );
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                r
+                method_not_allowed("MCP 2026-07-28 is stateless: use POST", "POST")
             }
             Method::GET | Method::DELETE => self.relay_other(proxy, req).await,
-            _ => {
-                let mut r = http_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    Value::Null,
-                    jsonrpc::INVALID_REQUEST,
-                    "use POST, GET or DELETE",
-                );
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
-                r
-            }
+            _ => method_not_allowed("use POST, GET or DELETE", "GET, POST, DELETE"),
         }
     }
 
@@ -966,15 +948,7 @@ impl McpRelay {
         if proxy.stdio.is_some() {
             // One shared session towards the process: no server-to-client
             // stream, no client session to end.
-            let mut r = http_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "this MCP proxy's server runs over stdio: use POST",
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return r;
+            return method_not_allowed("this MCP proxy's server runs over stdio: use POST", "POST");
         }
         let session = match self.open_session(&proxy, req.headers(), identity.as_deref()) {
             Ok(session) => session,
@@ -995,15 +969,10 @@ impl McpRelay {
             .map_or(proxy.legacy_sse.get().is_some(), |s| s.legacy_upstream);
         if legacy {
             // The shared session with a legacy SSE server: as for stdio.
-            let mut r = http_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
+            return method_not_allowed(
                 "this MCP proxy's server speaks the legacy HTTP+SSE transport: use POST",
+                "POST",
             );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return r;
         }
         let stateless_server = match &session {
             Some(s) => s.stateless_meta.is_some(),
@@ -1021,15 +990,7 @@ impl McpRelay {
                 *done.status_mut() = StatusCode::NO_CONTENT;
                 return done;
             }
-            let mut r = http_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "this MCP proxy's server is stateless (protocol 2026-07-28): it has no server-to-client stream",
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
-            return r;
+            return method_not_allowed("this MCP proxy's server is stateless (protocol 2026-07-28): it has no server-to-client stream", "POST, DELETE");
         }
         if let Some(members) = &proxy.federation {
             return federation::end_or_refuse(
@@ -1717,6 +1678,19 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// 405 with the methods the path takes.
+fn method_not_allowed(message: &str, allow: &'static str) -> Response<Body> {
+    let mut r = http_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Value::Null,
+        jsonrpc::INVALID_REQUEST,
+        message,
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 /// 400 with an `UnsupportedProtocolVersionError` (the request's id when it is
