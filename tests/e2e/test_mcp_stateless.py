@@ -412,3 +412,29 @@ def test_task_results_are_checked_like_tool_results(setup):
     finally:
         stateless_server.close()
         session_server.close()
+
+
+def test_a_federation_serves_stateless_clients(setup):
+    """Two session-era servers behind one federation, reached by a 2026-07-28
+    client: the gateway initializes the federation for the key and routes each
+    stateless request in that session."""
+    from test_mcp_federation import DOCS_TOOLS, MATH_TOOLS, federation
+
+    s = setup
+    math, docs = s.server(MATH_TOOLS), s.server(DOCS_TOOLS)
+    proxy = federation(s, "fed-stateless", [("math", math), ("docs", docs)], mcp_auto_approve=True)
+    c = Client(proxy["url"], s.key)
+    discovered = c.result("server/discover")
+    assert discovered["supportedVersions"] == [VERSION] and "tools" in discovered["capabilities"], discovered
+    listed = c.result("tools/list")
+    names = sorted(t["name"] for t in listed["tools"])
+    assert names == ["docs__echo", "docs__search", "math__add", "math__echo"], names
+    assert listed["resultType"] == "complete" and listed["cacheScope"] == "private", listed
+    added = c.result("tools/call", {"name": "math__add", "arguments": {"a": 40, "b": 2}})
+    assert added["content"][0]["text"] == "42" and added["resultType"] == "complete", added
+    echoed = c.result("tools/call", {"name": "docs__echo", "arguments": {"query": "x"}})
+    assert echoed["content"][0]["text"] == "from docs", echoed
+    # The same session serves the key's next clients: one initialize per member.
+    initialized = [e for e in s.admin("GET", f"/api/v1/events?proxy={proxy['id']}&limit=100")["events"]
+                   if e["endpoint"] == "mcp:initialize"]
+    assert len(initialized) == 1, initialized

@@ -14,16 +14,25 @@
 //!   404 from the server  the session expired: reopened once, request resent
 //! ```
 //!
+//! A federation is bridged the same way: the gateway initializes it (every
+//! member) once per key, keeps the session it issued itself, and renews it
+//! after five minutes (a member that restarted is then reached again).
+//!
 //! The session declares no client capabilities, so the server has no reason
 //! to send sampling, elicitation or roots requests, which a stateless client
 //! could not answer. Clients of one key share its session (the server's
 //! per-session state, a log level say, is theirs together).
 
-use super::federation::{exchange_with, Failure};
-use super::{Refusal, Target};
+use super::call::McpCall;
+use super::federation::{self, exchange_with, Failure, Members};
+use super::session::SessionClaims;
+use super::{Expected, McpRelay, Pending, Refusal, Target};
+use crate::keys::Identity;
 use crate::runtime::ProxyRuntime;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
+use http_body_util::BodyExt;
+use portcullis_protocol::mcp::SESSION_HEADER;
 use portcullis_protocol::mcp::{jsonrpc, stateless, SESSION_VERSIONS, VERSION_HEADER};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -57,10 +66,22 @@ pub(crate) struct Bridged {
     pub initialize: Value,
 }
 
+/// The gateway's own session with a federation, for one key.
+pub(crate) struct BridgedFederation {
+    pub claims: SessionClaims,
+    /// The federation's merged `initialize` result (for `server/discover`).
+    pub initialize: Value,
+    opened: Instant,
+}
+
+/// How long a bridged federation session is used before it is opened again.
+const FEDERATION_RENEWAL: Duration = Duration::from_secs(300);
+
 #[derive(Default)]
 pub(crate) struct Bridge {
     eras: Mutex<HashMap<String, (UpstreamEra, Instant)>>,
     sessions: Mutex<HashMap<(String, String), Arc<Bridged>>>,
+    federations: Mutex<HashMap<(String, String), Arc<BridgedFederation>>>,
 }
 
 impl Bridge {
@@ -118,6 +139,83 @@ impl Bridge {
         if sessions.get(&key).is_some_and(|s| Arc::ptr_eq(s, stale)) {
             sessions.remove(&key);
         }
+    }
+}
+
+impl McpRelay {
+    /// The bridged federation session of `identity`'s key on `proxy`, opened
+    /// (every member initialized) if there is none or it is five minutes old.
+    pub(super) async fn federation_session(
+        &self,
+        proxy: &Arc<ProxyRuntime>,
+        members: &Arc<Members>,
+        identity: Option<&Arc<Identity>>,
+    ) -> Result<Arc<BridgedFederation>, Refusal> {
+        let subject = identity.map(|i| i.key_id.as_str());
+        let key = (proxy.id.clone(), subject.unwrap_or_default().to_owned());
+        if let Some(open) = lock(&self.bridge.federations).get(&key) {
+            if open.opened.elapsed() < FEDERATION_RENEWAL {
+                return Ok(open.clone());
+            }
+        }
+        let id = json!("portcullis-initialize");
+        let init = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+            "protocolVersion": SESSION_VERSION, "capabilities": {}, "clientInfo": client_info()}});
+        let headers = HeaderMap::new();
+        let request = federation::Request {
+            headers: &headers,
+            session: None,
+            version: SESSION_VERSION,
+            subject,
+            routed: None,
+        };
+        let expected = Expected {
+            id,
+            pending: Pending::Other,
+            subject: String::new(),
+            redactor: None,
+            flow: None,
+            first_page: false,
+            translation: None,
+        };
+        let mut call = McpCall::new(proxy.clone(), self.events.clone(), self.clock.now());
+        call.identity = identity.cloned();
+        call.endpoint = "mcp:initialize".into();
+        let response = self
+            .post_federated(proxy, members, request, init, Some(expected), call)
+            .await;
+        let refused = |why: &str| {
+            Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                jsonrpc::UPSTREAM_ERROR,
+                format!("the federation did not open a session: {why}"),
+            )
+        };
+        let claims = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| self.sessions.open(v, &proxy.id, subject).ok())
+            .ok_or_else(|| refused("no session"))?;
+        let body = http_body_util::Limited::new(response.into_body(), proxy.max_body_bytes)
+            .collect()
+            .await
+            .map_err(|_| refused("its answer could not be read"))?
+            .to_bytes();
+        let initialize = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|mut m| m.get_mut("result").map(Value::take))
+            .ok_or_else(|| refused("its initialize answer has no result"))?;
+        let opened = Arc::new(BridgedFederation {
+            claims,
+            initialize,
+            opened: Instant::now(),
+        });
+        let mut federations = lock(&self.bridge.federations);
+        if federations.len() >= MAX_SESSIONS {
+            federations.retain(|_, f| f.opened.elapsed() < FEDERATION_RENEWAL);
+        }
+        federations.insert(key, opened.clone());
+        Ok(opened)
     }
 }
 

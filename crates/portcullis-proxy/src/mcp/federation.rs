@@ -25,7 +25,7 @@ use super::call::McpCall;
 use super::session::{SessionClaims, Sessions};
 use super::{
     build_request, content_type, finish_call, is_response_to, json_response, send, ContentType,
-    Expected, McpRelay, Target, FORWARDED_REQUEST,
+    Expected, McpRelay, Target, Translation, FORWARDED_REQUEST,
 };
 use crate::runtime::{bearer, BuildError, ProxyRuntime};
 use bytes::Bytes;
@@ -36,9 +36,9 @@ use portcullis_core::alert::{Alert, AlertStatus, Severity};
 use portcullis_core::proxy::{Decision, McpServerHealth, ProxySpec};
 use portcullis_core::SecretString;
 use portcullis_protocol::mcp::federation::{Federation, NameMap, PrefixMode};
-use portcullis_protocol::mcp::jsonrpc;
 use portcullis_protocol::mcp::tools;
 use portcullis_protocol::mcp::SESSION_HEADER;
+use portcullis_protocol::mcp::{era, jsonrpc};
 use portcullis_protocol::sse::SseFramer;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -380,6 +380,16 @@ impl McpRelay {
             finish_call(&mut call, outcome);
         } else {
             call.finish(200, Decision::Allowed, None);
+            // Listings are checked as they are merged; a stateless client still
+            // reads them in its era.
+            if let (Some(Translation::ToStateless { method, .. }), Some(result)) =
+                (&expected.translation, answer.get_mut("result"))
+            {
+                era::upgrade_result(method, result);
+                if method.as_ref() == "tools/list" {
+                    result["cacheScope"] = Value::from("private");
+                }
+            }
         }
         self.answer(answer, session_header)
     }

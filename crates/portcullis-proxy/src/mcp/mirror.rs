@@ -7,28 +7,14 @@
 //! load balancer behind the gateway routes on what was checked.
 
 use super::Refusal;
-use crate::runtime::ProxyRuntime;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use portcullis_protocol::mcp::stateless::{self, Mismatch};
 use serde_json::{json, Value};
 
-/// Whether this proxy can serve a stateless request, and whether the request's
-/// headers mirror its body. Refusals are HTTP 400, as the spec says.
-pub(super) fn admit(
-    proxy: &ProxyRuntime,
-    headers: &HeaderMap,
-    message: &Value,
-) -> Result<(), Refusal> {
-    if proxy.federation.is_some() {
-        // A federation holds one upstream session per member in the client's
-        // session: not yet offered to clients without sessions.
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            stateless::UNSUPPORTED_VERSION,
-            "this MCP proxy serves protocol 2025-11-25 and earlier (sessions); retry with MCP-Protocol-Version 2025-11-25",
-        ));
-    }
+/// Whether a stateless request's headers mirror its body. Refusals are HTTP
+/// 400, as the spec says.
+pub(super) fn admit(headers: &HeaderMap, message: &Value) -> Result<(), Refusal> {
     let get = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
     let version = get(portcullis_protocol::mcp::VERSION_HEADER).unwrap_or_default();
     stateless::check_headers(

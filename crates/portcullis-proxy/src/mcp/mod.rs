@@ -419,7 +419,7 @@ impl McpRelay {
             return unsupported_version(&parts.headers, Some((request_id, &message)));
         };
         if era == Era::Stateless {
-            if let Err(r) = mirror::admit(&proxy, &parts.headers, &message) {
+            if let Err(r) = mirror::admit(&parts.headers, &message) {
                 return refused(call, request_id, r);
             }
         }
@@ -577,11 +577,46 @@ impl McpRelay {
         };
         let id = expected.as_ref().map_or(Value::Null, |e| e.id.clone());
         if let Some(members) = proxy.federation.clone() {
-            call.overhead = started.elapsed();
             let identity = call.identity.clone();
+            let mut headers = std::borrow::Cow::Borrowed(&parts.headers);
+            let mut expected = expected;
+            let mut version = version;
+            // A stateless client is served in a session of the gateway's own
+            // with the federation ([`bridge`]).
+            let bridged = if era == Era::Stateless {
+                let fed = match self
+                    .federation_session(&proxy, &members, identity.as_ref())
+                    .await
+                {
+                    Ok(fed) => fed,
+                    Err(r) => return failed(&mut call, id, r),
+                };
+                if let Some(e) = expected.as_mut() {
+                    if let Some((status, answer)) = answer_locally(&message, &e.id, &fed.initialize)
+                    {
+                        call.overhead = started.elapsed();
+                        let decision = if status.is_success() {
+                            Decision::Allowed
+                        } else {
+                            Decision::Blocked
+                        };
+                        call.finish(status.as_u16(), decision, None);
+                        return json_response(status, &answer);
+                    }
+                    bridge_expected(e, &message);
+                }
+                version = fed.claims.protocol_version.clone();
+                if let Ok(v) = HeaderValue::from_str(&version) {
+                    headers.to_mut().insert(VERSION_HEADER, v);
+                }
+                Some(fed)
+            } else {
+                None
+            };
+            call.overhead = started.elapsed();
             let request = federation::Request {
-                headers: &parts.headers,
-                session: session.as_ref(),
+                headers: &headers,
+                session: bridged.as_ref().map(|f| &f.claims).or(session.as_ref()),
                 subject: identity.as_ref().map(|i| i.key_id.as_str()),
                 version: &version,
                 routed,
