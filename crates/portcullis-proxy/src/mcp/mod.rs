@@ -592,18 +592,10 @@ impl McpRelay {
                     Err(r) => return failed(&mut call, id, r),
                 };
                 if let Some(e) = expected.as_mut() {
-                    if let Some((status, answer)) = answer_locally(&message, &e.id, &fed.initialize)
-                    {
-                        call.overhead = started.elapsed();
-                        let decision = if status.is_success() {
-                            Decision::Allowed
-                        } else {
-                            Decision::Blocked
-                        };
-                        call.finish(status.as_u16(), decision, None);
-                        return json_response(status, &answer);
+                    call.overhead = started.elapsed();
+                    if let Some(answer) = bridge_request(e, &message, &fed.initialize, &mut call) {
+                        return answer;
                     }
-                    bridge_expected(e, &message);
                 }
                 version = fed.claims.protocol_version.clone();
                 if let Ok(v) = HeaderValue::from_str(&version) {
@@ -670,19 +662,11 @@ impl McpRelay {
                         Err(r) => return failed(&mut call, id, r),
                     };
                     if let Some(e) = expected.as_mut() {
-                        if let Some((status, answer)) =
-                            answer_locally(&message, &e.id, &b.initialize)
+                        call.overhead = started.elapsed();
+                        if let Some(answer) = bridge_request(e, &message, &b.initialize, &mut call)
                         {
-                            call.overhead = started.elapsed();
-                            let decision = if status.is_success() {
-                                Decision::Allowed
-                            } else {
-                                Decision::Blocked
-                            };
-                            call.finish(status.as_u16(), decision, None);
-                            return json_response(status, &answer);
+                            return answer;
                         }
-                        bridge_expected(e, &message);
                     }
                     bridged = Some(b);
                 }
@@ -929,16 +913,9 @@ impl McpRelay {
                 Ok(mut a) => a.get_mut("result").map(Value::take).unwrap_or_default(),
                 Err(_) => Value::Null,
             };
-            if let Some((status, answer)) = answer_locally(&message, &expected.id, &initialize) {
-                let decision = if status.is_success() {
-                    Decision::Allowed
-                } else {
-                    Decision::Blocked
-                };
-                call.finish(status.as_u16(), decision, None);
-                return json_response(status, &answer);
+            if let Some(answer) = bridge_request(&mut expected, &message, &initialize, &mut call) {
+                return answer;
             }
-            bridge_expected(&mut expected, &message);
         }
         let answer = match method.as_str() {
             "initialize" if era == Era::Sessions => server.initialize(expected.id.clone()).await,
@@ -1801,6 +1778,28 @@ fn answer_locally(message: &Value, id: &Value, initialize: &Value) -> Option<(St
             ),
         )),
     }
+}
+
+/// A stateless client's request to a session-era server (or federation):
+/// answered here ([`answer_locally`]: the event finished, the response given),
+/// or prepared to be relayed ([`bridge_expected`]).
+fn bridge_request(
+    expected: &mut Expected,
+    message: &Value,
+    initialize: &Value,
+    call: &mut McpCall,
+) -> Option<Response<Body>> {
+    if let Some((status, answer)) = answer_locally(message, &expected.id, initialize) {
+        let decision = if status.is_success() {
+            Decision::Allowed
+        } else {
+            Decision::Blocked
+        };
+        call.finish(status.as_u16(), decision, None);
+        return Some(json_response(status, &answer));
+    }
+    bridge_expected(expected, message);
+    None
 }
 
 /// A bridged request's answer is upgraded to the stateless form, and its log
