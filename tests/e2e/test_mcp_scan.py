@@ -420,3 +420,26 @@ def test_api_scan_of_an_unreachable_server_fails(gateway):
     scan = wait_scan(gw, token, start_scan(gw, token, proxy["id"])["scans"][0]["id"])
     assert scan["status"] == "failed" and "cannot reach" in scan["error"], scan
     assert scan["findings"] == [] and scan["max_severity"] is None
+
+
+def test_api_scan_of_a_federation_stores_one_row_per_server(servers, gateway):
+    vulnerable, clean = servers
+    gw = gateway()
+    token = gw.login()
+    cred = create(gw, token, "/api/v1/credentials", {"name": "clean-mcp", "provider": "openai_compatible", "secret": TOKEN})
+    fed = create(gw, token, "/api/v1/proxies", {"name": "fed", "kind": "mcp", "mcp_servers": [
+        {"name": "vuln", "upstream_url": vulnerable.url},
+        {"name": "safe", "upstream_url": clean.url, "credential_id": cred["id"]},
+    ]})
+    started = start_scan(gw, token, fed["id"])["scans"]
+    assert [s["server"] for s in started] == ["vuln", "safe"]
+    # One scan of a proxy at a time.
+    again = start_scan(gw, token, fed["id"], expect=409)
+    assert "already running" in again["error"]["message"]
+    done = {s["server"]: wait_scan(gw, token, s["id"]) for s in started}
+    assert not set(PLANTED) - scan_pairs(done["vuln"])
+    assert done["safe"]["status"] == "done" and done["safe"]["max_severity"] in (None, "info", "low")
+    assert done["safe"]["target"] == clean.url and TOKEN not in json.dumps(done)
+    alerts = gw.request("GET", f"/api/v1/alerts?proxy={fed['id']}&limit=500", token=token).json["alerts"]
+    assert {a["event_id"] for a in alerts} == {f"mcp-scan:{done['vuln']['id']}"}
+    assert all("(server vuln)" in a["note"] for a in alerts)
