@@ -228,7 +228,7 @@ async fn upstreams(state: &AppState, proxy: &Proxy) -> ApiResult<Vec<Upstream>> 
 
 /// Scans every server of an MCP proxy in the background; answers at once with
 /// the running scans (one per server). Poll `GET /api/v1/mcp/scans/{id}`.
-#[utoipa::path(post, path = "/api/v1/mcp/scans", tag = "mcp", request_body = ScanRequest,
+#[utoipa::path(post, path = "/api/v1/mcp/scans", tag = "mcp", operation_id = "create_scan", request_body = ScanRequest,
     responses((status = 202, body = ScanStarted), (status = 400, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
@@ -439,7 +439,7 @@ async fn raise_alerts(state: &AppState, proxy: &Proxy, scan: &McpScan) {
 }
 
 /// Scans, newest first.
-#[utoipa::path(get, path = "/api/v1/mcp/scans", tag = "mcp", params(ScanQuery), responses((status = 200, body = ScanPage)))]
+#[utoipa::path(get, path = "/api/v1/mcp/scans", tag = "mcp", operation_id = "list_scans", params(ScanQuery), responses((status = 200, body = ScanPage)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ScanQuery>,
@@ -468,7 +468,7 @@ pub async fn list(
 }
 
 /// One scan with its findings.
-#[utoipa::path(get, path = "/api/v1/mcp/scans/{id}", tag = "mcp", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/mcp/scans/{id}", tag = "mcp", operation_id = "get_scan", params(("id" = String, Path)),
     responses((status = 200, body = McpScan), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
