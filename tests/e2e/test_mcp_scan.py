@@ -433,9 +433,6 @@ def test_api_scan_of_a_federation_stores_one_row_per_server(servers, gateway):
     ]})
     started = start_scan(gw, token, fed["id"])["scans"]
     assert [s["server"] for s in started] == ["vuln", "safe"]
-    # One scan of a proxy at a time.
-    again = start_scan(gw, token, fed["id"], expect=409)
-    assert "already running" in again["error"]["message"]
     done = {s["server"]: wait_scan(gw, token, s["id"]) for s in started}
     assert not set(PLANTED) - scan_pairs(done["vuln"])
     assert done["safe"]["status"] == "done" and done["safe"]["max_severity"] in (None, "info", "low")
