@@ -285,3 +285,158 @@ def test_help():
     assert out.returncode == 0
     for flag in ("--header", "--json", "--fail-on", "--timeout", "--max-pages", "--max-resources"):
         assert flag in out.stdout
+
+
+# --- The same scan from the admin API, against MCP proxies' servers, stored. ---
+
+ENV_SECRET = "env-secret-value-7731"
+URL_SECRET = "url-secret-5519"
+
+
+def wait_scan(gw, token, scan_id, seconds=90):
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        r = gw.request("GET", f"/api/v1/mcp/scans/{scan_id}", token=token)
+        assert r.status == 200, r.text
+        if r.json["status"] != "running":
+            return r.json
+        time.sleep(0.2)
+    raise AssertionError(f"scan {scan_id} still running")
+
+
+def start_scan(gw, token, proxy_id, expect=202):
+    r = gw.request("POST", "/api/v1/mcp/scans", {"proxy_id": proxy_id}, token=token)
+    assert r.status == expect, r.text
+    return r.json
+
+
+def create(gw, token, path, body):
+    r = gw.request("POST", path, body, token=token)
+    assert r.status == 201, r.text
+    return r.json
+
+
+def scan_pairs(scan):
+    return {(f["check"], f["target"]) for f in scan["findings"]}
+
+
+def test_api_scans_are_stored_listed_and_alerted(servers, gateway):
+    vulnerable, clean = servers
+    gw = gateway()
+    token = gw.login()
+    cred = create(gw, token, "/api/v1/credentials", {"name": "clean-mcp", "provider": "openai_compatible", "secret": TOKEN})
+    vuln = create(gw, token, "/api/v1/proxies", {"name": "vuln", "kind": "mcp", "upstream_url": vulnerable.url})
+    safe = create(gw, token, "/api/v1/proxies", {"name": "safe", "kind": "mcp", "credential_id": cred["id"],
+                                                  "upstream_url": clean.url.replace("//", f"//scan:{URL_SECRET}@")})
+
+    started = start_scan(gw, token, vuln["id"])
+    assert [s["status"] for s in started["scans"]] == ["running"]
+    scan = wait_scan(gw, token, started["scans"][0]["id"])
+    assert scan["status"] == "done", scan
+    assert scan["proxy_id"] == vuln["id"] and scan["server"] == ""
+    assert scan["transport"] == "streamable_http" and scan["target"] == vulnerable.url
+    assert scan["requested_by"] == "user:admin"
+    assert not set(PLANTED) - scan_pairs(scan), scan["findings"]
+    assert scan["max_severity"] == "critical"
+    assert scan["server_info"]["name"] == "scan-vulnerable"
+    assert {k: scan["server_info"][k] for k in ("tools", "resources", "resources_read", "prompts")} == \
+        {"tools": 8, "resources": 2, "resources_read": 2, "prompts": 1}
+    counted = {s: sum(1 for f in scan["findings"] if f["severity"] == s) for s in scan["counts"]}
+    assert counted == scan["counts"] and scan["counts"]["critical"] >= 1
+    assert scan["finished_at"] >= scan["started_at"]
+    assert "AKIAIOSFODNN7EXAMPLE" not in json.dumps(scan)
+
+    # Listed, newest first, paginated.
+    listed = gw.request("GET", f"/api/v1/mcp/scans?proxy={vuln['id']}", token=token).json
+    assert [s["id"] for s in listed["scans"]] == [scan["id"]]
+    # A high finding raised an alert through the alert path.
+    alerts = gw.request("GET", f"/api/v1/alerts?proxy={vuln['id']}&limit=500", token=token).json["alerts"]
+    rules = {(a["rule"], a["location"], a["severity"]) for a in alerts}
+    assert ("mcp-scan-dangerous-capability", "tool:run_command", "high") in rules, rules
+    assert all(a["event_id"] == f"mcp-scan:{scan['id']}" for a in alerts)
+    assert all(a["severity"] in ("high", "critical") for a in alerts)
+    # Audited.
+    audit = gw.request("GET", "/api/v1/audit?action=mcp_scan.run", token=token).json
+    entries = audit["entries"] if isinstance(audit, dict) else audit
+    assert any(e["target"] == "proxy:vuln" for e in entries), audit
+
+    # The clean server behind a bearer credential: nothing above low, no secret stored.
+    safe_scan = wait_scan(gw, token, start_scan(gw, token, safe["id"])["scans"][0]["id"])
+    assert safe_scan["status"] == "done", safe_scan
+    assert all(f["severity"] in ("info", "low") for f in safe_scan["findings"]), safe_scan["findings"]
+    assert safe_scan["counts"]["high"] == safe_scan["counts"]["critical"] == safe_scan["counts"]["medium"] == 0
+    assert "no-auth" not in {f["check"] for f in safe_scan["findings"]}  # the probe without the credential was refused
+    assert safe_scan["target"] == clean.url
+    stored = json.dumps(safe_scan)
+    assert TOKEN not in stored and URL_SECRET not in stored
+
+    page = gw.request("GET", "/api/v1/mcp/scans?limit=1", token=token).json
+    assert [s["id"] for s in page["scans"]] == [safe_scan["id"]] and page["next"]
+    older = gw.request("GET", f"/api/v1/mcp/scans?limit=1&cursor={page['next']}", token=token).json
+    assert [s["id"] for s in older["scans"]] == [scan["id"]]
+
+    # Roles: a viewer reads but does not scan; clear 4xx for an LLM or unknown proxy.
+    create(gw, token, "/api/v1/users", {"username": "viewer", "password": "viewer-password-123", "role": "read_only"})
+    viewer = gw.login("viewer", "viewer-password-123")
+    start_scan(gw, viewer, vuln["id"], expect=403)
+    assert gw.request("GET", f"/api/v1/mcp/scans/{scan['id']}", token=viewer).status == 200
+    llm = create(gw, token, "/api/v1/proxies", {"name": "llm", "upstream_url": "http://127.0.0.1:1"})
+    assert "LLM proxy" in start_scan(gw, token, llm["id"], expect=400)["error"]["message"]
+    start_scan(gw, token, "no-such-proxy", expect=404)
+    # Neither the credential nor the URL's password is in any scan or alert.
+    shown = gw.request("GET", "/api/v1/mcp/scans?limit=500", token=token).text
+    shown += gw.request("GET", "/api/v1/alerts?limit=500", token=token).text
+    assert TOKEN not in shown and URL_SECRET not in shown
+
+
+def test_api_scan_of_a_stdio_proxy(gateway):
+    gw = gateway()
+    token = gw.login()
+    proxy = create(gw, token, "/api/v1/proxies", {
+        "name": "stdio-vuln", "kind": "mcp", "upstream_command": sys.executable,
+        "upstream_args": [str(SERVER), "--kind", "vulnerable", "--stdio"],
+        "upstream_env": {"SCAN_SECRET": ENV_SECRET},
+    })
+    # The scan starts the proxy's program: admins only, as configuring it is.
+    create(gw, token, "/api/v1/users", {"username": "dev", "password": "dev-password-123", "role": "developer"})
+    dev = gw.login("dev", "dev-password-123")
+    assert "admins" in start_scan(gw, dev, proxy["id"], expect=403)["error"]["message"]
+    scan = wait_scan(gw, token, start_scan(gw, token, proxy["id"])["scans"][0]["id"])
+    assert scan["status"] == "done", scan
+    assert scan["transport"] == "stdio" and scan["target"] == sys.executable
+    want = {p for p in PLANTED if p[0] != "no-auth"}
+    assert not want - scan_pairs(scan), scan["findings"]
+    stored = json.dumps(scan)
+    assert ENV_SECRET not in stored and "--stdio" not in stored
+
+
+def test_api_scan_of_an_unreachable_server_fails(gateway):
+    gw = gateway()
+    token = gw.login()
+    proxy = create(gw, token, "/api/v1/proxies", {"name": "gone", "kind": "mcp",
+                                                   "upstream_url": f"http://127.0.0.1:{free_port()}/mcp"})
+    scan = wait_scan(gw, token, start_scan(gw, token, proxy["id"])["scans"][0]["id"])
+    assert scan["status"] == "failed" and "cannot reach" in scan["error"], scan
+    assert scan["findings"] == [] and scan["max_severity"] is None
+
+
+def test_api_scan_of_a_federation_stores_one_row_per_server(servers, gateway):
+    vulnerable, clean = servers
+    gw = gateway()
+    token = gw.login()
+    cred = create(gw, token, "/api/v1/credentials", {"name": "clean-mcp", "provider": "openai_compatible", "secret": TOKEN})
+    fed = create(gw, token, "/api/v1/proxies", {"name": "fed", "kind": "mcp", "mcp_servers": [
+        {"name": "vuln", "upstream_url": vulnerable.url},
+        {"name": "safe", "upstream_url": clean.url, "credential_id": cred["id"]},
+    ]})
+    started = start_scan(gw, token, fed["id"])["scans"]
+    assert [s["server"] for s in started] == ["vuln", "safe"]
+    done = {s["server"]: wait_scan(gw, token, s["id"]) for s in started}
+    assert not set(PLANTED) - scan_pairs(done["vuln"])
+    assert done["safe"]["status"] == "done" and done["safe"]["max_severity"] in (None, "info", "low")
+    assert done["safe"]["target"] == clean.url and TOKEN not in json.dumps(done)
+    alerts = gw.request("GET", f"/api/v1/alerts?proxy={fed['id']}&limit=500", token=token).json["alerts"]
+    assert {a["event_id"] for a in alerts} == {f"mcp-scan:{done['vuln']['id']}"}
+    assert all("(server vuln)" in a["note"] for a in alerts)

@@ -235,6 +235,19 @@ try {
     await page.keyboard.press("Escape");
   });
 
+  await step("MCP scans: scan a proxy's server from the console and read a finding", async () => {
+    await page.click("[data-test=scan-proxy][data-proxy=tools]");
+    await page.locator("[data-scan=tools] [data-test=scan-status]", { hasText: "done" }).waitFor({ timeout: 60_000 });
+    await page.locator("[data-scan=tools] [data-test=scan-counts] .badge").first().waitFor();
+    await page.click("[data-scan=tools] td >> nth=0");
+    // The changed description reads a secret file: a poisoned-description finding on `add`.
+    await page.locator("[data-test=scan-findings] tr[data-check=poisoned-description]", { hasText: "add" }).first().waitFor();
+    await shot(page, "mcp-scan");
+    await page.keyboard.press("Escape");
+    const alerts = await adminApi(token, "GET", "/api/v1/alerts?limit=500");
+    expect(alerts.alerts.some((a) => a.rule === "mcp-scan-poisoned-description"), "the finding raised an alert");
+  });
+
   await step("proxies: an MCP proxy with toxic-flow labels and rules, validated, then edited", async () => {
     await page.click("a[href='/proxies']");
     await page.click("[data-test=new-proxy]");
@@ -531,7 +544,7 @@ try {
     for (const [path, marker] of [["/groups", "td"], ["/keys", "td"], ["/proxies", "[data-proxy=guarded]"], ["/alerts", "table, .state"], ["/mcp-tools", "[data-tool=add]"], ["/policies", "[data-test=rules]"], ["/credentials", "[data-credential=openai]"], ["/agents", "[data-agent=helper]"], ["/budgets", "[data-budget=app-team]"], ["/usage", "[data-test=usage]"], ["/system-prompts", "[data-prompt=support]"], ["/settings", "[data-price=team-model]"]]) {
       await ro.click(`a[href='${path}']`);
       await ro.locator(marker).first().waitFor();
-      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=new-budget], [data-test=new-agent], [data-test=create-credential], [data-test=delete-credential], [data-test=approve-agent], [data-test=save-agent], [data-test=edit-budget], [data-test=new-prompt], [data-test=edit-prompt], [data-test=bind-prompt], [data-test=clone-pack], [data-test=edit-pack], [data-test=new-price], [data-test=edit-price], [data-test=reload-config], [data-test=create-user], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
+      const buttons = await ro.locator("[data-test=create-group], [data-test=create-key], [data-test=new-proxy], [data-test=ack], [data-test=approve-tool], [data-test=disable-tool], [data-test=scan-proxy], [data-test=new-budget], [data-test=new-agent], [data-test=create-credential], [data-test=delete-credential], [data-test=approve-agent], [data-test=save-agent], [data-test=edit-budget], [data-test=new-prompt], [data-test=edit-prompt], [data-test=bind-prompt], [data-test=clone-pack], [data-test=edit-pack], [data-test=new-price], [data-test=edit-price], [data-test=reload-config], [data-test=create-user], button:has-text('Reset'), button:has-text('Revoke'), button:has-text('Delete'), button:has-text('Stop'), button:has-text('Approve'), button:has-text('Disable')").count();
       expect(buttons === 0, `${path}: ${buttons} mutating controls shown to a read-only user`);
     }
     await ro.click("a[href='/budgets']");

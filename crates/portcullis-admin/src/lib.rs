@@ -66,6 +66,7 @@ pub fn build(parts: AdminParts) -> Result<(Router, AppState), AdminError> {
         data_plane: parts.data_plane,
         reload: parts.reload,
         tickets: Arc::default(),
+        scans: Arc::default(),
     };
     let router = routes::router(specs)
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))

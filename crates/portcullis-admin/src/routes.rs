@@ -407,6 +407,24 @@ pub fn specs() -> Vec<RouteSpec> {
             R(DEV),
             api::mcp_tools::disable,
         ),
+        route(
+            Method::GET,
+            "/api/v1/mcp/scans",
+            R(RO),
+            api::mcp_scans::list,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/mcp/scans",
+            R(DEV),
+            api::mcp_scans::create,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/mcp/scans/{id}",
+            R(RO),
+            api::mcp_scans::get_one,
+        ),
         route(Method::GET, "/api/v1/pricing", R(RO), api::pricing::list),
         route(
             Method::GET,

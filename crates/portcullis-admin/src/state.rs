@@ -27,6 +27,8 @@ pub struct AppState {
     pub reload: Option<Reloader>,
     /// Outstanding tickets for the live WebSocket.
     pub tickets: Arc<crate::api::live::Tickets>,
+    /// Scans of MCP servers running in the background.
+    pub scans: Arc<crate::api::mcp_scans::Scanner>,
 }
 
 impl AppState {

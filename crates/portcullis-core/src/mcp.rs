@@ -81,6 +81,127 @@ pub struct McpTool {
     pub status_changed_at: Timestamp,
 }
 
+/// Where a stored scan of an MCP server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    Running,
+    Done,
+    /// The server could not be scanned (unreachable, refused, timed out): see `error`.
+    Failed,
+}
+
+impl ScanStatus {
+    pub const ALL: [ScanStatus; 3] = [ScanStatus::Running, ScanStatus::Done, ScanStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Running => "running",
+            ScanStatus::Done => "done",
+            ScanStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for ScanStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ScanStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not one of running, done, failed"))
+    }
+}
+
+/// One finding of a scan. It names the check and, for rule matches, the rules;
+/// never the matched text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScanFinding {
+    /// The check: `no-auth`, `poisoned-description`, `dangerous-capability`, ...
+    pub check: String,
+    pub severity: crate::alert::Severity,
+    /// `server`, `tool:NAME`, `prompt:NAME` or `resource:URI`.
+    pub target: String,
+    pub message: String,
+    /// The detection rules behind a rule match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+}
+
+/// How many findings of each severity a scan has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SeverityCounts {
+    pub critical: u32,
+    pub high: u32,
+    pub medium: u32,
+    pub low: u32,
+    pub info: u32,
+}
+
+impl SeverityCounts {
+    pub fn of(findings: &[ScanFinding]) -> Self {
+        use crate::alert::Severity;
+        let mut counts = Self::default();
+        for f in findings {
+            let slot = match f.severity {
+                Severity::Critical => &mut counts.critical,
+                Severity::High => &mut counts.high,
+                Severity::Medium => &mut counts.medium,
+                Severity::Low => &mut counts.low,
+                Severity::Info => &mut counts.info,
+            };
+            *slot += 1;
+        }
+        counts
+    }
+}
+
+/// What the scanned server said it is and how much it lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct ScanServerInfo {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub protocol_version: Option<String>,
+    pub tools: u32,
+    pub resources: u32,
+    pub resources_read: u32,
+    pub prompts: u32,
+    /// Lists or reads that failed, pages left unread (the scan went on).
+    pub warnings: Vec<String>,
+}
+
+/// One scan of one server of an MCP proxy, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct McpScan {
+    /// UUIDv7: ids sort like `started_at`.
+    pub id: String,
+    pub proxy_id: String,
+    /// The federation member scanned; empty for a proxy with one server.
+    #[serde(default)]
+    pub server: String,
+    /// `streamable_http` or `stdio`.
+    pub transport: String,
+    /// What was scanned: the URL without credentials or query, or the stdio
+    /// program (without its arguments or environment).
+    pub target: String,
+    /// The user or key that asked for it.
+    pub requested_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    pub status: ScanStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The most severe finding's severity; none without findings.
+    pub max_severity: Option<crate::alert::Severity>,
+    pub counts: SeverityCounts,
+    /// Most severe first.
+    pub findings: Vec<ScanFinding>,
+    pub server_info: ScanServerInfo,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +212,9 @@ mod tests {
             assert_eq!(s.as_str().parse::<ToolStatus>(), Ok(s));
         }
         assert!("nope".parse::<ToolStatus>().is_err());
+        for s in ScanStatus::ALL {
+            assert_eq!(s.as_str().parse::<ScanStatus>(), Ok(s));
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod a2a;
 mod mcp;
 mod postgres;
 mod records;
+mod scans;
 mod spend;
 mod sql;
 mod sqlite;
@@ -19,6 +20,7 @@ pub use a2a::{
 };
 pub use mcp::{McpStore, McpToolFilter, ToolSighting};
 pub use postgres::PgStore;
+pub use scans::{McpScanFilter, McpScanStore};
 pub use spend::{BudgetPatch, NewBudget, ProxyTraffic, SpendStore, UsageDim, UsageQuery, UsageRow};
 pub use sqlite::SqliteStore;
 
@@ -247,7 +249,7 @@ pub struct AlertChange {
 }
 
 #[async_trait]
-pub trait Store: SpendStore + McpStore + A2aStore + Send + Sync + 'static {
+pub trait Store: SpendStore + McpStore + McpScanStore + A2aStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;

@@ -3,6 +3,7 @@
 use crate::a2a::{a2a_agent_cols, a2a_task_cols, impl_a2a_store};
 use crate::mcp::{impl_mcp_store, mcp_tool_cols};
 use crate::records::*;
+use crate::scans::{impl_mcp_scan_store, mcp_scan_cols};
 use crate::spend::{budget_cols, impl_spend_store};
 use crate::sql::{
     alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, impl_store, key_cols,
@@ -90,3 +91,4 @@ impl_store!(PgStore, sqlx::Postgres, crate::Backend::Postgres);
 impl_spend_store!(PgStore, sqlx::Postgres);
 impl_a2a_store!(PgStore);
 impl_mcp_store!(PgStore, sqlx::Postgres);
+impl_mcp_scan_store!(PgStore);

@@ -3,6 +3,7 @@
 use crate::a2a::{a2a_agent_cols, a2a_task_cols, impl_a2a_store};
 use crate::mcp::{impl_mcp_store, mcp_tool_cols};
 use crate::records::*;
+use crate::scans::{impl_mcp_scan_store, mcp_scan_cols};
 use crate::spend::{budget_cols, impl_spend_store};
 use crate::sql::{
     alert_cols, audit_cols, bind_spec, cred_cols, event_cols, group_cols, impl_store, key_cols,
@@ -61,3 +62,4 @@ impl_store!(SqliteStore, sqlx::Sqlite, crate::Backend::Sqlite);
 impl_spend_store!(SqliteStore, sqlx::Sqlite);
 impl_a2a_store!(SqliteStore);
 impl_mcp_store!(SqliteStore, sqlx::Sqlite);
+impl_mcp_scan_store!(SqliteStore);

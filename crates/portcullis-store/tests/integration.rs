@@ -1612,3 +1612,131 @@ async fn traffic_and_latencies_per_proxy() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn mcp_scans_stored_listed_and_expired() {
+    use portcullis_core::alert::Severity;
+    use portcullis_core::mcp::{McpScan, ScanFinding, ScanServerInfo, ScanStatus, SeverityCounts};
+    use portcullis_core::proxy::ManagedBy;
+    on_both(|s| async move {
+        let mut mcp_spec = spec("scanned", None);
+        mcp_spec.kind = portcullis_core::proxy::ProxyKind::Mcp;
+        let proxy = s
+            .create_proxy(&mcp_spec, ManagedBy::Api, t(0))
+            .await
+            .unwrap();
+        let running = |id: String, at: i64| McpScan {
+            id,
+            proxy_id: proxy.id.clone(),
+            server: "docs".into(),
+            transport: "streamable_http".into(),
+            target: "http://127.0.0.1:8000/mcp".into(),
+            requested_by: "user:admin".into(),
+            started_at: t(at),
+            finished_at: None,
+            status: ScanStatus::Running,
+            error: None,
+            max_severity: None,
+            counts: SeverityCounts::default(),
+            findings: Vec::new(),
+            server_info: ScanServerInfo::default(),
+        };
+        let first = running(portcullis_core::id::new_id_at(t(1)), 1);
+        s.insert_mcp_scan(&first).await.unwrap();
+        assert_eq!(s.mcp_scan(&first.id).await.unwrap().unwrap(), first);
+
+        let findings = vec![
+            ScanFinding {
+                check: "poisoned-description".into(),
+                severity: Severity::Critical,
+                target: "tool:add".into(),
+                message: "the description or schema matches MCP-003 (tool_poisoning)".into(),
+                rules: vec!["MCP-003".into()],
+            },
+            ScanFinding {
+                check: "well-known-name".into(),
+                severity: Severity::Low,
+                target: "tool:read_file".into(),
+                message: "well known".into(),
+                rules: Vec::new(),
+            },
+        ];
+        let done = McpScan {
+            finished_at: Some(t(3)),
+            status: ScanStatus::Done,
+            max_severity: Some(Severity::Critical),
+            counts: SeverityCounts::of(&findings),
+            findings,
+            server_info: ScanServerInfo {
+                name: Some("scan-vulnerable".into()),
+                version: Some("1.0".into()),
+                protocol_version: Some("2025-11-25".into()),
+                tools: 8,
+                resources: 2,
+                resources_read: 2,
+                prompts: 1,
+                warnings: vec!["prompts/list: HTTP 500".into()],
+            },
+            ..first.clone()
+        };
+        assert!(s.finish_mcp_scan(&done).await.unwrap());
+        // Only a running scan finishes.
+        assert!(!s.finish_mcp_scan(&done).await.unwrap());
+        let read = s.mcp_scan(&first.id).await.unwrap().unwrap();
+        assert_eq!(read, done);
+        assert_eq!(read.counts.critical, 1);
+        assert_eq!(read.counts.low, 1);
+
+        let second = running(portcullis_core::id::new_id_at(t(10)), 10);
+        s.insert_mcp_scan(&second).await.unwrap();
+        let all = s
+            .list_mcp_scans(&McpScanFilter {
+                limit: 10,
+                ..McpScanFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+            [second.id.as_str(), first.id.as_str()]
+        );
+        let page = s
+            .list_mcp_scans(&McpScanFilter {
+                proxy_id: Some(proxy.id.clone()),
+                before_id: Some(second.id.clone()),
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, first.id);
+        let other = s
+            .list_mcp_scans(&McpScanFilter {
+                proxy_id: Some("nope".into()),
+                limit: 10,
+                ..McpScanFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(other.is_empty());
+
+        // A scan left running before the cutoff is failed; a finished one is not touched.
+        assert_eq!(s.expire_mcp_scans(t(5), "x", t(20)).await.unwrap(), 0);
+        assert_eq!(
+            s.expire_mcp_scans(t(11), "interrupted", t(20))
+                .await
+                .unwrap(),
+            1
+        );
+        let expired = s.mcp_scan(&second.id).await.unwrap().unwrap();
+        assert_eq!(expired.status, ScanStatus::Failed);
+        assert_eq!(expired.error.as_deref(), Some("interrupted"));
+        assert_eq!(expired.finished_at, Some(t(20)));
+        assert_eq!(s.mcp_scan(&first.id).await.unwrap().unwrap(), done);
+
+        // Scans go with their proxy.
+        assert!(s.delete_proxy(&proxy.id).await.unwrap());
+        assert!(s.mcp_scan(&first.id).await.unwrap().is_none());
+    })
+    .await;
+}

@@ -191,16 +191,16 @@ pub struct McpScanArgs {
     #[arg(long = "header", short = 'H', value_name = "HEADER")]
     pub headers: Vec<String>,
     /// Seconds to wait for each answer.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = portcullis_mcp_scan::DEFAULT_TIMEOUT_SECS, value_name = "SECS")]
     pub timeout: u64,
     /// Largest message accepted from the server, in bytes.
-    #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, default_value_t = portcullis_mcp_scan::DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
     pub max_message_bytes: usize,
     /// Pages read per list (tools, resources, prompts).
-    #[arg(long, default_value_t = 20, value_name = "N")]
+    #[arg(long, default_value_t = portcullis_mcp_scan::DEFAULT_MAX_PAGES, value_name = "N")]
     pub max_pages: usize,
     /// Text resources read and scanned (0: none).
-    #[arg(long, default_value_t = 20, value_name = "N")]
+    #[arg(long, default_value_t = portcullis_mcp_scan::DEFAULT_MAX_RESOURCES, value_name = "N")]
     pub max_resources: usize,
     /// Exit 1 when a finding is at or above this severity: info, low, medium, high, critical.
     #[arg(long, default_value = "high", value_name = "SEVERITY")]

@@ -486,6 +486,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/mcp/scans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Scans, newest first. */
+        get: operations["mcp_list_scans"];
+        put?: never;
+        /**
+         * Scans every server of an MCP proxy in the background; answers at once with
+         *     the running scans (one per server). Poll `GET /api/v1/mcp/scans/{id}`.
+         */
+        post: operations["mcp_create_scan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mcp/scans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One scan with its findings. */
+        get: operations["mcp_get_scan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/mcp/tools": {
         parameters: {
             query?: never;
@@ -1607,6 +1645,35 @@ export interface components {
          * @enum {string}
          */
         ManagedBy: "api" | "file";
+        /** @description One scan of one server of an MCP proxy, as stored. */
+        McpScan: {
+            counts: components["schemas"]["SeverityCounts"];
+            /** @description Why it failed. */
+            error?: string | null;
+            /** @description Most severe first. */
+            findings: components["schemas"]["ScanFinding"][];
+            /** Format: date-time */
+            finished_at?: string | null;
+            /** @description UUIDv7: ids sort like `started_at`. */
+            id: string;
+            max_severity?: null | components["schemas"]["Severity"];
+            proxy_id: string;
+            /** @description The user or key that asked for it. */
+            requested_by: string;
+            /** @description The federation member scanned; empty for a proxy with one server. */
+            server?: string;
+            server_info: components["schemas"]["ScanServerInfo"];
+            /** Format: date-time */
+            started_at: string;
+            status: components["schemas"]["ScanStatus"];
+            /**
+             * @description What was scanned: the URL without credentials or query, or the stdio
+             *     program (without its arguments or environment).
+             */
+            target: string;
+            /** @description `streamable_http` or `stdio`. */
+            transport: string;
+        };
         /** @description One server of an MCP federation. */
         McpServer: {
             /** @description Credential sent to it as `Authorization: Bearer`. */
@@ -2066,6 +2133,72 @@ export interface components {
         };
         /** @enum {string} */
         Role: "read_only" | "developer" | "admin";
+        /**
+         * @description One finding of a scan. It names the check and, for rule matches, the rules;
+         *     never the matched text.
+         */
+        ScanFinding: {
+            /** @description The check: `no-auth`, `poisoned-description`, `dangerous-capability`, ... */
+            check: string;
+            message: string;
+            /** @description The detection rules behind a rule match. */
+            rules?: string[];
+            severity: components["schemas"]["Severity"];
+            /** @description `server`, `tool:NAME`, `prompt:NAME` or `resource:URI`. */
+            target: string;
+        };
+        ScanPage: {
+            /** @description Cursor for the next (older) page; none on the last one. */
+            next?: string | null;
+            scans: components["schemas"]["McpScan"][];
+        };
+        ScanRequest: {
+            /** @description The MCP proxy whose servers are scanned. */
+            proxy_id: string;
+        };
+        /** @description What the scanned server said it is and how much it lists. */
+        ScanServerInfo: {
+            /** @default null */
+            name: string | null;
+            /**
+             * Format: int32
+             * @default 0
+             */
+            prompts: number;
+            /** @default null */
+            protocol_version: string | null;
+            /**
+             * Format: int32
+             * @default 0
+             */
+            resources: number;
+            /**
+             * Format: int32
+             * @default 0
+             */
+            resources_read: number;
+            /**
+             * Format: int32
+             * @default 0
+             */
+            tools: number;
+            /** @default null */
+            version: string | null;
+            /**
+             * @description Lists or reads that failed, pages left unread (the scan went on).
+             * @default []
+             */
+            warnings: string[];
+        };
+        ScanStarted: {
+            /** @description One running scan per server (federation member), in the proxy's order. */
+            scans: components["schemas"]["McpScan"][];
+        };
+        /**
+         * @description Where a stored scan of an MCP server is.
+         * @enum {string}
+         */
+        ScanStatus: "running" | "done" | "failed";
         SetBindings: {
             /** @description Replaces every binding of the template; an empty list unbinds it. */
             bindings: components["schemas"]["BindingInput"][];
@@ -2079,6 +2212,19 @@ export interface components {
          * @enum {string}
          */
         Severity: "info" | "low" | "medium" | "high" | "critical";
+        /** @description How many findings of each severity a scan has. */
+        SeverityCounts: {
+            /** Format: int32 */
+            critical: number;
+            /** Format: int32 */
+            high: number;
+            /** Format: int32 */
+            info: number;
+            /** Format: int32 */
+            low: number;
+            /** Format: int32 */
+            medium: number;
+        };
         Stats: {
             /** Format: int64 */
             blocked: number;
@@ -3578,6 +3724,132 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    mcp_list_scans: {
+        parameters: {
+            query?: {
+                /** @description Proxy id. */
+                proxy?: string | null;
+                /** @description Cursor from `next`. */
+                cursor?: string | null;
+                /** @description 1 to 500, default 50. */
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanPage"];
+                };
+            };
+        };
+    };
+    mcp_create_scan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScanRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanStarted"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    mcp_get_scan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpScan"];
                 };
             };
             404: {

@@ -11,6 +11,7 @@ pub mod events;
 pub mod groups;
 pub mod keys;
 pub mod live;
+pub mod mcp_scans;
 pub mod mcp_tools;
 pub mod policies;
 pub mod pricing;

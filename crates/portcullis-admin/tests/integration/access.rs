@@ -204,6 +204,8 @@ GET    /api/v1/groups read_only
 GET    /api/v1/groups/{id} read_only
 GET    /api/v1/keys read_only
 GET    /api/v1/keys/{id} read_only
+GET    /api/v1/mcp/scans read_only
+GET    /api/v1/mcp/scans/{id} read_only
 GET    /api/v1/mcp/tools read_only
 GET    /api/v1/mcp/tools/{id} read_only
 GET    /api/v1/openapi.json public
@@ -247,6 +249,7 @@ POST   /api/v1/credentials admin
 POST   /api/v1/groups developer
 POST   /api/v1/keys developer
 POST   /api/v1/keys/{id}/revoke developer
+POST   /api/v1/mcp/scans developer
 POST   /api/v1/mcp/tools/{id}/approve developer
 POST   /api/v1/mcp/tools/{id}/disable developer
 POST   /api/v1/policies developer

@@ -699,3 +699,192 @@ async fn redaction_reaches_the_server_and_prompts_are_checked() {
     assert_eq!(response_of(&sent)["error"]["code"], -32003);
     assert!(!sent.text.contains("unexpected"));
 }
+
+/// `POST /api/v1/mcp/scans` with `body`, as `token`'s user.
+async fn start_scan(h: &Harness, token: &str, body: Value) -> Reply {
+    h.call(Method::POST, "/api/v1/mcp/scans", Some(token), Some(body))
+        .await
+}
+
+/// Polls a scan until it is no longer running.
+async fn finished_scan(h: &Harness, token: &str, id: &str) -> Value {
+    for _ in 0..1200 {
+        let got = h
+            .call(
+                Method::GET,
+                &format!("/api/v1/mcp/scans/{id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text);
+        if got.body["status"] != "running" {
+            return got.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("scan {id} still running");
+}
+
+#[tokio::test]
+async fn scans_run_in_the_background_stored_alerted_and_guarded() {
+    let (h, dev, upstream, url) = with_server(vec![json!({
+        "name": "run_shell", "description": "Runs a shell command on the host.",
+        "inputSchema": {"type": "object", "properties": {"command": {"type": "string"}}}
+    })])
+    .await;
+    let (_, admin) = h.user("root", Role::Admin).await;
+    let (_, viewer) = h.user("viewer", Role::ReadOnly).await;
+    let secret = h
+        .call(
+            Method::POST,
+            "/api/v1/credentials",
+            Some(&admin),
+            Some(json!({"name": "mcp-token", "provider": "openai_compatible", "secret": "upstream-token-456"})),
+        )
+        .await;
+    let proxy = h
+        .call(
+            Method::POST,
+            "/api/v1/proxies",
+            Some(&dev),
+            Some(json!({"name": "tools", "kind": "mcp", "upstream_url": url, "credential_id": secret.body["id"]})),
+        )
+        .await;
+    assert_eq!(proxy.status, StatusCode::CREATED, "{}", proxy.text);
+    let body = json!({"proxy_id": proxy.body["id"]});
+
+    let denied = start_scan(&h, &viewer, body.clone()).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let started = start_scan(&h, &dev, body).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.text);
+    assert_eq!(started.body["scans"][0]["status"], "running");
+    let id = started.body["scans"][0]["id"].as_str().unwrap().to_owned();
+    let scan = finished_scan(&h, &viewer, &id).await;
+    assert_eq!(scan["status"], "done", "{scan}");
+    assert_eq!(scan["target"], url.as_str());
+    assert_eq!(scan["requested_by"], "user:dev");
+    let found: Vec<(String, String, String)> = scan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_owned();
+            (s("check"), s("target"), s("severity"))
+        })
+        .collect();
+    for want in [
+        ("dangerous-capability", "tool:run_shell", "high"),
+        ("permissive-schema", "tool:run_shell", "medium"),
+        // The server takes anything: the probe without the credential got in.
+        ("no-auth", "server", "low"),
+    ] {
+        let want = (want.0.into(), want.1.into(), want.2.into());
+        assert!(found.contains(&want), "{want:?} not in {found:?}");
+    }
+    assert_eq!(scan["max_severity"], "high");
+    assert_eq!(scan["counts"]["high"], 1);
+    assert!(!scan.to_string().contains("upstream-token-456"));
+    // The credential went with the scan's requests, and the probe went without it.
+    let seen = upstream.lock().unwrap().seen_auth.clone();
+    assert!(seen.contains(&None), "{seen:?}");
+    assert!(
+        seen.contains(&Some("Bearer upstream-token-456".into())),
+        "{seen:?}"
+    );
+    // A high finding raised an alert; the run is audited.
+    let alerts = h
+        .state
+        .store
+        .list_alerts(&portcullis_store::AlertFilter {
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(alerts
+        .iter()
+        .any(|a| a.rule == "mcp-scan-dangerous-capability"
+            && a.location == "tool:run_shell"
+            && a.event_id == format!("mcp-scan:{id}")));
+    assert!(alerts
+        .iter()
+        .all(|a| a.rule != "mcp-scan-permissive-schema"));
+    let audit = h
+        .call(
+            Method::GET,
+            "/api/v1/audit?action=mcp_scan.run",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(audit.text.contains("proxy:tools"), "{}", audit.text);
+    let listed = h
+        .call(
+            Method::GET,
+            "/api/v1/mcp/scans?limit=1",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["scans"][0]["id"], id.as_str());
+
+    // Clear 4xx: unknown proxy, LLM proxy, a developer scanning a stdio proxy.
+    let unknown = start_scan(&h, &dev, json!({"proxy_id": "nope"})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let llm = h
+        .call(
+            Method::POST,
+            "/api/v1/proxies",
+            Some(&dev),
+            Some(json!({"name": "llm", "upstream_url": "http://127.0.0.1:1"})),
+        )
+        .await;
+    let refused = start_scan(&h, &dev, json!({"proxy_id": llm.body["id"]})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    let stdio = h
+        .call(
+            Method::POST,
+            "/api/v1/proxies",
+            Some(&admin),
+            Some(json!({"name": "files", "kind": "mcp", "upstream_command": "/bin/cat"})),
+        )
+        .await;
+    assert_eq!(stdio.status, StatusCode::CREATED, "{}", stdio.text);
+    let refused = start_scan(&h, &dev, json!({"proxy_id": stdio.body["id"]})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert!(refused.text.contains("admins"));
+    let extra = start_scan(&h, &dev, json!({"proxy_id": "x", "url": "http://evil"})).await;
+    assert_eq!(extra.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_scan_of_a_silent_server_is_one_at_a_time_and_fails_at_the_timeout() {
+    let h = Harness::new().await;
+    let (_, dev) = h.user("dev", Role::Developer).await;
+    // Connections are queued by the kernel but never answered.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", silent.local_addr().unwrap());
+    let proxy = h
+        .call(
+            Method::POST,
+            "/api/v1/proxies",
+            Some(&dev),
+            Some(json!({"name": "silent", "kind": "mcp", "upstream_url": url})),
+        )
+        .await;
+    let body = json!({"proxy_id": proxy.body["id"]});
+    let started = start_scan(&h, &dev, body.clone()).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.text);
+    let again = start_scan(&h, &dev, body.clone()).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    let id = started.body["scans"][0]["id"].as_str().unwrap().to_owned();
+    let scan = finished_scan(&h, &dev, &id).await;
+    assert_eq!(scan["status"], "failed");
+    assert_eq!(scan["error"], "no answer within 10 s");
+    assert_eq!(scan["findings"], json!([]));
+    // The proxy may be scanned again once its scan ended.
+    let next = start_scan(&h, &dev, body).await;
+    assert_eq!(next.status, StatusCode::ACCEPTED, "{}", next.text);
+    drop(silent);
+}

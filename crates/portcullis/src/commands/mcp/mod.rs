@@ -1,18 +1,17 @@
 //! `portcullis mcp scan`: connect to an MCP server as a client and report security
 //! findings. Needs no database or configuration.
 //!
-//! [`client`] speaks to the server (Streamable HTTP or stdio), [`scan`] enumerates
-//! and runs the checks, [`checks`] holds the heuristics as pure functions.
-
-mod checks;
-mod client;
-mod scan;
+//! The scanner itself is the `portcullis-mcp-scan` crate (shared with the admin
+//! API); this module reads the flags and prints the report.
 
 use crate::cli::{McpCommand, McpScanArgs};
 use anyhow::{anyhow, bail, Result};
-use client::{HttpTransport, Limits, Session, StdioTransport, Transport};
+use http::header::{HeaderName, HeaderValue};
+use portcullis_mcp_scan::{
+    checks, display_url, findings_for, parse_url, server_info, severity_name, Bounds, Engines,
+    Finding, Inventory, Limits, ScanError, Scanned, Server, StdioCommand,
+};
 use portcullis_policy::Severity;
-use scan::{Bounds, Engines, Finding, Inventory, Target};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,13 +41,24 @@ fn parse_severity(text: &str) -> Result<Severity> {
     })
 }
 
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
+/// Parses `Name: value`; the error names the header but never shows its value.
+fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue)> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow!("--header must look like 'Name: value'"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| anyhow!("--header: {:?} is not a valid header name", name.trim()))?;
+    let mut value = HeaderValue::from_str(value.trim())
+        .map_err(|_| anyhow!("--header {name}: the value is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+/// The scanner's error, with the CLI's hint for a refused credential.
+fn cli_error(e: ScanError) -> anyhow::Error {
+    match e {
+        ScanError::Refused { .. } => anyhow!("{e}; pass --header 'Authorization: Bearer ...'"),
+        other => anyhow!(other),
     }
 }
 
@@ -64,88 +74,59 @@ async fn scan_and_report(args: &McpScanArgs) -> Result<ExitCode> {
     let bounds = Bounds {
         max_pages: args.max_pages.clamp(1, 1000),
         max_resources: args.max_resources.min(1000),
-        max_resource_bytes: 1024 * 1024,
+        ..Bounds::default()
     };
     // Compiling the packs takes a moment: do it while the server is enumerated.
     let engines = tokio::task::spawn_blocking(Engines::new);
 
-    let (mut session, mut target, shown) = match (&args.url, args.command.is_empty()) {
+    let (server, shown) = match (&args.url, args.command.is_empty()) {
         (Some(url), true) => {
-            let uri: http::Uri = url
-                .parse()
-                .map_err(|_| anyhow!("{url:?} is not a valid URL"))?;
-            let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
-            if scheme != "http" && scheme != "https" {
-                bail!("the URL must start with http:// or https://");
-            }
-            let host = uri.host().unwrap_or("").to_owned();
+            let uri = parse_url(url)?;
             let headers = args
                 .headers
                 .iter()
-                .map(|h| client::parse_header(h))
+                .map(|h| parse_header(h))
                 .collect::<Result<Vec<_>>>()?;
-            let credentials = !headers.is_empty();
             // A URL with user:password@ would be printed; show it without.
-            let shown = format!(
-                "{scheme}://{}{}",
-                uri.authority()
-                    .map(|a| a.as_str().rsplit('@').next().unwrap_or(""))
-                    .unwrap_or(""),
-                uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
-            );
-            let transport = HttpTransport::new(uri, headers, limits)?;
-            (
-                Session::new(Transport::Http(Box::new(transport))),
-                Target::Http {
-                    scheme,
-                    host,
-                    credentials,
-                    open: false,
-                },
-                shown,
-            )
+            let shown = display_url(&uri, true);
+            let server = Server::Http {
+                shown: uri.to_string(),
+                uri,
+                headers,
+            };
+            (server, shown)
         }
         (None, false) => {
-            let transport = StdioTransport::spawn(&args.command, limits)?;
-            (
-                Session::new(Transport::Stdio(Box::new(transport))),
-                Target::Stdio,
-                args.command.join(" "),
-            )
+            let (program, rest) = args
+                .command
+                .split_first()
+                .ok_or_else(|| anyhow!("no command after --"))?;
+            let server = Server::Stdio(StdioCommand {
+                program: program.clone(),
+                args: rest.to_vec(),
+                env: None,
+            });
+            (server, args.command.join(" "))
         }
         _ => bail!("give either a URL or a command after `--`"),
     };
 
-    // The no-authentication check: initialize without any credential. Without
-    // --header the real initialize below is that attempt.
-    let open_without_headers = match &target {
-        Target::Http {
-            credentials: true, ..
-        } => Some(scan::probe_open(&mut session).await),
-        _ => None,
-    };
-    let enumerated = scan::enumerate(&mut session, bounds).await;
-    session.close().await;
-    let inv = enumerated?;
-    if let Target::Http {
-        credentials, open, ..
-    } = &mut target
-    {
-        *open = open_without_headers.unwrap_or(!*credentials);
-    }
+    let scanned = portcullis_mcp_scan::inspect(&server, limits, bounds)
+        .await
+        .map_err(cli_error)?;
     let engines = engines
         .await
         .map_err(|e| anyhow!("compiling the detection packs: {e}"))??;
-    let findings = scan::findings_for(&target, &inv, &engines);
+    let findings = findings_for(&scanned.target, &scanned.inventory, &engines);
     let failing = findings.iter().any(|f| f.severity >= fail_on);
 
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report_json(&shown, &target, &inv, &findings, fail_on))?
+            serde_json::to_string_pretty(&report_json(&shown, &scanned, &findings, fail_on))?
         );
     } else {
-        print!("{}", report_table(&shown, &inv, &findings));
+        print!("{}", report_table(&shown, &scanned.inventory, &findings));
     }
     Ok(if failing {
         ExitCode::from(1)
@@ -154,33 +135,11 @@ async fn scan_and_report(args: &McpScanArgs) -> Result<ExitCode> {
     })
 }
 
-fn server_info(inv: &Inventory) -> Value {
-    let info = inv
-        .initialize
-        .get("serverInfo")
-        .cloned()
-        .unwrap_or(Value::Null);
-    json!({
-        "name": info.get("name").and_then(Value::as_str).map(|s| checks::clip(s, 200)),
-        "version": info.get("version").and_then(Value::as_str).map(|s| checks::clip(s, 100)),
-        "protocol_version": inv.initialize.get("protocolVersion").and_then(Value::as_str).map(|s| checks::clip(s, 40)),
-    })
-}
-
-fn report_json(
-    shown: &str,
-    target: &Target,
-    inv: &Inventory,
-    findings: &[Finding],
-    fail_on: Severity,
-) -> Value {
-    let transport = match target {
-        Target::Http { .. } => "streamable_http",
-        Target::Stdio => "stdio",
-    };
+fn report_json(shown: &str, scanned: &Scanned, findings: &[Finding], fail_on: Severity) -> Value {
+    let inv = &scanned.inventory;
     json!({
         "target": shown,
-        "transport": transport,
+        "transport": scanned.transport().as_str(),
         "server": server_info(inv),
         "counts": {
             "tools": inv.tools.len(),
@@ -203,9 +162,9 @@ fn report_table(shown: &str, inv: &Inventory, findings: &[Finding]) -> String {
         out,
         "{} {} {} (protocol {}): {} tools, {} resources ({} read), {} prompts",
         checks::clip(shown, 200),
-        info["name"].as_str().unwrap_or("?"),
-        info["version"].as_str().unwrap_or("?"),
-        info["protocol_version"].as_str().unwrap_or("?"),
+        info.name.as_deref().unwrap_or("?"),
+        info.version.as_deref().unwrap_or("?"),
+        info.protocol_version.as_deref().unwrap_or("?"),
         inv.tools.len(),
         inv.resources.len(),
         inv.contents.len(),
@@ -247,4 +206,24 @@ fn report_table(shown: &str, inv: &Inventory, findings: &[Finding]) -> String {
     }
     let _ = writeln!(out, "{} finding(s)", findings.len());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_without_echoing_values() {
+        let (name, value) = parse_header("Authorization: Bearer s3cret").unwrap();
+        assert_eq!(name, "authorization");
+        assert!(value.is_sensitive());
+        let err = parse_header("Authorization Bearer s3cret")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"));
+        let err = parse_header("X-Key: bad\u{7f}s3cret")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
 }

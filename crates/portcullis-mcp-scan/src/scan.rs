@@ -1,9 +1,9 @@
 //! One scan: connect, enumerate, check. Enumeration talks to the server through
 //! [`Session`]; the checks over what was listed are pure ([`findings_for`]).
 
-use super::checks::{self, clip};
-use super::client::{initialize_params, Reply, Session};
-use anyhow::{anyhow, Result};
+use crate::checks::{self, clip};
+use crate::client::{initialize_params, Reply, Session};
+use crate::error::{Result, ScanError};
 use portcullis_policy::{builtin, Engine, Location, Severity};
 use portcullis_protocol::mcp::tools::{description_text, tool_name};
 use serde::Serialize;
@@ -96,7 +96,7 @@ pub async fn enumerate(session: &mut Session, bounds: Bounds) -> Result<Inventor
         .initialize
         .get("protocolVersion")
         .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("initialize: the result has no protocolVersion"))?
+        .ok_or_else(|| ScanError::Protocol("initialize: the result has no protocolVersion".into()))?
         .to_owned();
     session.set_version(&version);
     session.notify("notifications/initialized").await?;
@@ -123,7 +123,7 @@ pub async fn enumerate(session: &mut Session, bounds: Bounds) -> Result<Inventor
         match list(session, method, field, bounds.max_pages, &mut inv.warnings).await {
             Ok(items) if field == "resources" => inv.resources = items,
             Ok(items) => inv.prompts = items,
-            Err(e) => inv.warnings.push(format!("{e:#}")),
+            Err(e) => inv.warnings.push(e.to_string()),
         }
     }
     let readable: Vec<String> = inv
@@ -157,7 +157,7 @@ pub async fn enumerate(session: &mut Session, bounds: Bounds) -> Result<Inventor
             }
             Err(e) => inv
                 .warnings
-                .push(format!("resources/read {}: {e:#}", clip(&uri, 200))),
+                .push(format!("resources/read {}: {e}", clip(&uri, 200))),
         }
     }
     Ok(inv)
@@ -224,8 +224,8 @@ impl Engines {
     pub fn new() -> Result<Self> {
         let compile = |names: &[&str]| -> Result<Engine> {
             let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-            let packs = builtin::select(&names).map_err(|e| anyhow!(e))?;
-            Ok(Engine::compile(&packs)?)
+            let packs = builtin::select(&names).map_err(ScanError::Engines)?;
+            Engine::compile(&packs).map_err(|e| ScanError::Engines(e.to_string()))
         };
         Ok(Self {
             descriptions: compile(&["mcp-advanced-security", "mcp-encoding-detection"])?,

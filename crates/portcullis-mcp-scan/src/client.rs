@@ -2,7 +2,8 @@
 //! (JSON or SSE answers) or over a child process's stdin/stdout. Every wait has a
 //! deadline and every message a size limit.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::checks::clip;
+use crate::error::{Result, ScanError};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use http::{Method, Request, StatusCode, Uri};
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use portcullis_protocol::mcp::{SESSION_HEADER, VERSION_HEADER};
 use portcullis_protocol::sse::SseFramer;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -43,6 +45,8 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub struct HttpTransport {
     uri: Uri,
+    /// How the server is named in errors (the URL without credentials, for the API).
+    shown: String,
     headers: Vec<(HeaderName, HeaderValue)>,
     client: HttpClient,
     session: Option<HeaderValue>,
@@ -50,28 +54,21 @@ pub struct HttpTransport {
     limits: Limits,
 }
 
-/// Parses `Name: value`; the error names the header but never shows its value.
-pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue)> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| anyhow!("--header must look like 'Name: value'"))?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| anyhow!("--header: {:?} is not a valid header name", name.trim()))?;
-    let mut value = HeaderValue::from_str(value.trim())
-        .map_err(|_| anyhow!("--header {name}: the value is not a valid header value"))?;
-    value.set_sensitive(true);
-    Ok((name, value))
-}
-
 impl HttpTransport {
-    pub fn new(uri: Uri, headers: Vec<(HeaderName, HeaderValue)>, limits: Limits) -> Result<Self> {
+    /// `shown` names the server in errors.
+    pub fn new(
+        uri: Uri,
+        shown: String,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        limits: Limits,
+    ) -> Result<Self> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(limits.timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| anyhow!("TLS set-up failed: {e}"))?
+            .map_err(|e| ScanError::Tls(e.to_string()))?
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -81,6 +78,7 @@ impl HttpTransport {
             .build(https);
         Ok(Self {
             uri,
+            shown,
             headers,
             client,
             session: None,
@@ -104,7 +102,7 @@ impl HttpTransport {
         let limits = self.limits;
         tokio::time::timeout(limits.timeout, self.exchange(message, id, credentials))
             .await
-            .map_err(|_| anyhow!("no answer within {} s", limits.timeout.as_secs()))?
+            .map_err(|_| ScanError::Timeout(limits.timeout.as_secs()))?
     }
 
     async fn exchange(
@@ -131,12 +129,15 @@ impl HttpTransport {
         }
         let request = builder
             .body(Full::new(Bytes::from(message.to_string())))
-            .context("cannot build the request")?;
+            .map_err(|e| ScanError::Protocol(format!("cannot build the request: {e}")))?;
         let response = self
             .client
             .request(request)
             .await
-            .map_err(|e| anyhow!("cannot reach {}: {}", self.uri, error_chain(&e)))?;
+            .map_err(|e| ScanError::Unreachable {
+                target: self.shown.clone(),
+                detail: error_chain(&e),
+            })?;
         let status = response.status();
         if credentials && self.session.is_none() {
             if let Some(session) = response.headers().get(SESSION_HEADER) {
@@ -166,7 +167,9 @@ impl HttpTransport {
             let max_total = self.limits.max_message.saturating_mul(8);
             loop {
                 let frame = match body.frame().await {
-                    Some(frame) => frame.map_err(|e| anyhow!("reading the event stream: {e}"))?,
+                    Some(frame) => frame.map_err(|e| {
+                        ScanError::Protocol(format!("reading the event stream: {e}"))
+                    })?,
                     None => break,
                 };
                 let Ok(data) = frame.into_data() else {
@@ -174,11 +177,13 @@ impl HttpTransport {
                 };
                 total += data.len();
                 if total > max_total {
-                    bail!("the event stream exceeded {max_total} bytes without a response");
+                    return Err(ScanError::Protocol(format!(
+                        "the event stream exceeded {max_total} bytes without a response"
+                    )));
                 }
                 framer
                     .push(&data, &mut frames)
-                    .map_err(|e| anyhow!("{e}"))?;
+                    .map_err(|e| ScanError::Protocol(e.to_string()))?;
                 for frame in frames.drain(..) {
                     if let Some(found) = response_in(&frame.data, id) {
                         return Ok(Reply::Message(found));
@@ -190,22 +195,24 @@ impl HttpTransport {
                     return Ok(Reply::Message(found));
                 }
             }
-            bail!("the event stream ended without a response to request {id}");
+            return Err(ScanError::Protocol(format!(
+                "the event stream ended without a response to request {id}"
+            )));
         }
         let bytes = http_body_util::Limited::new(body, self.limits.max_message)
             .collect()
             .await
             .map_err(|e| {
-                anyhow!(
+                ScanError::Protocol(format!(
                     "reading the answer (limit {} bytes): {e}",
                     self.limits.max_message
-                )
+                ))
             })?
             .to_bytes();
         let text = String::from_utf8_lossy(&bytes);
         match response_in(&text, id) {
             Some(found) => Ok(Reply::Message(found)),
-            None => bail!("the answer (HTTP {status}, {content_type:?}) holds no JSON-RPC response to request {id}"),
+            None => Err(ScanError::Protocol(format!("the answer (HTTP {status}, {content_type:?}) holds no JSON-RPC response to request {id}"))),
         }
     }
 
@@ -264,21 +271,52 @@ pub struct StdioTransport {
     limits: Limits,
 }
 
+/// The gateway's own variables a server started with an explicit environment
+/// still gets (as the data plane's stdio servers do).
+const INHERITED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TMPDIR"];
+
+/// A stdio server to start.
+#[derive(Debug, Clone, Default)]
+pub struct StdioCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    /// `None`: the process inherits this one's environment (the CLI). `Some`: the
+    /// environment is cleared but for `PATH`, `HOME`, `LANG`, `TMPDIR`, then these
+    /// are set (a proxy's `upstream_env`).
+    pub env: Option<BTreeMap<String, String>>,
+}
+
 impl StdioTransport {
-    pub fn spawn(command: &[String], limits: Limits) -> Result<Self> {
-        let (program, args) = command
-            .split_first()
-            .ok_or_else(|| anyhow!("no command after --"))?;
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
+    pub fn spawn(command: &StdioCommand, limits: Limits) -> Result<Self> {
+        let program = &command.program;
+        if program.is_empty() {
+            return Err(ScanError::Target("no command after --".into()));
+        }
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&command.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {program:?}"))?;
-        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+            .kill_on_drop(true);
+        if let Some(env) = &command.env {
+            cmd.env_clear();
+            for name in INHERITED_ENV {
+                if let Some(value) = std::env::var_os(name) {
+                    cmd.env(name, value);
+                }
+            }
+            cmd.envs(env);
+        }
+        let mut child = cmd.spawn().map_err(|e| ScanError::Start {
+            program: program.clone(),
+            detail: e.to_string(),
+        })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(ScanError::Start {
+                program: program.clone(),
+                detail: "no stdin or stdout".into(),
+            });
+        };
         Ok(Self {
             child,
             stdin: Some(stdin),
@@ -291,17 +329,13 @@ impl StdioTransport {
         let stdin = self
             .stdin
             .as_mut()
-            .ok_or_else(|| anyhow!("the server's stdin is closed"))?;
+            .ok_or_else(|| ScanError::Protocol("the server's stdin is closed".into()))?;
+        let failed =
+            |e: std::io::Error| ScanError::Protocol(format!("writing to the server's stdin: {e}"));
         let mut line = message.to_string();
         line.push('\n');
-        stdin
-            .write_all(line.as_bytes())
-            .await
-            .context("writing to the server's stdin")?;
-        stdin
-            .flush()
-            .await
-            .context("writing to the server's stdin")?;
+        stdin.write_all(line.as_bytes()).await.map_err(failed)?;
+        stdin.flush().await.map_err(failed)?;
         Ok(())
     }
 
@@ -309,7 +343,7 @@ impl StdioTransport {
         let limits = self.limits;
         tokio::time::timeout(limits.timeout, self.exchange(message, id))
             .await
-            .map_err(|_| anyhow!("no answer within {} s", limits.timeout.as_secs()))?
+            .map_err(|_| ScanError::Timeout(limits.timeout.as_secs()))?
     }
 
     async fn exchange(&mut self, message: &Value, id: Option<i64>) -> Result<Reply> {
@@ -325,12 +359,17 @@ impl StdioTransport {
                 .take(limit)
                 .read_until(b'\n', &mut line)
                 .await
-                .context("reading the server's stdout")?;
+                .map_err(|e| ScanError::Protocol(format!("reading the server's stdout: {e}")))?;
             if n == 0 {
-                bail!("the server closed its stdout (exited?)");
+                return Err(ScanError::Protocol(
+                    "the server closed its stdout (exited?)".into(),
+                ));
             }
             if line.len() as u64 >= limit && line.last() != Some(&b'\n') {
-                bail!("a message exceeded {} bytes", self.limits.max_message);
+                return Err(ScanError::Protocol(format!(
+                    "a message exceeded {} bytes",
+                    self.limits.max_message
+                )));
             }
             let text = String::from_utf8_lossy(&line);
             if let Some(found) = response_in(&text, id) {
@@ -405,22 +444,25 @@ impl Session {
                 if let Some(error) = m.get("error") {
                     let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
                     let text = error.get("message").and_then(Value::as_str).unwrap_or("");
-                    bail!(
+                    return Err(ScanError::Protocol(format!(
                         "{method}: JSON-RPC error {code}: {}",
-                        super::checks::clip(text, 200)
-                    );
+                        clip(text, 200)
+                    )));
                 }
                 Ok(m.get("result").cloned().unwrap_or(Value::Null))
             }
-            Reply::Accepted => {
-                bail!("{method}: the server accepted the request but sent no response")
-            }
+            Reply::Accepted => Err(ScanError::Protocol(format!(
+                "{method}: the server accepted the request but sent no response"
+            ))),
             Reply::Status(status)
                 if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
             {
-                bail!("{method}: the server refused the credentials (HTTP {status}); pass --header 'Authorization: Bearer ...'")
+                Err(ScanError::Refused {
+                    method: method.to_owned(),
+                    status: status.as_u16(),
+                })
             }
-            Reply::Status(status) => bail!("{method}: HTTP {status}"),
+            Reply::Status(status) => Err(ScanError::Protocol(format!("{method}: HTTP {status}"))),
         }
     }
 
@@ -438,7 +480,7 @@ impl Session {
             Transport::Stdio(s) => s.send(&message, None).await?,
         };
         match reply {
-            Reply::Status(status) => bail!("{method}: HTTP {status}"),
+            Reply::Status(status) => Err(ScanError::Protocol(format!("{method}: HTTP {status}"))),
             Reply::Message(_) | Reply::Accepted => Ok(()),
         }
     }
@@ -469,21 +511,6 @@ pub fn initialize_params() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn headers_parse_without_echoing_values() {
-        let (name, value) = parse_header("Authorization: Bearer s3cret").unwrap();
-        assert_eq!(name, "authorization");
-        assert!(value.is_sensitive());
-        let err = parse_header("Authorization Bearer s3cret")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("s3cret"));
-        let err = parse_header("X-Key: bad\u{7f}s3cret")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("s3cret"), "{err}");
-    }
 
     #[test]
     fn responses_by_id() {
