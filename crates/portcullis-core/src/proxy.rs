@@ -146,6 +146,36 @@ fn url_problems(field: &str, url: &str, out: &mut Vec<String>) {
     if url.contains('?') || url.contains('#') {
         out.push(format!("{field}: must not contain a query or fragment"));
     }
+    // A password in the URL would be shown wherever the URL is (API, console,
+    // logs): secrets belong in a credential, sealed.
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+    if authority.contains('@') {
+        out.push(format!(
+            "{field}: must not carry a user name or password; store the secret as a credential and set credential_id"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_problems;
+
+    #[test]
+    fn urls_carry_no_secrets() {
+        let problems = |url: &str| {
+            let mut out = Vec::new();
+            url_problems("upstream_url", url, &mut out);
+            out
+        };
+        assert!(problems("https://api.example.com/v1").is_empty());
+        assert!(problems("http://127.0.0.1:8080/mcp/a@b").is_empty());
+        let found = problems("https://user:s3cret@api.example.com/v1");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("credential_id") && !found[0].contains("s3cret"));
+        assert_eq!(problems("https://api.example.com/v1?key=1").len(), 1);
+    }
 }
 
 fn default_kind() -> ProxyKind {
