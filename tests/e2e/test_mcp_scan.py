@@ -328,8 +328,13 @@ def test_api_scans_are_stored_listed_and_alerted(servers, gateway):
     token = gw.login()
     cred = create(gw, token, "/api/v1/credentials", {"name": "clean-mcp", "provider": "openai_compatible", "secret": TOKEN})
     vuln = create(gw, token, "/api/v1/proxies", {"name": "vuln", "kind": "mcp", "upstream_url": vulnerable.url})
+    # A secret in the URL is refused (the API shows URLs): it goes in the credential.
+    r = gw.request("POST", "/api/v1/proxies", {"name": "safe", "kind": "mcp", "credential_id": cred["id"],
+                                               "upstream_url": clean.url.replace("//", f"//scan:{URL_SECRET}@")},
+                   token=token)
+    assert r.status == 400 and "upstream_url" in r.text and URL_SECRET not in r.text, r.text
     safe = create(gw, token, "/api/v1/proxies", {"name": "safe", "kind": "mcp", "credential_id": cred["id"],
-                                                  "upstream_url": clean.url.replace("//", f"//scan:{URL_SECRET}@")})
+                                                  "upstream_url": clean.url})
 
     started = start_scan(gw, token, vuln["id"])
     assert [s["status"] for s in started["scans"]] == ["running"]

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from test_mcp import McpSetup
+from test_mcp import McpSetup, events_until
 from test_mcp_schema import Schema
 from test_mcp_stdio import stdio_spec
 
@@ -243,7 +243,10 @@ def test_a_stateless_server_is_relayed_with_mirrors_checked_and_rebuilt(setup):
         r = httpx.get(proxy["url"], headers={"authorization": f"Bearer {s.key}", "mcp-protocol-version": VERSION})
         assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
 
-        events = s.admin("GET", f"/api/v1/events?proxy={proxy['id']}&limit=100")["events"]
+        def enough(ev):
+            return sum(e["status"] == 400 and e["decision"] == "blocked" for e in ev) >= 7
+
+        events = events_until(s, enough, proxy=proxy["id"])
         refused = [e for e in events if e["status"] == 400 and e["decision"] == "blocked"]
         assert len(refused) >= 7, [(e["status"], e["decision"]) for e in events]
         assert any(e["endpoint"] == "mcp:tools/call" and e["status"] == 200 and e["decision"] == "allowed" for e in events)
@@ -406,7 +409,8 @@ def test_task_results_are_checked_like_tool_results(setup):
         body = r.json()
         assert r.status_code == 200 and body["error"]["code"] == -32001, body
         assert PLANTED not in r.text
-        events = s.admin("GET", f"/api/v1/events?proxy={proxy['id']}&limit=10")["events"]
+        # Events are written in batches: wait for it.
+        events = events_until(s, lambda ev: any(e["endpoint"] == "mcp:tasks/result" for e in ev), proxy=proxy["id"])
         blocked = next(e for e in events if e["endpoint"] == "mcp:tasks/result")
         assert blocked["decision"] == "blocked" and blocked["findings"], blocked
     finally:
@@ -435,6 +439,25 @@ def test_a_federation_serves_stateless_clients(setup):
     echoed = c.result("tools/call", {"name": "docs__echo", "arguments": {"query": "x"}})
     assert echoed["content"][0]["text"] == "from docs", echoed
     # The same session serves the key's next clients: one initialize per member.
-    initialized = [e for e in s.admin("GET", f"/api/v1/events?proxy={proxy['id']}&limit=100")["events"]
-                   if e["endpoint"] == "mcp:initialize"]
+    events = events_until(s, lambda ev: sum(e["endpoint"] == "mcp:tools/call" for e in ev) >= 2, proxy=proxy["id"])
+    initialized = [e for e in events if e["endpoint"] == "mcp:initialize"]
     assert len(initialized) == 1, initialized
+
+
+def test_the_scanner_reads_a_stateless_server():
+    """`portcullis mcp scan` against a 2026-07-28 server: initialize is refused,
+    server/discover and stateless requests follow; the open server is reported."""
+    from test_mcp_scan import scan
+
+    server = StatelessServer()
+    try:
+        out = scan(server.url, "--json")
+        report = json.loads(out.stdout)
+        assert report["server"]["name"] == "strict-stateless", report["server"]
+        assert report["server"]["protocol_version"] == VERSION
+        assert report["counts"]["tools"] == 1, report["counts"]
+        assert ("no-auth", "server") in {(f["id"], f["target"]) for f in report["findings"]}, report["findings"]
+        methods = [body["method"] for _, body in server.seen]
+        assert "server/discover" in methods and "tools/list" in methods, methods
+    finally:
+        server.close()

@@ -12,7 +12,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use portcullis_protocol::mcp::{SESSION_HEADER, VERSION_HEADER};
+use portcullis_protocol::mcp::{era, stateless, SESSION_HEADER, VERSION_HEADER};
 use portcullis_protocol::sse::SseFramer;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -51,6 +51,9 @@ pub struct HttpTransport {
     client: HttpClient,
     session: Option<HeaderValue>,
     version: Option<HeaderValue>,
+    /// The server speaks the stateless era (2026-07-28): each request carries
+    /// its `_meta` and mirrored headers, and there is no session.
+    stateless: bool,
     limits: Limits,
 }
 
@@ -83,12 +86,23 @@ impl HttpTransport {
             client,
             session: None,
             version: None,
+            stateless: false,
             limits,
         })
     }
 
     pub fn set_version(&mut self, version: &str) {
         self.version = HeaderValue::from_str(version).ok();
+    }
+
+    /// From now on, requests are those of the stateless era.
+    pub fn set_stateless(&mut self) {
+        self.stateless = true;
+    }
+
+    /// Back to the session era (after a probe).
+    pub fn set_sessions(&mut self) {
+        self.stateless = false;
     }
 
     /// Posts one message; with `id`, waits for the response carrying it.
@@ -116,6 +130,16 @@ impl HttpTransport {
             .uri(self.uri.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream");
+        let mut stateless_message = None;
+        if self.stateless {
+            let mut m = message.clone();
+            era::stateless_request(&mut m, &scanner_meta());
+            for (name, value) in stateless_headers(&m) {
+                builder = builder.header(name, value);
+            }
+            stateless_message = Some(m);
+        }
+        let message = stateless_message.as_ref().unwrap_or(message);
         if credentials {
             for (name, value) in &self.headers {
                 builder = builder.header(name, value);
@@ -123,7 +147,7 @@ impl HttpTransport {
             if let Some(session) = &self.session {
                 builder = builder.header(SESSION_HEADER, session);
             }
-            if let Some(version) = &self.version {
+            if let Some(version) = self.version.as_ref().filter(|_| !self.stateless) {
                 builder = builder.header(VERSION_HEADER, version);
             }
         }
@@ -233,6 +257,42 @@ impl HttpTransport {
                 tokio::time::timeout(Duration::from_secs(2), self.client.request(request)).await;
         }
     }
+}
+
+/// What the scanner declares about itself on each stateless request.
+fn scanner_meta() -> Value {
+    json!({
+        stateless::META_CAPABILITIES: {},
+        "io.modelcontextprotocol/clientInfo": {"name": "portcullis-mcp-scan", "version": env!("CARGO_PKG_VERSION")},
+    })
+}
+
+/// The headers a stateless request mirrors from its body.
+fn stateless_headers(message: &Value) -> Vec<(&'static str, HeaderValue)> {
+    let mut out = vec![(
+        VERSION_HEADER,
+        HeaderValue::from_static(stateless::VERSIONS[0]),
+    )];
+    let Some(method) = message.get("method").and_then(Value::as_str) else {
+        return out;
+    };
+    if let Ok(v) = HeaderValue::from_str(&stateless::encode(method)) {
+        out.push((stateless::METHOD_HEADER, v));
+    }
+    let target = stateless::named_field(method)
+        .and_then(|(pointer, _)| message.pointer(pointer))
+        .and_then(Value::as_str);
+    if let Some(v) = target.and_then(|t| HeaderValue::from_str(&stateless::encode(t)).ok()) {
+        out.push((stateless::NAME_HEADER, v));
+    }
+    out
+}
+
+/// The `server/discover` request of the stateless era.
+pub fn discover_request(id: i64) -> Value {
+    let mut message = json!({"jsonrpc": "2.0", "id": id, "method": "server/discover"});
+    era::stateless_request(&mut message, &scanner_meta());
+    message
 }
 
 /// The response with this id in a JSON text (an object, or an array of messages).
@@ -488,6 +548,17 @@ impl Session {
     pub fn set_version(&mut self, version: &str) {
         if let Transport::Http(h) = &mut self.transport {
             h.set_version(version);
+        }
+    }
+
+    /// Switches an HTTP session to the stateless era; `false` for stdio.
+    pub fn set_stateless(&mut self) -> bool {
+        match &mut self.transport {
+            Transport::Http(h) => {
+                h.set_stateless();
+                true
+            }
+            Transport::Stdio(_) => false,
         }
     }
 

@@ -2,10 +2,11 @@
 //! [`Session`]; the checks over what was listed are pure ([`findings_for`]).
 
 use crate::checks::{self, clip};
-use crate::client::{initialize_params, Reply, Session};
+use crate::client::{discover_request, initialize_params, Reply, Session};
 use crate::error::{Result, ScanError};
 use portcullis_policy::{builtin, Engine, Location, Severity};
 use portcullis_protocol::mcp::tools::{description_text, tool_name};
+use portcullis_protocol::mcp::{era, stateless};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -76,30 +77,82 @@ pub async fn probe_open(session: &mut Session) -> bool {
     let id = session.take_id();
     let message =
         json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": initialize_params()});
+    let discover = discover_request(session.take_id());
     let Some(http) = session.http_mut() else {
         return false;
     };
-    matches!(
-        http.post(&message, Some(id), false).await,
-        Ok(Reply::Message(m)) if m.get("result").is_some()
-    )
+    match http.post(&message, Some(id), false).await {
+        Ok(Reply::Message(m)) => m.get("result").is_some(),
+        // Refused as a session-era request: a stateless server answers
+        // server/discover, with no credential too if it is open.
+        Ok(Reply::Status(status))
+            if status.is_client_error() && status.as_u16() != 401 && status.as_u16() != 403 =>
+        {
+            let id = discover
+                .get("id")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            let stateless = discover_headers_post(http, &discover, id).await;
+            stateless.is_some_and(|m| m.pointer("/result/supportedVersions").is_some())
+        }
+        _ => false,
+    }
+}
+
+/// `server/discover` without credentials, as a stateless client sends it.
+async fn discover_headers_post(
+    http: &mut crate::client::HttpTransport,
+    discover: &Value,
+    id: i64,
+) -> Option<Value> {
+    http.set_stateless();
+    let answer = http.post(discover, Some(id), false).await;
+    http.set_sessions();
+    match answer {
+        Ok(Reply::Message(m)) => Some(m),
+        _ => None,
+    }
 }
 
 /// `initialize`, `notifications/initialized`, then every list (paginated, bounded)
 /// and up to `max_resources` text resources. Errors up to the tool list are fatal.
 pub async fn enumerate(session: &mut Session, bounds: Bounds) -> Result<Inventory> {
-    let mut inv = Inventory {
-        initialize: session.request("initialize", initialize_params()).await?,
-        ..Inventory::default()
-    };
-    let version = inv
-        .initialize
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ScanError::Protocol("initialize: the result has no protocolVersion".into()))?
-        .to_owned();
-    session.set_version(&version);
-    session.notify("notifications/initialized").await?;
+    let initialized = session.request("initialize", initialize_params()).await;
+    let mut inv = Inventory::default();
+    match initialized {
+        Ok(result) => {
+            inv.initialize = result;
+            let version = inv
+                .initialize
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ScanError::Protocol("initialize: the result has no protocolVersion".into())
+                })?
+                .to_owned();
+            session.set_version(&version);
+            session.notify("notifications/initialized").await?;
+        }
+        // A server of the stateless era (2026-07-28) refuses initialize: it is
+        // asked server/discover, and every request carries its own metadata.
+        Err(ScanError::Protocol(why))
+            if why.starts_with("initialize: HTTP 4") && session.set_stateless() =>
+        {
+            let discovered = session.request("server/discover", json!({})).await?;
+            let speaks = discovered
+                .get("supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.iter().any(|v| v.as_str() == Some(stateless::VERSIONS[0])));
+            if !speaks {
+                return Err(ScanError::Protocol(format!(
+                    "{why}; server/discover names no version the scanner speaks"
+                )));
+            }
+            inv.initialize = era::initialize_result(&discovered, "");
+            inv.initialize["protocolVersion"] = Value::from(stateless::VERSIONS[0]);
+        }
+        Err(e) => return Err(e),
+    }
     let caps = inv
         .initialize
         .get("capabilities")
