@@ -703,13 +703,9 @@ impl McpRelay {
             );
             send(&proxy, upstream)
         };
-        // The session a list_changed on the answer's stream belongs to.
-        let relist_in = (bridged.is_none() && downgraded.is_none()).then(|| {
-            relist::UpstreamSession::new(
-                session.as_ref().and_then(|s| s.upstream("")),
-                &parts.headers,
-            )
-        });
+        // The client's version, for re-listing in its session should the
+        // answer's stream announce a tools change (a cheap clone).
+        let client_version = parts.headers.get(VERSION_HEADER).cloned();
         call.overhead = started.elapsed();
         let mut response = match send_once(bridged.as_deref()).await {
             Ok(r) => r,
@@ -820,6 +816,15 @@ impl McpRelay {
             ContentType::EventStream => {
                 call.stream_started();
                 call.overhead += head_at.elapsed();
+                // The session a list_changed on this stream belongs to.
+                let relist_in =
+                    (bridged.is_none() && downgraded.is_none()).then(|| relist::UpstreamSession {
+                        id: session
+                            .as_ref()
+                            .and_then(|s| s.upstream(""))
+                            .map(str::to_owned),
+                        version: client_version,
+                    });
                 let body = stream::spawn(
                     self.clone(),
                     proxy,

@@ -69,7 +69,9 @@ impl Relisted {
 
 /// Whether an SSE event's data is a `notifications/tools/list_changed`.
 pub(crate) fn is_tools_list_changed(data: &str) -> bool {
-    data.contains("notifications/tools/list_changed")
+    // The notification is short: large events (results) are not searched.
+    data.len() <= 512
+        && data.contains("notifications/tools/list_changed")
         && serde_json::from_str::<Value>(data).is_ok_and(|m| {
             m.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed")
                 && m.get("id").is_none()
