@@ -321,9 +321,9 @@ def test_stateless_clients_of_a_session_era_server(node, gateway, tmp_path, tmp_
 # client's _meta (docs/mcp.md, "Protocol eras").
 # The rest: elicitation and sampling (the server asks with input_required,
 # which a session client cannot read), resource subscriptions (the stateless
-# era has subscriptions/listen), a session ended with DELETE (nothing upstream
-# holds it), SSE polling (no stream is resumable).
+# era has subscriptions/listen), SSE polling (no stream is resumable).
 DOWNGRADED_PASSING = {
+    "server-session-lifecycle",
     "completion-complete", "dns-rebinding-protection", "json-schema-2020-12", "logging-set-level", "ping",
     "prompts-get-embedded-resource", "prompts-get-simple", "prompts-get-with-args", "prompts-get-with-image",
     "prompts-list", "resources-list", "resources-read-binary", "resources-read-text", "resources-templates-read",

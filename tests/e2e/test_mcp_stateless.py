@@ -344,6 +344,17 @@ def test_a_session_client_is_served_by_a_stateless_server(setup):
         # A stateless server has no GET stream to relay.
         r = httpx.get(proxy["url"], headers={"authorization": f"Bearer {s.key}", "accept": "text/event-stream"})
         assert r.status_code == 405 and r.json()["error"]["code"] == -32600, r.text
+        # A session ended with DELETE is over, though no server held it.
+        auth = {"authorization": f"Bearer {s.key}", "accept": "application/json, text/event-stream"}
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+        r = httpx.post(proxy["url"], json=init, headers=auth)
+        session = {**auth, "mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        assert httpx.post(proxy["url"], json=ping, headers=session).status_code == 200
+        assert httpx.delete(proxy["url"], headers=session).status_code == 204
+        r = httpx.post(proxy["url"], json=ping, headers=session)
+        assert r.status_code == 404 and r.json()["error"]["code"] == -32600, r.text
     finally:
         server.close()
 

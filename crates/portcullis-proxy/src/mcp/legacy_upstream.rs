@@ -266,8 +266,14 @@ impl super::McpRelay {
             .mcp_uri
             .as_ref()
             .filter(|_| proxy.federation.is_none() && proxy.stdio.is_none())?;
+        // A server found not to speak it is not probed again for a minute:
+        // refused initializes do not each cost the server a GET.
+        if self.not_legacy.recently(&proxy.id) {
+            return None;
+        }
         let credential = proxy.credential_header.as_ref();
         if !speaks_legacy_sse(&proxy.client, url, credential, proxy.first_byte_timeout).await {
+            self.not_legacy.mark(&proxy.id);
             return None;
         }
         tracing::info!(proxy = %proxy.name, "MCP server speaks the legacy HTTP+SSE transport; holding one stream for every client");
@@ -283,6 +289,31 @@ impl super::McpRelay {
         });
         // Two first clients at once: the first one set wins, the other stops.
         Some(proxy.legacy_sse.get_or_init(|| server).clone())
+    }
+}
+
+/// Proxies whose server was lately found not to speak the legacy transport.
+#[derive(Default)]
+pub(crate) struct NotLegacy(
+    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+);
+
+impl NotLegacy {
+    const FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn recently(&self, proxy_id: &str) -> bool {
+        let probed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        probed
+            .get(proxy_id)
+            .is_some_and(|at| at.elapsed() < Self::FOR)
+    }
+
+    fn mark(&self, proxy_id: &str) {
+        let mut probed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if probed.len() > 10_000 {
+            probed.retain(|_, at| at.elapsed() < Self::FOR);
+        }
+        probed.insert(proxy_id.to_owned(), std::time::Instant::now());
     }
 }
 

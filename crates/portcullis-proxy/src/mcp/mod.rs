@@ -170,6 +170,10 @@ pub struct McpRelay {
     legacy: legacy::LegacySessions,
     /// When each proxy's tools were last re-listed after a list_changed.
     relisted: relist::Relisted,
+    /// Sessions ended with DELETE that no server holds.
+    ended: session::Ended,
+    /// Servers lately found not to speak the legacy HTTP+SSE transport.
+    not_legacy: legacy_upstream::NotLegacy,
     /// The data plane listens on loopback only: proxies without caller keys
     /// are local servers and get DNS-rebinding protection ([`rebinding`]).
     loopback: bool,
@@ -224,6 +228,8 @@ impl McpRelay {
             bridge: bridge::Bridge::default(),
             legacy: legacy::LegacySessions::default(),
             relisted: relist::Relisted::default(),
+            ended: session::Ended::default(),
+            not_legacy: legacy_upstream::NotLegacy::default(),
             event_ids: resume::EventIds::new(master_key),
         })
     }
@@ -242,7 +248,13 @@ impl McpRelay {
         let subject = identity.map(|i| i.key_id.as_str());
         self.sessions
             .open(presented, &proxy.id, subject)
-            .map(Some)
+            .and_then(|claims| {
+                // Only the gateway knows such a session ended.
+                if claims.stateless_meta.is_some() && self.ended.is_ended(presented) {
+                    return Err(session::Rejection::Ended);
+                }
+                Ok(Some(claims))
+            })
             .inspect_err(|why| {
                 tracing::warn!(
                     proxy = %proxy.name,
@@ -1003,6 +1015,9 @@ impl McpRelay {
         if stateless_server {
             // A stateless server: no stream to listen on, nothing to end there.
             if method == Method::DELETE {
+                if let Some(presented) = req.headers().get(SESSION_HEADER) {
+                    self.ended.end(presented);
+                }
                 let mut done = Response::new(Body::empty());
                 *done.status_mut() = StatusCode::NO_CONTENT;
                 return done;

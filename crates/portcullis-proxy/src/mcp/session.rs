@@ -92,6 +92,8 @@ pub enum Rejection {
     OtherProxy,
     /// Issued to another key.
     OtherSubject,
+    /// Ended with DELETE (sessions the gateway itself holds, see [`Ended`]).
+    Ended,
 }
 
 impl Rejection {
@@ -100,6 +102,7 @@ impl Rejection {
             Self::Unreadable => "unreadable or tampered",
             Self::OtherProxy => "issued by another proxy",
             Self::OtherSubject => "issued to another key",
+            Self::Ended => "ended by its client",
         }
     }
 }
@@ -257,6 +260,19 @@ mod tests {
     }
 
     #[test]
+    fn an_ended_id_stays_ended() {
+        let ended = Ended::default();
+        let (a, b) = (
+            HeaderValue::from_static("session-a"),
+            HeaderValue::from_static("session-b"),
+        );
+        assert!(!ended.is_ended(&a));
+        ended.end(&a);
+        ended.end(&a);
+        assert!(ended.is_ended(&a) && !ended.is_ended(&b));
+    }
+
+    #[test]
     fn another_subject_proxy_or_key_is_refused() {
         let key = MasterKey::generate();
         let sessions = Sessions::new(&key);
@@ -333,5 +349,47 @@ mod tests {
         let shown = format!("{:?}", claims());
         assert!(!shown.contains("0f9c2a7e"), "{shown}");
         assert!(shown.contains("key-1"));
+    }
+}
+
+/// Session ids ended with DELETE whose end no server enforces: those of
+/// sessions the gateway answers itself (a session client of a stateless
+/// server). Kept in this replica's memory, the 100,000 most recent; another
+/// replica does not know of them.
+#[derive(Default)]
+pub struct Ended(std::sync::Mutex<EndedIds>);
+
+/// SHA-256 digests of ended ids, and the order they ended in (oldest first).
+#[derive(Default)]
+pub struct EndedIds {
+    ids: std::collections::HashSet<[u8; 32]>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+impl Ended {
+    const MAX: usize = 100_000;
+
+    fn digest(presented: &HeaderValue) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(presented.as_bytes()).into()
+    }
+
+    pub fn end(&self, presented: &HeaderValue) {
+        let digest = Self::digest(presented);
+        let mut ended = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if ended.ids.insert(digest) {
+            ended.order.push_back(digest);
+            if ended.order.len() > Self::MAX {
+                if let Some(oldest) = ended.order.pop_front() {
+                    ended.ids.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    pub fn is_ended(&self, presented: &HeaderValue) -> bool {
+        let digest = Self::digest(presented);
+        let ended = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        ended.ids.contains(&digest)
     }
 }
