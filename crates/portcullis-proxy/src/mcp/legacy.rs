@@ -84,7 +84,7 @@ impl McpRelay {
     ) -> Response<Body> {
         let identity = match self.authenticate(&proxy, req.headers()).await {
             Ok(identity) => identity,
-            Err(r) => return http_error(r.status, Value::Null, r.code, &r.message),
+            Err(r) => return r.into_response(),
         };
         let id = portcullis_core::id::unguessable();
         let (events, body) = ChannelBody::channel(QUEUE);
@@ -160,7 +160,7 @@ impl McpRelay {
         };
         let identity = match self.authenticate(&proxy, req.headers()).await {
             Ok(identity) => identity,
-            Err(r) => return http_error(r.status, Value::Null, r.code, &r.message),
+            Err(r) => return r.into_response(),
         };
         if identity.as_ref().map(|i| &i.key_id) != session.subject.as_ref() {
             tracing::warn!(proxy = %proxy.name, "legacy MCP session presented by another key");

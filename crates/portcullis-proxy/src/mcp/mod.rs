@@ -197,6 +197,11 @@ struct Refusal {
 }
 
 impl Refusal {
+    /// The refusal as an HTTP answer whose request id is unknown.
+    fn into_response(self) -> Response<Body> {
+        http_error(self.status, Value::Null, self.code, &self.message)
+    }
+
     fn new(status: StatusCode, code: i64, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -926,9 +931,13 @@ impl McpRelay {
         // [`bridge`] does for HTTP servers.
         let mut expected = expected;
         if era == Era::Stateless {
-            let initialize = match server.initialize(expected.id.clone()).await {
-                Ok(mut a) => a.get_mut("result").map(Value::take).unwrap_or_default(),
-                Err(_) => Value::Null,
+            // Only `server/discover` reads the server's initialize result.
+            let initialize = match method.as_str() {
+                "server/discover" => match server.initialize(expected.id.clone()).await {
+                    Ok(mut a) => a.get_mut("result").map(Value::take).unwrap_or_default(),
+                    Err(_) => Value::Null,
+                },
+                _ => Value::Null,
             };
             if let Some(answer) = bridge_request(&mut expected, &message, &initialize, &mut call) {
                 return answer;
@@ -971,7 +980,7 @@ impl McpRelay {
     ) -> Response<Body> {
         let identity = match self.authenticate(&proxy, req.headers()).await {
             Ok(identity) => identity,
-            Err(r) => return http_error(r.status, Value::Null, r.code, &r.message),
+            Err(r) => return r.into_response(),
         };
         let method = req.method().clone();
         if proxy.stdio.is_some() {
