@@ -11,12 +11,14 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 pub const QUEUE_CAPACITY: usize = 10_000;
 const BATCH: usize = 1000;
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How long the writer lets events gather after the first one of a batch.
+const GATHER_FOR: Duration = Duration::from_millis(100);
 /// Live messages a slow subscriber may fall behind by before it loses the oldest.
 pub const LIVE_CAPACITY: usize = 1024;
 
@@ -78,6 +80,8 @@ impl Live {
 #[derive(Clone)]
 pub struct EventSink {
     tx: mpsc::Sender<ProxyEvent>,
+    /// Cuts the writer's gathering short when the queue is half full.
+    filling: Arc<Notify>,
     dropped: Counter,
     /// Live subscribers (the console's WebSocket); lossy by design.
     live: Live,
@@ -88,6 +92,9 @@ impl EventSink {
         self.live.publish(|| LiveMessage::Event(event.clone()));
         if self.tx.try_send(event).is_err() {
             self.dropped.inc();
+        }
+        if self.tx.capacity() < QUEUE_CAPACITY / 2 {
+            self.filling.notify_one();
         }
     }
 
@@ -135,6 +142,8 @@ pub fn start(
     shutdown: Shutdown,
 ) -> (EventSink, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<ProxyEvent>(QUEUE_CAPACITY);
+    let filling = Arc::new(Notify::new());
+    let writer_filling = filling.clone();
     let live = Live::new();
     let writer_live = live.clone();
     let task = tokio::spawn(async move {
@@ -156,15 +165,41 @@ pub fn start(
                 write(&store, &mut batch, &write_failures, &alerts, &live).await;
                 return;
             }
-            // Gather a little more before writing, unless the batch is full.
+            // Let a batch gather before writing, unless one is full already. The
+            // writer sleeps rather than waking on every event: under load that
+            // is one thread wake-up and one SQLite transaction per batch, not
+            // per exchange.
             if batch.len() < BATCH {
-                let room = BATCH - batch.len();
-                let _ = tokio::time::timeout(FLUSH_EVERY, rx.recv_many(&mut batch, room)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(GATHER_FOR) => {}
+                    _ = writer_filling.notified() => {}
+                    _ = shutdown.triggered() => {}
+                }
             }
-            write(&store, &mut batch, &write_failures, &alerts, &live).await;
+            loop {
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(event) => batch.push(event),
+                        Err(_) => break,
+                    }
+                }
+                let full = batch.len() >= BATCH;
+                write(&store, &mut batch, &write_failures, &alerts, &live).await;
+                if !full {
+                    break;
+                }
+            }
         }
     });
-    (EventSink { tx, dropped, live }, task)
+    (
+        EventSink {
+            tx,
+            filling,
+            dropped,
+            live,
+        },
+        task,
+    )
 }
 
 async fn write(
@@ -238,6 +273,87 @@ mod tests {
             status_changed_by: None,
             note: None,
         }
+    }
+
+    fn event(n: u64) -> ProxyEvent {
+        ProxyEvent {
+            id: portcullis_core::id::new_id(),
+            at: jiff::Timestamp::now(),
+            proxy_id: "p".into(),
+            proxy_name: "llm".into(),
+            endpoint: "chat_completions".into(),
+            key_id: None,
+            group_id: None,
+            end_user: None,
+            model: Some(format!("model-{n}")),
+            status: 200,
+            decision: portcullis_core::proxy::Decision::Allowed,
+            error: None,
+            stream: false,
+            latency_us: n,
+            ttft_us: None,
+            overhead_us: 1,
+            input_tokens: n,
+            output_tokens: 0,
+            cached_tokens: 0,
+            request_bytes: 0,
+            response_bytes: 0,
+            findings: serde_json::json!([]),
+            cost_usd: None,
+        }
+    }
+
+    async fn stored(store: &DynStore) -> usize {
+        store
+            .list_events(&portcullis_store::EventFilter {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    }
+
+    #[tokio::test]
+    async fn gathered_events_are_written_and_a_shutdown_flushes_them_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(
+            portcullis_store::SqliteStore::open(&dir.path().join("e.db"))
+                .await
+                .unwrap(),
+        );
+        let dropped = Counter::default();
+        let shutdown = Shutdown::new();
+        let (sink, writer) = start(
+            store.clone(),
+            dropped.clone(),
+            Counter::default(),
+            AlertSettings::default(),
+            shutdown.clone(),
+        );
+        // Written after the gathering pause, without a shutdown.
+        for n in 0..3 {
+            sink.emit(event(n));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while stored(&store).await < 3 {
+            assert!(std::time::Instant::now() < deadline, "events not written");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // More than half the queue at once: the writer stops gathering, nothing
+        // is dropped.
+        for n in 0..(QUEUE_CAPACITY as u64 * 3 / 4) {
+            sink.emit(event(n));
+        }
+        // A shutdown in the middle of a pause: everything queued is written.
+        sink.emit(event(99));
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .expect("the writer stops promptly")
+            .unwrap();
+        assert_eq!(dropped.get(), 0);
+        assert_eq!(stored(&store).await, 3 + QUEUE_CAPACITY * 3 / 4 + 1);
     }
 
     #[tokio::test]
