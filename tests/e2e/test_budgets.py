@@ -72,7 +72,8 @@ def test_a_spent_budget_is_a_402_api_error_and_costs_are_recorded(setup):
     })
     assert r.status_code == 402 and r.json()["error"]["type"] == "billing_error"
 
-    events = setup.wait_events(admitted + 2, proxy=p["id"])
+    # Refused: the loop's last request, the stream and the Anthropic request.
+    events = setup.wait_events(admitted + 3, proxy=p["id"])
     allowed = [e for e in events if e["status"] == 200]
     assert len(allowed) == admitted
     assert all(e["cost_usd"] > 0 for e in allowed)
@@ -83,7 +84,7 @@ def test_a_spent_budget_is_a_402_api_error_and_costs_are_recorded(setup):
     usage = setup.admin("GET", "/api/v1/usage?group_by=group,model")
     row = usage["rows"][0]
     assert row["group_id"] == setup.group and row["model"] == MODEL
-    assert row["requests"] == admitted + 2 and row["blocked"] == 2
+    assert row["requests"] == admitted + 3 and row["blocked"] == 3
     assert row["cost_usd"] == pytest.approx(view["status"]["spent_usd"])
 
 

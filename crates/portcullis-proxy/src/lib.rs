@@ -9,6 +9,7 @@ pub mod a2a;
 pub mod answer;
 pub mod body;
 pub mod channel_body;
+pub(crate) mod coalesce;
 pub mod engines;
 pub mod error;
 pub mod events;

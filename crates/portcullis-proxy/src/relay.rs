@@ -513,7 +513,7 @@ impl Relay {
             .is_success()
             .then(|| AnswerFilter::new(proxy, exchange.redactor.as_ref()))
             .flatten();
-        let mut incoming = UpstreamBody::Live(incoming);
+        let mut incoming = UpstreamBody::Live(crate::coalesce::Coalesced::new(incoming));
         let mut observer = None;
         if is_sse {
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -583,7 +583,7 @@ impl Relay {
 /// The answer's body: straight from the upstream, or read whole and rewritten.
 /// An enum, not a boxed body, so the common path costs no allocation.
 pub enum UpstreamBody {
-    Live(hyper::body::Incoming),
+    Live(crate::coalesce::Coalesced<hyper::body::Incoming>),
     Held(Option<Bytes>),
 }
 
