@@ -129,22 +129,45 @@ pub fn is_tagged(k: usize) -> bool {
 
 /// Features of `text` (already folded: lower case, NFKC, confusables mapped).
 pub fn featurize(text: &str, shape: Shape, bits: u8) -> Featurized {
+    let mut out = Featurized::default();
+    visit(text, shape, bits, &mut out);
+    out
+}
+
+/// What [`visit`] hands its n-grams to.
+pub trait GramSink {
+    /// The two buckets of one n-gram: plain, then tagged with the text's shape.
+    fn gram(&mut self, plain: u32, tagged: u32);
+    /// The n-grams of one token are done.
+    fn token_end(&mut self);
+}
+
+impl GramSink for Featurized {
+    fn gram(&mut self, plain: u32, tagged: u32) {
+        self.features.extend_from_slice(&[plain, tagged]);
+    }
+
+    fn token_end(&mut self) {
+        #[allow(clippy::cast_possible_truncation)]
+        self.ends.push(self.features.len() as u32);
+    }
+}
+
+/// The n-grams of `text` as they are hashed, in order. [`featurize`] keeps
+/// them; scoring sums their weights without keeping them.
+pub fn visit<S: GramSink>(text: &str, shape: Shape, bits: u8, sink: &mut S) {
     let mask = (1u64 << bits) - 1;
     let salt = shape.salt();
-    let mut out = Featurized::default();
-    let push = |out: &mut Featurized, h: u64| {
-        // Truncation to the table size is the point of the mask.
-        #[allow(clippy::cast_possible_truncation)]
-        {
-            out.features.push((mix(h) & mask) as u32);
-            out.features.push((mix(h ^ salt) & mask) as u32);
-        }
+    // Truncation to the table size is the point of the mask.
+    #[allow(clippy::cast_possible_truncation)]
+    let push = |sink: &mut S, h: u64| {
+        sink.gram((mix(h) & mask) as u32, (mix(h ^ salt) & mask) as u32);
     };
     let mut previous: u64 = 0x5bd1_e995;
     for token in tokens(text) {
         let h = fnv1a(token.as_bytes());
-        push(&mut out, h);
-        push(&mut out, previous.rotate_left(17) ^ h ^ 0xb16);
+        push(sink, h);
+        push(sink, previous.rotate_left(17) ^ h ^ 0xb16);
         previous = h;
         let word = token.as_bytes();
         if word.len() >= 3 && token.starts_with(|c: char| c.is_alphanumeric()) {
@@ -155,14 +178,12 @@ pub fn featurize(text: &str, shape: Shape, bits: u8) -> Featurized {
                 window = (window << 8) | u32::from(b);
                 filled += 1;
                 if filled >= 4 {
-                    push(&mut out, u64::from(window) | (1 << 40));
+                    push(sink, u64::from(window) | (1 << 40));
                 }
             }
         }
-        #[allow(clippy::cast_possible_truncation)]
-        out.ends.push(out.features.len() as u32);
+        sink.token_end();
     }
-    out
 }
 
 /// Token windows are scored separately, so one injected sentence in a long

@@ -59,7 +59,7 @@ pub fn window_examples(
             let start = offsets.get(from).map_or(0, |o| o.0);
             let end = offsets.get(to.saturating_sub(1)).map_or(0, |o| o.1);
             let label = label_of(scale, start, end)?;
-            // The short scale reads the shape-tagged features only (see `Model::max_logit`).
+            // The short scale reads the shape-tagged features only (as `Model::max_logit` does).
             let features = (from..to)
                 .flat_map(|i| {
                     featurized
