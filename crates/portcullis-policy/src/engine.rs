@@ -454,6 +454,13 @@ impl Engine {
                             )
                             .configure(
                                 meta::Config::new()
+                                    // Gates only ask whether a stretch matches:
+                                    // no capture states, no engines for them.
+                                    .which_captures(
+                                        regex_automata::nfa::thompson::WhichCaptures::None,
+                                    )
+                                    .onepass(false)
+                                    .backtrack(false)
                                     .utf8_empty(false)
                                     .nfa_size_limit(Some(PATTERN_SIZE_LIMIT))
                                     .hybrid_cache_capacity(PATTERN_SIZE_LIMIT),
