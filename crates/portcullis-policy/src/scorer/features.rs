@@ -15,15 +15,16 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// Guesses the shape from structure alone: several lines of content, table
-    /// rows, code fences or mail/record headers read as a document.
+    /// Guesses the shape from structure: table rows, code fences, mail/record
+    /// headers, or a long text of many lines (a pasted page) read as a document.
+    /// A message of a few paragraphs a person wrote is still a prompt; tool
+    /// results are documents by where they are met, whatever their shape.
     pub fn of(text: &str) -> Shape {
         let bytes = text.as_bytes();
         let count = |b: u8| bytes.iter().filter(|&&c| c == b).count();
-        let lines = count(b'\n');
-        let pipes = count(b'|');
-        let fenced = text.contains("```");
-        if fenced || pipes >= 6 || (lines >= 6 && text.len() >= 400) || mail_headers(text) {
+        let (lines, pipes) = (count(b'\n'), count(b'|'));
+        let pasted = lines >= 12 && text.len() >= 1200;
+        if text.contains("```") || pipes >= 6 || pasted || mail_headers(text) {
             Shape::Document
         } else {
             Shape::Prompt
@@ -275,5 +276,10 @@ mod tests {
             Shape::Document
         );
         assert_eq!(Shape::of("what subject: maths or art?"), Shape::Prompt);
+        // A few paragraphs typed by a person, and a pasted page.
+        let message = "I wrote this over several lines, as people do.\n".repeat(8);
+        assert_eq!(Shape::of(&message), Shape::Prompt);
+        let page = "A line of some page that was pasted in whole.\n".repeat(30);
+        assert_eq!(Shape::of(&page), Shape::Document);
     }
 }
