@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from conftest import UPSTREAM_SECRET
 from test_llm_proxy import client
 
 EMAIL = "jane.doe@example.com"
@@ -60,6 +61,24 @@ def test_email_is_redacted_upstream_and_restored_for_the_client(setup):
     rules = {f["rule"] for e in events for f in e["findings"]}
     assert {"PII-EMAIL-001", "PII-CARD-001"} <= rules
     assert EMAIL not in json.dumps(events), "events never carry the value"
+
+
+def test_an_answer_with_nothing_to_restore_passes_unchanged(setup):
+    """A policy proxy reads answers whole; when nothing in one is restored or
+    blocked, the client gets the provider's bytes, not a re-encoding (which
+    would reorder the keys)."""
+    p = setup.proxy("inspecting", policies=["llm-critical-security", "llm-compliance-gdpr"])
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello."}]}
+    direct = httpx.post(setup.mock.base + "/v1/chat/completions", json=body,
+                        headers={"authorization": f"Bearer {UPSTREAM_SECRET}"}).text
+    through = httpx.post(p["base"] + "/v1/chat/completions", json=body,
+                         headers={"authorization": f"Bearer {setup.key}"})
+    assert through.status_code == 200
+    keys = lambda text: list(json.loads(text).keys())  # noqa: E731 (dicts keep the text's order)
+    assert keys(through.text) == keys(direct)
+    assert keys(direct) != sorted(keys(direct)), \
+        "the mock's order must differ from sorted for this test to mean anything"
+    assert "\n" not in direct and "\n" not in through.text, "compact, as the provider sent it"
 
 
 def test_answers_are_inspected_and_a_blocked_stream_ends_with_an_error(setup):

@@ -659,6 +659,7 @@ async fn hold_answer(
         return Ok(read); // not JSON: nothing we know how to read
     };
     let mut outcome = Ok(());
+    let mut changed = false;
     portcullis_protocol::answer::visit_answer_texts(endpoint, &mut value, |text| {
         if outcome.is_err() {
             return;
@@ -670,11 +671,19 @@ async fn hold_answer(
             })
         });
         match restored {
-            Ok(t) => *text = t,
+            Ok(t) if t != *text => {
+                *text = t;
+                changed = true;
+            }
+            Ok(_) => {}
             Err(why) => outcome = Err(why),
         }
     });
     outcome.map_err(|why| ProxyError::new(Reason::PolicyBlocked, why))?;
+    // Nothing restored: the upstream's bytes go out as they came.
+    if !changed {
+        return Ok(read);
+    }
     serde_json::to_vec(&value)
         .map(Bytes::from)
         .map_err(|_| ProxyError::new(Reason::Internal, "could not re-encode the answer"))
