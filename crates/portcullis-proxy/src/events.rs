@@ -178,10 +178,8 @@ pub fn start(
             }
             loop {
                 while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(event) => batch.push(event),
-                        Err(_) => break,
-                    }
+                    let Ok(event) = rx.try_recv() else { break };
+                    batch.push(event);
                 }
                 let full = batch.len() >= BATCH;
                 write(&store, &mut batch, &write_failures, &alerts, &live).await;

@@ -55,15 +55,8 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model of f32 `weights`, quantised as the file stores them.
     pub fn new(bits: u8, scales: Vec<Scale>, weights: Vec<f32>) -> Model {
-        let mut scales = scales;
-        scales.truncate(2);
-        if scales.is_empty() {
-            scales.push(Scale {
-                windowing: Windowing::default(),
-                bias: 0.0,
-            });
-        }
         let max = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
         let weight_scale = if max > 0.0 { max / 32767.0 } else { 1.0 };
         let weights = weights
@@ -75,6 +68,23 @@ impl Model {
                 q
             })
             .collect();
+        Model::quantised(bits, scales, weights, weight_scale)
+    }
+
+    /// One or two scales (one long scale with no bias when none is given).
+    fn quantised(
+        bits: u8,
+        mut scales: Vec<Scale>,
+        weights: Box<[i16]>,
+        weight_scale: f32,
+    ) -> Model {
+        scales.truncate(2);
+        if scales.is_empty() {
+            scales.push(Scale {
+                windowing: Windowing::default(),
+                bias: 0.0,
+            });
+        }
         Model {
             bits,
             scales,
@@ -171,19 +181,7 @@ impl Model {
             .chunks_exact(2)
             .map(|c| i16::from_le_bytes([c[0], c[1]]))
             .collect();
-        let mut scales: Vec<Scale> = scales;
-        if scales.is_empty() {
-            scales.push(Scale {
-                windowing: Windowing::default(),
-                bias: 0.0,
-            });
-        }
-        Ok(Model {
-            bits,
-            scales,
-            weights,
-            weight_scale: f32_at(18),
-        })
+        Ok(Model::quantised(bits, scales, weights, f32_at(18)))
     }
 
     /// Highest window logit of `folded` text. Per-token weight sums are taken
