@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -139,11 +140,23 @@ def check_flow(out, tools):
 
 
 def check_events(s, proxy, tool="echo", prompt="args-prompt", resource=BLOB_RESOURCE):
-    events = s.wait_events(3, proxy=proxy["id"], decision="blocked")
+    events = []
 
     def found(endpoint, rule, field, name):
         return [e for e in events if e["endpoint"] == endpoint
                 and any(f["rule"] == rule and f.get(field) == name for f in e["findings"])]
+
+    # Events are written in batches: wait for the three blocks, not for a count
+    # (other blocked exchanges of the test may be stored first).
+    deadline = time.time() + 5
+    while True:
+        events = s.events(proxy=proxy["id"], decision="blocked")
+        expected = [found("mcp:tools/call", "MCP-001", "tool", tool),
+                    found("mcp:prompts/get", "MCP-001", "prompt", prompt),
+                    found("mcp:resources/read", "BLOB-001", "resource", resource)]
+        if all(expected) or time.time() > deadline:
+            break
+        time.sleep(0.1)
 
     assert found("mcp:tools/call", "MCP-001", "tool", tool), events
     assert found("mcp:prompts/get", "MCP-001", "prompt", prompt), events
