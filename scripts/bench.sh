@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: the mock provider and the gateway (release builds) on loopback, load
-# from a separate process (loadgen), direct vs through the gateway in the same run.
+# from a separate process (loadgen), direct vs through the gateway in the same run,
+# and `bare-proxy` (forwarding only, same stack) as the floor any proxy pays here.
 # Everything started here is stopped on exit. Knobs: DURATION (s), RATE (req/s), CONNS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ RATE=${RATE:-1000}
 CONNS=${CONNS:-32}
 BIN=$CARGO_TARGET_DIR/release
 
-cargo build --release -q -p portcullis -p mock-upstream -p loadgen
+cargo build --release -q -p portcullis -p mock-upstream -p loadgen --bins
 
 work=$(mktemp -d)
 pids=()
@@ -18,9 +19,12 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(free_port); GW_PORT=$(free_port); PROXY_PORT=$(free_port); POLICY_PORT=$(free_port)
+MOCK_PORT=$(free_port); GW_PORT=$(free_port); PROXY_PORT=$(free_port); POLICY_PORT=$(free_port); BARE_PORT=$(free_port)
 
 "$BIN/mock-upstream" --listen "127.0.0.1:$MOCK_PORT" --threads 1 > "$work/mock.out" 2>&1 &
+pids+=($!)
+# The floor: a proxy on the same stack that does nothing but forward.
+"$BIN/bare-proxy" --listen "127.0.0.1:$BARE_PORT" --upstream "127.0.0.1:$MOCK_PORT" > "$work/bare.out" 2>&1 &
 pids+=($!)
 env -u PORTCULLIS_CONFIG PORTCULLIS_ADMIN_PASSWORD=bench-password-123 PORTCULLIS_LOG_LEVEL=warn \
   "$BIN/portcullis" serve --data-dir "$work/data" --listen "127.0.0.1:$GW_PORT" > "$work/gw.out" 2> "$work/gw.err" &
@@ -44,6 +48,7 @@ IDLE_RSS=$(rss_kb VmRSS)
 DIRECT=http://127.0.0.1:$MOCK_PORT/v1/chat/completions
 GATEWAY=http://127.0.0.1:$PROXY_PORT/v1/chat/completions
 POLICY=http://127.0.0.1:$POLICY_PORT/v1/chat/completions
+BARE=http://127.0.0.1:$BARE_PORT/v1/chat/completions
 run() { "$BIN/loadgen" --header "authorization: Bearer $KEY" "$@"; }
 
 echo "measuring ($DURATION s per run; 2 cores shared by load generator, gateway and mock)..." >&2
@@ -54,6 +59,10 @@ for target in direct gateway policy; do
   results+=("$(run --mode closed --url "$url" --body bench/bodies/chat-stream.json --connections "$CONNS" --duration "$DURATION" --label "$target closed stream")")
   results+=("$(run --mode open --url "$url" --body bench/bodies/chat.json --rate "$RATE" --duration "$DURATION" --label "$target open chat")")
   results+=("$(run --mode ttfb --url "$url" --body bench/bodies/chat-stream.json --requests 300 --label "$target ttfb stream")")
+done
+for body in chat chat-stream; do
+  kind=${body#chat-}; [ "$kind" = chat ] || kind=stream
+  results+=("$(run --mode closed --url "$BARE" --body "bench/bodies/$body.json" --connections "$CONNS" --duration "$DURATION" --label "bare closed $kind")")
 done
 PEAK_RSS=$(rss_kb VmHWM)
 EVENTS_DROPPED=$(curl -sf "http://127.0.0.1:$GW_PORT/metrics" | awk '/^portcullis_events_dropped_total/ {print $2}')
@@ -82,6 +91,11 @@ for p in ["ttfb_p50", "ttfb_p99"]:
     d, w, q = (g(f"{t} ttfb stream", f"{p}_ms") for t in ("direct", "gateway", "policy"))
     print(f"| stream time to first byte {p[5:]} (ms) | {d:.3f} | {w:.3f} | +{w-d:.3f} ms | {q:.3f} | +{q-d:.3f} ms |")
 errors = sum(v.get("errors", 0) for v in r.values())
+print()
+print("Floor: `bare-proxy` (hyper server and pooled client, forwarding only) on the same machine:")
+for kind, name in [("chat", "non-streaming"), ("stream", "streaming")]:
+    d, b, w = (g(f"{t} closed {kind}", "rps") for t in ("direct", "bare", "gateway"))
+    print(f"- {name}: {b:,.0f} req/s, {b/d:.0%} of direct; the gateway does {w/b:.0%} of it")
 print()
 print(f"gateway RSS: idle {int(idle)/1024:.1f} MB, peak {int(peak)/1024:.1f} MB; load errors: {errors}; events dropped: {dropped}")
 PY

@@ -9,9 +9,18 @@ use portcullis_policy::engine::EngineError;
 use portcullis_policy::{Engine, Pack};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 static ENGINES: Mutex<Option<HashMap<[u8; 32], Weak<Engine>>>> = Mutex::new(None);
+
+/// Run after every fresh compile (the binary hands freed scratch memory back to
+/// the system there); set once at start.
+static AFTER_COMPILE: OnceLock<fn()> = OnceLock::new();
+
+/// Sets what runs after each fresh compile; only the first call counts.
+pub fn after_compile(hook: fn()) {
+    let _ = AFTER_COMPILE.set(hook);
+}
 
 /// The packs' identity: SHA-256 of their JSON, so an edited user pack is a new set.
 fn fingerprint(packs: &[Pack]) -> [u8; 32] {
@@ -27,24 +36,45 @@ fn fingerprint(packs: &[Pack]) -> [u8; 32] {
 
 /// The engine of `packs`: the one already compiled, or a new one.
 pub fn shared(packs: &[Pack]) -> Result<Arc<Engine>, EngineError> {
+    let (engine, compiled) = obtain(packs)?;
+    if compiled {
+        if let Some(hook) = AFTER_COMPILE.get() {
+            hook();
+        }
+    }
+    Ok(engine)
+}
+
+/// The engine of `packs`, and whether this call compiled it.
+fn obtain(packs: &[Pack]) -> Result<(Arc<Engine>, bool), EngineError> {
     let key = fingerprint(packs);
     let cached = |engines: &mut Option<HashMap<[u8; 32], Weak<Engine>>>| {
         engines.as_ref()?.get(&key)?.upgrade()
     };
     if let Some(engine) = cached(&mut lock()) {
-        return Ok(engine);
+        return Ok((engine, false));
     }
     // Compiled outside the lock: two callers may both compile; either result
     // serves.
     let engine = Arc::new(Engine::compile(packs)?);
     let mut engines = lock();
     if let Some(existing) = cached(&mut engines) {
-        return Ok(existing);
+        return Ok((existing, true));
     }
     let map = engines.get_or_insert_with(HashMap::new);
     map.retain(|_, e| e.strong_count() > 0);
     map.insert(key, Arc::downgrade(&engine));
-    Ok(engine)
+    Ok((engine, true))
+}
+
+/// Compiles `packs` only to learn whether they compile (validation, dry checks),
+/// then hands the memory back as a kept engine's compile does.
+pub fn check(packs: &[Pack]) -> Result<(), EngineError> {
+    let compiled = Engine::compile(packs).map(drop);
+    if let Some(hook) = AFTER_COMPILE.get() {
+        hook();
+    }
+    compiled
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Option<HashMap<[u8; 32], Weak<Engine>>>> {
@@ -66,6 +96,20 @@ mod tests {
             p.name = format!("engines-test-{}", p.name);
         }
         packs
+    }
+
+    #[test]
+    fn only_a_fresh_compile_reports_itself() {
+        let (engine, compiled) =
+            obtain(&packs(&["llm-compliance-gdpr"])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            compiled,
+            "the first request compiles (and the memory hook runs)"
+        );
+        let (again, compiled) =
+            obtain(&packs(&["llm-compliance-gdpr"])).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&engine, &again));
+        assert!(!compiled, "a cache hit does not run the hook");
     }
 
     #[test]

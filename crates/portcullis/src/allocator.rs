@@ -37,3 +37,19 @@ pub fn tune_and_reexec() {
         eprintln!("note: running without allocator tuning ({error})");
     }
 }
+
+/// Hands the pages glibc holds free back to the system (`malloc_trim(0)`). glibc
+/// returns memory only from the top of an arena, so the scratch space of
+/// compiling a policy engine, freed below the engine's live automata, would stay
+/// resident (measured: 6 MB of the benchmark's idle RSS). Called after each
+/// compile, which is rare (a policy load, or the first message an engine is
+/// compiled for), never per request: it briefly locks each arena in turn.
+pub fn release_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code, reason = "the one allocator call; see the SAFETY note")]
+    // SAFETY: `malloc_trim` takes no pointers and touches only glibc's own free
+    // lists, under the arenas' locks; it is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use jiff::Timestamp;
-use portcullis_policy::{Engine, Finding, Location, Pack, Verdict};
+use portcullis_policy::{Finding, Location, Pack, Verdict};
 use portcullis_proxy::manager::builtin_pack;
 use portcullis_proxy::PolicyLookupError;
 use portcullis_store::{NewPolicy, PolicyRecord};
@@ -206,7 +206,7 @@ fn check_pack(body: &Value) -> Result<Pack, Vec<String>> {
         problems.push(format!("rules: at most {MAX_RULES} rules in one pack"));
     }
     if problems.is_empty() {
-        if let Err(e) = Engine::compile(std::slice::from_ref(&pack)) {
+        if let Err(e) = portcullis_proxy::engines::check(std::slice::from_ref(&pack)) {
             problems.push(e.to_string());
         }
     }
@@ -286,8 +286,8 @@ pub(crate) async fn resolve_for_proxy(
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
-    blocking(move || match Engine::compile(&packs) {
-        Ok(_) => Ok(packs),
+    blocking(move || match portcullis_proxy::engines::check(&packs) {
+        Ok(()) => Ok(packs),
         Err(e) => Err(vec![format!("policies: {e}")]),
     })
     .await
@@ -421,7 +421,7 @@ async fn check_still_compiles(state: &AppState, pack: &Pack) -> ApiResult<()> {
                 Err(_) => continue,
             };
         packs.push(pack.clone());
-        if let Err(e) = blocking(move || Engine::compile(&packs).map(|_| ())).await? {
+        if let Err(e) = blocking(move || portcullis_proxy::engines::check(&packs)).await? {
             problems.push(format!("proxy {}: {e}", proxy.spec.name));
         }
     }
@@ -536,7 +536,8 @@ pub async fn dry_run(
     let pack = load(&state, &name).await?.pack;
     let location = req.location;
     let (verdict, findings) = blocking(move || {
-        Engine::compile(std::slice::from_ref(&pack)).map(|engine| {
+        // The engine a proxy with this one pack already holds, if any.
+        portcullis_proxy::engines::shared(std::slice::from_ref(&pack)).map(|engine| {
             let assessment = engine.assess(location, &req.text);
             let findings = with_char_spans(&req.text, &assessment.findings);
             (Verdict::from(&assessment), findings)

@@ -118,9 +118,10 @@ pub struct A2aRelay {
     /// The SSRF policy and the client that applies it; swapped as a whole.
     net: ArcSwap<Net>,
     tasks: Arc<tasks::Tasks>,
-    /// The default packs' engine; `None`: they did not compile, and agents
-    /// without their own policies are refused.
-    engine: Option<Arc<Engine>>,
+    /// The default packs' engine, compiled on the first message that needs it
+    /// (a gateway without A2A agents never holds it); `None`: the packs did not
+    /// compile, and agents without their own policies are refused.
+    engine: tokio::sync::OnceCell<Option<Arc<Engine>>>,
     /// Engines of agents with their own policies, by agent id, with the policy
     /// names and generation they were compiled for.
     engines: RwLock<HashMap<String, AgentEngine>>,
@@ -233,7 +234,7 @@ impl A2aRelay {
             master_key,
             credentials: RwLock::new(HashMap::new()),
             net: ArcSwap::from_pointee(Net::new(NetPolicy::default())),
-            engine: compile_engine(),
+            engine: tokio::sync::OnceCell::new(),
             engines: RwLock::new(HashMap::new()),
             policy_generation: std::sync::atomic::AtomicU64::new(0),
             stream_idle_ms: std::sync::atomic::AtomicU64::new(
@@ -268,7 +269,16 @@ impl A2aRelay {
             )
         };
         let Some(names) = &agent.settings.policies else {
-            return match &self.engine {
+            let default = self
+                .engine
+                .get_or_init(|| async {
+                    tokio::task::spawn_blocking(compile_engine)
+                        .await
+                        .ok()
+                        .flatten()
+                })
+                .await;
+            return match default {
                 Some(e) => Ok(inspect::applies(e).then(|| e.clone())),
                 None => Err(unavailable("the default A2A packs did not compile".into())),
             };

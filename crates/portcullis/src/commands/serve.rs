@@ -50,6 +50,7 @@ async fn shared_counters(config: &portcullis_config::Config) -> Result<Option<Sh
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = bootstrap::load_config(global, args.listen)?;
     init_logging(&config)?;
+    portcullis_proxy::engines::after_compile(crate::allocator::release_freed);
     let listen = config.listen;
     let drain_timeout = config.drain_timeout;
     let opened = bootstrap::open(config).await?;
