@@ -13,7 +13,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{RegexSet, RegexSetBuilder};
 use regex::{Regex, RegexBuilder};
 use regex_automata::util::syntax;
-use regex_automata::{meta, Input};
+use regex_automata::{meta, Anchored, Input};
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
@@ -222,13 +222,21 @@ struct GatedPattern {
 impl GatedPattern {
     /// Whether the pattern matches `text`, given where its gate literals occur
     /// (in text order). Bounded patterns search only the stretches around the
-    /// literals; others search once, from before the first literal to the end.
+    /// literals; unbounded ones whose matches start at most a few bytes before
+    /// their literal try an anchored match at each such start (it dies within a
+    /// few bytes where nothing matches); others search once, from before the
+    /// first literal to the end.
     fn matches(
         &self,
         text: &[u8],
         literal_starts: &[usize],
         scratch: &mut Vec<Range<usize>>,
     ) -> bool {
+        if let (None, Some(lead)) = (self.gate.max_len, self.gate.max_offset) {
+            if lead <= MAX_ANCHORED_LEAD && literal_starts.len() <= MAX_WINDOWS {
+                return self.matches_anchored(text, literal_starts, lead);
+            }
+        }
         scratch.clear();
         let windowed = literal_starts.len() <= MAX_WINDOWS
             && literal_starts
@@ -264,11 +272,34 @@ impl GatedPattern {
         }
         merged.is_some_and(|m| self.regex.is_match(Input::new(text).range(m)))
     }
+
+    /// Every match starts within `lead` bytes before one of the literals: an
+    /// anchored attempt at each such position finds it. Look-behind (`\b`) still
+    /// sees the text before the attempt.
+    fn matches_anchored(&self, text: &[u8], literal_starts: &[usize], lead: usize) -> bool {
+        let mut next_untried = 0;
+        for &start in literal_starts {
+            let from = start.saturating_sub(lead).max(next_untried);
+            for at in from..=start.min(text.len()) {
+                let input = Input::new(text).range(at..).anchored(Anchored::Yes);
+                if self.regex.is_match(input) {
+                    return true;
+                }
+            }
+            next_untried = next_untried.max(start + 1);
+        }
+        false
+    }
 }
 
 /// More literal hits than this and a gated pattern searches the rest of the
 /// text once instead of stretch by stretch.
 const MAX_WINDOWS: usize = 32;
+
+/// Unbounded patterns whose matches start at most this many bytes before their
+/// literal are tried anchored at each possible start instead of searched to the
+/// end of the text.
+const MAX_ANCHORED_LEAD: usize = 4;
 
 /// The patterns of one text form. Most patterns contain one of a few known
 /// words: one Aho-Corasick pass over the text finds which of those words occur,
