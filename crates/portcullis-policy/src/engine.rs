@@ -306,9 +306,8 @@ const MAX_ANCHORED_LEAD: usize = 4;
 /// and only the patterns that need them run. The rest run as small sets.
 #[derive(Debug)]
 struct PatternSet {
-    /// Patterns without usable prefix literals, in slices.
-    sets: Vec<RegexSet>,
-    rule_of: Vec<usize>,
+    /// Patterns without usable gate literals, in slices.
+    sets: Vec<UngatedSet>,
     /// Every gate literal of the other patterns, and whose it is.
     prefilter: Option<AhoCorasick>,
     literal_owner: Vec<usize>,
@@ -316,13 +315,24 @@ struct PatternSet {
     gated: Vec<GatedPattern>,
 }
 
+/// A slice of ungated patterns, run as one automaton.
+#[derive(Debug)]
+struct UngatedSet {
+    set: RegexSet,
+    /// The rule of each pattern in the set.
+    rules: Vec<usize>,
+    /// Every match of every pattern holds a non-ASCII character (invisible
+    /// characters, homoglyph ranges): nothing to find in ASCII text.
+    non_ascii_only: bool,
+}
+
 impl PatternSet {
     /// The rule of every pattern that matches `text` (with repeats).
     fn matching_rules(&self, text: &str, out: &mut Vec<usize>) {
         let bytes = text.as_bytes();
-        for (slice, set) in self.sets.iter().enumerate() {
-            let offset = slice * PATTERNS_PER_SET;
-            out.extend(set.matches(bytes).iter().map(|p| self.rule_of[offset + p]));
+        let ascii = text.is_ascii();
+        for slice in self.sets.iter().filter(|s| !(ascii && s.non_ascii_only)) {
+            out.extend(slice.set.matches(bytes).iter().map(|p| slice.rules[p]));
         }
         let Some(prefilter) = &self.prefilter else {
             return;
@@ -530,12 +540,16 @@ impl Engine {
                         })?,
                 )
             };
-            let rule_of = ungated_rules;
-            let patterns = ungated;
-            let sets = patterns
-                .chunks(PATTERNS_PER_SET)
-                .map(|slice| {
-                    RegexSetBuilder::new(slice)
+            // Patterns that only match non-ASCII text get sets of their own,
+            // skipped on ASCII text (most traffic).
+            let (non_ascii, other): (Vec<_>, Vec<_>) = ungated
+                .into_iter()
+                .zip(ungated_rules)
+                .partition(|(pattern, _)| literals::needs_non_ascii(pattern, case_insensitive));
+            let mut sets = Vec::new();
+            for (group, non_ascii_only) in [(other, false), (non_ascii, true)] {
+                for slice in group.chunks(PATTERNS_PER_SET) {
+                    let set = RegexSetBuilder::new(slice.iter().map(|(p, _)| p))
                         .case_insensitive(case_insensitive)
                         .size_limit(PATTERN_SIZE_LIMIT * 4)
                         .dfa_size_limit(DFA_CACHE_BYTES)
@@ -543,12 +557,16 @@ impl Engine {
                         .map_err(|e| EngineError::Set {
                             form,
                             message: e.to_string(),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                        })?;
+                    sets.push(UngatedSet {
+                        set,
+                        rules: slice.iter().map(|(_, rule)| *rule).collect(),
+                        non_ascii_only,
+                    });
+                }
+            }
             Ok(Some(PatternSet {
                 sets,
-                rule_of,
                 prefilter,
                 literal_owner,
                 gated,

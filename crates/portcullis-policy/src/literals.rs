@@ -97,6 +97,32 @@ pub(crate) fn gate(pattern: &str, case_insensitive: bool, form: TextForm) -> Opt
     })
 }
 
+/// Whether every match of `pattern` (as compiled into a set, with the set's case
+/// folding: some non-ASCII letters fold to ASCII ones, the Kelvin sign to `k`)
+/// holds a non-ASCII character, so the pattern cannot match ASCII text. `false`
+/// when unsure.
+pub(crate) fn needs_non_ascii(pattern: &str, case_insensitive: bool) -> bool {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .case_insensitive(case_insensitive)
+        .build()
+        .parse(pattern)
+        .is_ok_and(|hir| non_ascii_in_every_match(&hir))
+}
+
+fn non_ascii_in_every_match(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Literal(lit) => !lit.0.is_ascii(),
+        HirKind::Class(Class::Unicode(c)) => c.iter().all(|r| !r.start().is_ascii()),
+        HirKind::Class(Class::Bytes(c)) => c.iter().all(|r| !r.start().is_ascii()),
+        HirKind::Capture(capture) => non_ascii_in_every_match(&capture.sub),
+        HirKind::Repetition(rep) => rep.min > 0 && non_ascii_in_every_match(&rep.sub),
+        HirKind::Concat(children) => children.iter().any(non_ascii_in_every_match),
+        HirKind::Alternation(children) => children.iter().all(non_ascii_in_every_match),
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
+}
+
 /// The longest match of `hir` on text of this form, if bounded.
 fn max_len(hir: &Hir, form: TextForm) -> Option<usize> {
     match hir.kind() {
@@ -327,6 +353,28 @@ fn concat_required(children: &[Hir], form: TextForm) -> Option<Required> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn patterns_that_only_match_non_ascii_text_are_told_apart() {
+        use super::needs_non_ascii;
+        assert!(needs_non_ascii(r"[\x{200B}-\x{200F}\x{FEFF}]", false));
+        assert!(needs_non_ascii(
+            r"[A-Za-z][\x{0400}-\x{04FF}]+[A-Za-z]",
+            false
+        ));
+        assert!(needs_non_ascii(r"(?:é|ü)x", false));
+        // Something ASCII can match, or the part that is not may be absent.
+        assert!(!needs_non_ascii(
+            r"[A-Za-z][\x{0400}-\x{04FF}]*[A-Za-z]",
+            false
+        ));
+        assert!(!needs_non_ascii(r"(?:é|u)x", false));
+        assert!(!needs_non_ascii(r"[\x{200B}\x{FEFF}]|zwsp", false));
+        assert!(!needs_non_ascii(r"\bignore\b", false));
+        // The Kelvin sign folds to `k`: case-insensitively it matches ASCII.
+        assert!(needs_non_ascii("\u{212A}", false));
+        assert!(!needs_non_ascii("\u{212A}", true));
+    }
+
     use super::{gate, Gate, TextForm};
 
     fn gate_raw(pattern: &str, ci: bool) -> Option<Gate> {
