@@ -60,10 +60,8 @@ for target in direct gateway policy; do
   results+=("$(run --mode open --url "$url" --body bench/bodies/chat.json --rate "$RATE" --duration "$DURATION" --label "$target open chat")")
   results+=("$(run --mode ttfb --url "$url" --body bench/bodies/chat-stream.json --requests 300 --label "$target ttfb stream")")
 done
-for body in chat chat-stream; do
-  kind=${body#chat-}; [ "$kind" = chat ] || kind=stream
-  results+=("$(run --mode closed --url "$BARE" --body "bench/bodies/$body.json" --connections "$CONNS" --duration "$DURATION" --label "bare closed $kind")")
-done
+results+=("$(run --mode closed --url "$BARE" --body bench/bodies/chat.json --connections "$CONNS" --duration "$DURATION" --label "bare closed chat")")
+results+=("$(run --mode closed --url "$BARE" --body bench/bodies/chat-stream.json --connections "$CONNS" --duration "$DURATION" --label "bare closed stream")")
 PEAK_RSS=$(rss_kb VmHWM)
 EVENTS_DROPPED=$(curl -sf "http://127.0.0.1:$GW_PORT/metrics" | awk '/^portcullis_events_dropped_total/ {print $2}')
 

@@ -38,9 +38,7 @@ fn fingerprint(packs: &[Pack]) -> [u8; 32] {
 pub fn shared(packs: &[Pack]) -> Result<Arc<Engine>, EngineError> {
     let (engine, compiled) = obtain(packs)?;
     if compiled {
-        if let Some(hook) = AFTER_COMPILE.get() {
-            hook();
-        }
+        run_after_compile();
     }
     Ok(engine)
 }
@@ -71,10 +69,14 @@ fn obtain(packs: &[Pack]) -> Result<(Arc<Engine>, bool), EngineError> {
 /// then hands the memory back as a kept engine's compile does.
 pub fn check(packs: &[Pack]) -> Result<(), EngineError> {
     let compiled = Engine::compile(packs).map(drop);
+    run_after_compile();
+    compiled
+}
+
+fn run_after_compile() {
     if let Some(hook) = AFTER_COMPILE.get() {
         hook();
     }
-    compiled
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Option<HashMap<[u8; 32], Weak<Engine>>>> {
