@@ -21,8 +21,31 @@ const B64_ENGINE: GeneralPurpose = GeneralPurpose::new(
 /// Minimum share (percent) of printable chars for a decoded run to count as text.
 const MIN_PRINTABLE_PERCENT: usize = 85;
 
+/// Byte classes, looked up once per byte while scanning for encoded runs.
+const B64: u8 = 1;
+/// A byte a hex run can hold: a digit, or part of a `0x` / `\x` prefix.
+const IN_HEX_RUN: u8 = 2;
+
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        // `b` < 256, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_') {
+            table[b] |= B64;
+        }
+        if c.is_ascii_hexdigit() || matches!(c, b'\\' | b'x' | b'X') {
+            table[b] |= IN_HEX_RUN;
+        }
+        b += 1;
+    }
+    table
+};
+
 fn is_b64_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+    CLASSES[usize::from(b)] & B64 != 0
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -104,10 +127,50 @@ pub fn decode_base64_run(run: &str) -> Option<Vec<u8>> {
 /// groups (`0x69676e`, `\x69\x67\x6e`). Odd-length runs drop their last digit.
 pub fn for_each_hex_run<'a>(s: &'a str, min_digits: usize, mut f: impl FnMut(&'a str, &[u8])) {
     let b = s.as_bytes();
-    let n = b.len();
+    let min_digits = min_digits.max(2);
     let mut nibbles: Vec<u8> = Vec::new();
     let mut bytes: Vec<u8> = Vec::new();
-    let mut i = 0;
+    // A run lies inside a stretch of digits and prefix bytes, so only stretches
+    // long enough to hold `min_digits` digits are parsed; prose has few.
+    let mut at = 0;
+    while at < b.len() {
+        if CLASSES[usize::from(b[at])] & IN_HEX_RUN == 0 {
+            at += 1;
+            continue;
+        }
+        let from = at;
+        while at < b.len() && CLASSES[usize::from(b[at])] & IN_HEX_RUN != 0 {
+            at += 1;
+        }
+        if at - from >= min_digits {
+            hex_runs_in(
+                &b[..at],
+                from,
+                min_digits,
+                &mut nibbles,
+                &mut bytes,
+                |range, decoded| {
+                    // Runs are ASCII, so their ends are char boundaries.
+                    if let Some(run) = s.get(range) {
+                        f(run, decoded);
+                    }
+                },
+            );
+        }
+    }
+}
+
+/// The hex runs of `b[from..]` (a stretch of [`IN_HEX_RUN`] bytes that ends `b`).
+fn hex_runs_in(
+    b: &[u8],
+    from: usize,
+    min_digits: usize,
+    nibbles: &mut Vec<u8>,
+    bytes: &mut Vec<u8>,
+    mut f: impl FnMut(std::ops::Range<usize>, &[u8]),
+) {
+    let n = b.len();
+    let mut i = from;
     while i < n {
         let start = i;
         let mut j = i;
@@ -134,22 +197,20 @@ pub fn for_each_hex_run<'a>(s: &'a str, min_digits: usize, mut f: impl FnMut(&'a
             continue;
         }
         i = j;
-        if nibbles.len() < min_digits.max(2) {
+        if nibbles.len() < min_digits {
             continue;
         }
         bytes.clear();
         bytes.extend(nibbles.chunks_exact(2).map(|p| (p[0] << 4) | p[1]));
-        if let Some(run) = s.get(start..j) {
-            f(run, &bytes);
-        }
+        f(start..j, bytes);
     }
 }
 
 /// Whether `s` contains `%` followed by two hex digits.
 fn has_percent_escape(s: &str) -> bool {
     let b = s.as_bytes();
-    b.windows(3)
-        .any(|w| w[0] == b'%' && hex_val(w[1]).is_some() && hex_val(w[2]).is_some())
+    memchr::memchr_iter(b'%', b)
+        .any(|i| i + 2 < b.len() && hex_val(b[i + 1]).is_some() && hex_val(b[i + 2]).is_some())
 }
 
 /// Percent-decode the whole text. `None` when there is no `%XX` escape.
@@ -374,6 +435,29 @@ pub fn escape_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Parsing only the stretches that can hold a run finds exactly the runs
+        /// a parse of the whole text finds.
+        #[test]
+        fn stretch_prefilter_keeps_every_hex_run(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["0", "x", "X", "\\", "a", "F", "9", "g", " ", "0x", "\\x", "é"]),
+                0..80,
+            ),
+            min in 2usize..20,
+        ) {
+            let text = pieces.concat();
+            let mut fast = Vec::new();
+            for_each_hex_run(&text, min, |run, bytes| fast.push((run.to_owned(), bytes.to_vec())));
+            let (mut nibbles, mut bytes) = (Vec::new(), Vec::new());
+            let mut whole = Vec::new();
+            hex_runs_in(text.as_bytes(), 0, min, &mut nibbles, &mut bytes, |range, decoded| {
+                whole.push((text[range].to_owned(), decoded.to_vec()));
+            });
+            proptest::prop_assert_eq!(fast, whole);
+        }
+    }
 
     #[test]
     fn base64_runs_found_and_decoded() {

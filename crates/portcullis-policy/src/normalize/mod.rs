@@ -104,7 +104,9 @@ type WholeTextDecoder = fn(&str) -> Option<String>;
 
 struct Builder {
     out: Normalized,
-    seen_views: HashSet<String>,
+    /// Hashes of the views so far (keyed per call, so no input can aim for a
+    /// collision); `views[0]` is hashed only once a decoded view turns up.
+    seen_views: HashSet<u64>,
     seen_runs: HashSet<(Origin, u64)>,
     hasher: RandomState,
     budget_left: usize,
@@ -135,14 +137,24 @@ impl Builder {
         let stage1 = truncate_at_boundary(&stage1, work_cap).to_owned();
         let (text, confusables) = unicode::fold_case_and_space(&stage1);
         let text = truncate_at_boundary(&text, self.budget_left);
-        if text.is_empty() || self.seen_views.contains(text) {
+        if text.is_empty() {
+            return None;
+        }
+        if self.seen_views.is_empty() {
+            let first = self
+                .out
+                .views
+                .first()
+                .map(|v| self.hasher.hash_one(&v.text));
+            self.seen_views.extend(first);
+        }
+        if !self.seen_views.insert(self.hasher.hash_one(text)) {
             return None;
         }
         let text = text.to_owned();
         self.budget_left -= text.len();
         self.out.hidden_chars += hidden;
         self.out.confusables += confusables;
-        self.seen_views.insert(text.clone());
         self.out.views.push(View { text, origin });
         Some(stage1)
     }
@@ -220,7 +232,6 @@ pub fn normalize(input: &str, limits: &Limits) -> Normalized {
         hasher: RandomState::new(),
         budget_left: limits.max_decoded_bytes,
     };
-    b.seen_views.insert(text0.clone());
     b.out.views.push(View {
         text: text0,
         origin: Origin::Normalized,

@@ -249,6 +249,16 @@ fn decoded_bytes(n: &Normalized) -> usize {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// ASCII takes a one-pass path; it folds like the general one (lowercase,
+    /// then every whitespace or control run made one space, ends trimmed).
+    #[test]
+    fn ascii_fast_path_folds_like_the_general_path(s in "[\\x00-\\x7f]{0,80}") {
+        prop_assert_eq!(
+            unicode::fold_case_and_space(&s).0,
+            unicode::collapse_whitespace(&s.to_lowercase())
+        );
+    }
+
     #[test]
     fn normalize_never_panics_and_respects_limits(
         s in any::<String>(),

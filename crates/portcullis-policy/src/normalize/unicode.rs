@@ -101,18 +101,19 @@ pub fn fold_case_and_space(s: &str) -> (String, usize) {
     if s.is_ascii() {
         // The common case in one pass: ASCII is already NFKC and has no
         // confusables or invisibles, so only case and spacing change.
+        // Words (runs of anything but ASCII whitespace and controls, all of which
+        // are at most a space or DEL) are lowercased a slice at a time and
+        // joined by one space.
         let mut out = Vec::with_capacity(s.len());
-        let mut pending_space = false;
-        for b in s.bytes() {
-            if b.is_ascii_whitespace() || b.is_ascii_control() || b == 0x0b {
-                pending_space = true;
-            } else {
-                if pending_space && !out.is_empty() {
-                    out.push(b' ');
-                }
-                pending_space = false;
-                out.push(b.to_ascii_lowercase());
+        let words = s
+            .as_bytes()
+            .split(|&b| b <= b' ' || b == 0x7f)
+            .filter(|w| !w.is_empty());
+        for word in words {
+            if !out.is_empty() {
+                out.push(b' ');
             }
+            out.extend(word.iter().map(u8::to_ascii_lowercase));
         }
         // Only ASCII bytes were pushed.
         return (String::from_utf8(out).unwrap_or_default(), 0);

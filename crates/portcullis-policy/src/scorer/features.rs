@@ -21,10 +21,14 @@ impl Shape {
     /// results are documents by where they are met, whatever their shape.
     pub fn of(text: &str) -> Shape {
         let bytes = text.as_bytes();
-        let count = |b: u8| bytes.iter().filter(|&&c| c == b).count();
-        let (lines, pipes) = (count(b'\n'), count(b'|'));
-        let pasted = lines >= 12 && text.len() >= 1200;
-        if text.contains("```") || pipes >= 6 || pasted || mail_headers(text) {
+        // Counting stops at the threshold; memchr scans a vector at a time.
+        let at_least = |b: u8, n: usize| memchr::memchr_iter(b, bytes).nth(n - 1).is_some();
+        let pasted = text.len() >= 1200 && at_least(b'\n', 12);
+        if pasted
+            || at_least(b'|', 6)
+            || memchr::memmem::find(bytes, b"```").is_some()
+            || mail_headers(text)
+        {
             Shape::Document
         } else {
             Shape::Prompt
@@ -42,14 +46,23 @@ impl Shape {
 /// An e-mail: a `Subject:` header beside a `From:`, `To:` or `Date:` one.
 fn mail_headers(text: &str) -> bool {
     let head = &text.as_bytes()[..text.len().min(2048)];
-    let has = |needle: &[u8]| {
-        head.windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
-    };
-    has(b"subject:")
-        && [&b"from:"[..], b"to:", b"date:", b"sent:"]
+    // Each header name is looked for just before a colon, in any case.
+    let (mut subject, mut other) = (false, false);
+    for colon in memchr::memchr_iter(b':', head) {
+        let before = &head[..colon];
+        let named = |name: &[u8]| {
+            before.len() >= name.len()
+                && before[before.len() - name.len()..].eq_ignore_ascii_case(name)
+        };
+        subject |= named(b"subject");
+        other |= [&b"from"[..], b"to", b"date", b"sent"]
             .iter()
-            .any(|h| has(h))
+            .any(|h| named(h));
+        if subject && other {
+            return true;
+        }
+    }
+    false
 }
 
 /// Tokens beyond this many are ignored (the scan stays bounded on huge inputs).
@@ -103,15 +116,15 @@ fn mix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Splits folded text into word tokens and single punctuation tokens.
+/// Splits folded text into word tokens and single punctuation tokens. Words are
+/// runs of alphanumeric characters; whitespace separates tokens.
 pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
-        rest = rest.trim_start_matches(|c: char| c.is_whitespace());
+        rest = &rest[skip_while(rest, |c| c.is_whitespace())..];
         let first = rest.chars().next()?;
         let len = if first.is_alphanumeric() {
-            rest.find(|c: char| !c.is_alphanumeric())
-                .unwrap_or(rest.len())
+            skip_while(rest, char::is_alphanumeric)
         } else {
             first.len_utf8()
         };
@@ -120,6 +133,28 @@ pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
         Some(token)
     })
     .take(MAX_TOKENS)
+}
+
+/// Length of the longest prefix of `s` whose characters all satisfy `keep`.
+/// ASCII bytes are classified as bytes; only other characters are decoded.
+fn skip_while(s: &str, keep: impl Fn(char) -> bool) -> usize {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let (c, width) = if b.is_ascii() {
+            (char::from(b), 1)
+        } else {
+            match s.get(i..).and_then(|t| t.chars().next()) {
+                Some(c) => (c, c.len_utf8()),
+                None => break,
+            }
+        };
+        if !keep(c) {
+            break;
+        }
+        i += width;
+    }
+    i
 }
 
 /// Whether the `k`-th feature of a token is a shape-tagged copy: [`featurize`]
@@ -227,6 +262,56 @@ impl Windowing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The colon-led search agrees with looking for each `name:` anywhere
+        /// in the first 2 KiB, in any case.
+        #[test]
+        fn mail_headers_agree_with_a_plain_search(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["subject", "SuBjEcT", "from", "To", "DATE", "sent", "ject", ":", " ", "\n", "x"]),
+                0..40,
+            ),
+        ) {
+            let text = pieces.concat();
+            let head = &text.as_bytes()[..text.len().min(2048)];
+            let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+            let plain = has(b"subject:") && [&b"from:"[..], b"to:", b"date:", b"sent:"].iter().any(|h| has(h));
+            proptest::prop_assert_eq!(mail_headers(&text), plain);
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte-wise scan splits like a char-by-char reading of the text.
+        #[test]
+        fn tokens_split_like_a_char_scan(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "Z", "7", " ", "\u{a0}", "\n", "é", "ß", "٣", "?", "'", "\u{2003}", "日本", "\u{1f600}", "\u{301}"]),
+                0..60,
+            ),
+        ) {
+            let text = pieces.concat();
+            let mut expected = Vec::new();
+            let mut word = String::new();
+            for c in text.chars() {
+                if c.is_alphanumeric() {
+                    word.push(c);
+                    continue;
+                }
+                if !word.is_empty() {
+                    expected.push(std::mem::take(&mut word));
+                }
+                if !c.is_whitespace() {
+                    expected.push(c.to_string());
+                }
+            }
+            if !word.is_empty() {
+                expected.push(word);
+            }
+            let got: Vec<String> = tokens(&text).map(str::to_owned).collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
 
     #[test]
     fn tokens_split_words_and_punctuation() {

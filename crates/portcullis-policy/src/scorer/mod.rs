@@ -190,7 +190,7 @@ impl Model {
     /// short document scale reads only the shape-tagged ones, so what it learns
     /// about planted sentences never moves a prompt's score.
     pub fn max_logit(&self, folded: &str, shape: Shape) -> f32 {
-        let mut sums = TokenSums::new(&self.weights);
+        let mut sums = TokenSums::new(&self.weights, folded.len());
         features::visit(folded, shape, self.bits, &mut sums);
         let (all, tagged) = (&sums.all, &sums.tagged);
         let logit = |prefix: &[(i64, u32)], bias: f32, (from, to): (usize, usize)| {
@@ -237,11 +237,19 @@ struct TokenSums<'w> {
 }
 
 impl<'w> TokenSums<'w> {
-    fn new(weights: &'w [i16]) -> Self {
+    /// Room for the tokens of a `text_len`-byte text (about one per four bytes
+    /// of prose), so the prefix sums rarely grow while they are pushed.
+    fn new(weights: &'w [i16], text_len: usize) -> Self {
+        let capacity = (text_len / 4).min(features::MAX_TOKENS) + 2;
+        let prefix = |_| {
+            let mut v = Vec::with_capacity(capacity);
+            v.push((0, 0));
+            v
+        };
         TokenSums {
             weights,
-            all: vec![(0, 0)],
-            tagged: vec![(0, 0)],
+            all: prefix(()),
+            tagged: prefix(()),
             plain: 0,
             shaped: 0,
             grams: 0,
