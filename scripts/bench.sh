@@ -2,6 +2,7 @@
 # make bench: the mock provider and the gateway (release builds) on loopback, load
 # from a separate process (loadgen), direct vs through the gateway in the same run,
 # and `bare-proxy` (forwarding only, same stack) as the floor any proxy pays here.
+# Bodies number each request (`{{n}}`), so no two carry the same text.
 # Everything started here is stopped on exit. Knobs: DURATION (s), RATE (req/s), CONNS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,8 @@ for target in direct gateway policy; do
   results+=("$(run --mode closed --url "$url" --body bench/bodies/chat-stream.json --connections "$CONNS" --duration "$DURATION" --label "$target closed stream")")
   results+=("$(run --mode open --url "$url" --body bench/bodies/chat.json --rate "$RATE" --duration "$DURATION" --label "$target open chat")")
   results+=("$(run --mode ttfb --url "$url" --body bench/bodies/chat-stream.json --requests 300 --label "$target ttfb stream")")
+  # A chat re-sends its history: one request at a time, the newest message new.
+  results+=("$(run --mode closed --connections 1 --url "$url" --body bench/bodies/chat-history.json --duration "$DURATION" --label "$target history")")
 done
 results+=("$(run --mode closed --url "$BARE" --body bench/bodies/chat.json --connections "$CONNS" --duration "$DURATION" --label "bare closed chat")")
 results+=("$(run --mode closed --url "$BARE" --body bench/bodies/chat-stream.json --connections "$CONNS" --duration "$DURATION" --label "bare closed stream")")
@@ -88,6 +91,10 @@ for p in ["p50", "p90", "p99"]:
 for p in ["ttfb_p50", "ttfb_p99"]:
     d, w, q = (g(f"{t} ttfb stream", f"{p}_ms") for t in ("direct", "gateway", "policy"))
     print(f"| stream time to first byte {p[5:]} (ms) | {d:.3f} | {w:.3f} | +{w-d:.3f} ms | {q:.3f} | +{q-d:.3f} ms |")
+d, w, q = (g(f"{t} history", "p50_ms") for t in ("direct", "gateway", "policy"))
+print()
+print(f"A 5-turn chat (3.2 KB; every request's newest message is new), one request at a time, p50: "
+      f"direct {d:.3f} ms, gateway +{w-d:.3f} ms, with policies +{q-d:.3f} ms")
 errors = sum(v.get("errors", 0) for v in r.values())
 print()
 print("Floor: `bare-proxy` (hyper server and pooled client, forwarding only) on the same machine:")

@@ -30,7 +30,8 @@ struct Args {
     /// Target URL (must be on 127.0.0.0/8).
     #[arg(long)]
     url: String,
-    /// JSON body file to POST.
+    /// JSON body file to POST. Each `{{n}}` in it becomes the request's number
+    /// (8 digits), so no two requests carry the same text.
     #[arg(long)]
     body: std::path::PathBuf,
     /// Extra header, `Name: value` (repeatable).
@@ -61,8 +62,51 @@ type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Ful
 struct Target {
     client: HttpClient,
     uri: http::Uri,
-    body: Bytes,
+    body: Body,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+/// The body file, split at its `{{n}}` markers.
+struct Body {
+    pieces: Vec<Bytes>,
+    sent: std::sync::atomic::AtomicU64,
+}
+
+impl Body {
+    const MARKER: &'static [u8] = b"{{n}}";
+
+    fn new(file: Vec<u8>) -> Body {
+        let mut pieces = Vec::new();
+        let mut rest = &file[..];
+        while let Some(at) = rest
+            .windows(Self::MARKER.len())
+            .position(|w| w == Self::MARKER)
+        {
+            pieces.push(Bytes::copy_from_slice(&rest[..at]));
+            rest = &rest[at + Self::MARKER.len()..];
+        }
+        pieces.push(Bytes::copy_from_slice(rest));
+        Body {
+            pieces,
+            sent: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> Bytes {
+        if self.pieces.len() == 1 {
+            return self.pieces[0].clone();
+        }
+        let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let number = format!("{:08}", n % 100_000_000);
+        let mut out = Vec::with_capacity(self.pieces.iter().map(Bytes::len).sum::<usize>() + 64);
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(number.as_bytes());
+            }
+            out.extend_from_slice(piece);
+        }
+        out.into()
+    }
 }
 
 impl Target {
@@ -75,7 +119,7 @@ impl Target {
             req = req.header(n, v);
         }
         let req = req
-            .body(Full::new(self.body.clone()))
+            .body(Full::new(self.body.next()))
             .map_err(|e| e.to_string())?;
         let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
@@ -109,7 +153,7 @@ async fn main() -> Result<(), String> {
         return Err("loadgen only targets loopback addresses".into());
     }
     let body =
-        Bytes::from(std::fs::read(&args.body).map_err(|e| format!("cannot read --body: {e}"))?);
+        Body::new(std::fs::read(&args.body).map_err(|e| format!("cannot read --body: {e}"))?);
     let mut headers = Vec::new();
     for h in &args.headers {
         let (n, v) = h

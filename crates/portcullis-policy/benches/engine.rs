@@ -8,7 +8,10 @@
 //! - `normalize`: `normalize` alone;
 //! - `score`: `Model::builtin().score` alone, on the already folded text;
 //! - `prompt_2k`: latency of `assess` on a 2 KB chat prompt; its percentiles
-//!   (p50, p99, p99.9 over 20,000 timed scans) are printed first.
+//!   (p50, p99, p99.9 over 20,000 timed scans) are printed first;
+//! - `chat_history`: the 11 messages of `bench/bodies/chat-history.json` (a
+//!   5-turn chat) as a proxy scans them per request: every one with `scan`, or
+//!   with `scan_remembered`, where only the newest (new each time) is scanned.
 #![allow(
     clippy::expect_used,
     reason = "a bench with broken built-in packs should stop loudly"
@@ -78,6 +81,44 @@ fn bench_detection(c: &mut Criterion) {
         b.iter(|| engine.assess(Location::Request, black_box(&text)))
     });
     group.finish();
+
+    let messages = chat_history();
+    let bytes: usize = messages.iter().map(String::len).sum();
+    let mut group = c.benchmark_group("chat_history");
+    group.throughput(Throughput::BytesDecimal(bytes as u64));
+    let (history, newest) = messages.split_at(messages.len() - 1);
+    group.bench_function("scan", |b| {
+        b.iter(|| {
+            for text in &messages {
+                black_box(engine.scan(Location::Request, black_box(text)));
+            }
+        })
+    });
+    let mut turn = 0u64;
+    group.bench_function("remembered", |b| {
+        b.iter(|| {
+            for text in history {
+                black_box(engine.scan_remembered(Location::Request, black_box(text)));
+            }
+            turn += 1;
+            let newest = newest[0].replace("{{n}}", &format!("{turn:08}"));
+            black_box(engine.scan_remembered(Location::Request, black_box(&newest)));
+        })
+    });
+    group.finish();
+}
+
+/// The messages of the benchmark's 5-turn chat, in order.
+fn chat_history() -> Vec<String> {
+    let body: serde_json::Value =
+        serde_json::from_str(include_str!("../../../bench/bodies/chat-history.json"))
+            .expect("chat-history.json is JSON");
+    body["messages"]
+        .as_array()
+        .expect("chat-history.json has messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Percentiles of `assess` on the 2 KB prompt, each scan timed alone: the

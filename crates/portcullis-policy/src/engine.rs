@@ -400,6 +400,8 @@ pub struct Engine {
     exact_locations: HashSet<Location>,
     folded_locations: HashSet<Location>,
     limits: Limits,
+    /// Findings of texts met again (system prompts, chat history).
+    memo: crate::memo::Memo,
 }
 
 impl Engine {
@@ -590,6 +592,7 @@ impl Engine {
             classifiers,
             entities,
             limits: Limits::default(),
+            memo: crate::memo::Memo::default(),
         })
     }
 
@@ -615,6 +618,14 @@ impl Engine {
     /// Every rule that fires on `text` at `location`, once each, most severe first.
     pub fn scan(&self, location: Location, text: &str) -> Vec<Finding> {
         self.assess(location, text).findings
+    }
+
+    /// [`Engine::scan`] for texts that come again, as a chat's system prompt and
+    /// history do on every turn: their findings are remembered (bounded in
+    /// memory, exact text compared; see [`crate::memo`]).
+    pub fn scan_remembered(&self, location: Location, text: &str) -> Arc<[Finding]> {
+        self.memo
+            .findings(location, text, || self.scan(location, text))
     }
 
     /// Findings and classifier score of `text` at `location`. The text is
@@ -794,6 +805,31 @@ mod tests {
     /// Gating is an optimisation only: on every rule example, alone and inside
     /// ordinary text, the rules found through gates and sets are exactly those
     /// whose patterns match when each is run on its own.
+    /// A remembered verdict is the verdict: every rule example, padded past the
+    /// memo's minimum size, scans the same the first time and the second.
+    #[test]
+    fn remembered_findings_are_the_scanned_ones() {
+        let packs = crate::builtin::packs().unwrap_or_default();
+        let engine = Engine::compile(&packs).unwrap_or_default();
+        let pad = "Please read the text that follows and answer briefly, thank you. ";
+        let mut remembered = 0;
+        for rule in packs.iter().flat_map(|p| &p.rules) {
+            for example in rule.examples.positive.iter().chain(&rule.examples.negative) {
+                let text = format!("{pad}{example}");
+                for location in [crate::Location::Request, crate::Location::Response] {
+                    let scanned = engine.scan(location, &text);
+                    // Kept from the second sighting on: the third is remembered.
+                    for _ in 0..3 {
+                        assert_eq!(&*engine.scan_remembered(location, &text), &scanned[..]);
+                    }
+                    remembered += usize::from(!scanned.is_empty());
+                }
+            }
+        }
+        assert!(remembered > 250, "only {remembered} texts with findings");
+        assert!(engine.memo.bytes_held() > 0, "nothing was remembered");
+    }
+
     #[test]
     fn gated_matching_agrees_with_running_every_pattern() {
         let packs = crate::builtin::packs().unwrap_or_default();

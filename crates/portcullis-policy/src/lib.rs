@@ -4,6 +4,7 @@
 pub mod builtin;
 pub mod engine;
 mod literals;
+pub mod memo;
 pub mod normalize;
 pub mod pack;
 pub mod redact;

@@ -23,7 +23,8 @@ pub(crate) fn judge(
     findings: &mut Vec<serde_json::Value>,
 ) -> Judgement {
     let mut out = Judgement::default();
-    for finding in engine.scan(location, text) {
+    // Remembered: a chat re-sends its system prompt and history every turn.
+    for finding in engine.scan_remembered(location, text).iter() {
         let treatment = match (finding.action, &finding.entity) {
             (Action::Redact, Some(entity)) => Some((engine.treatment(entity), entity)),
             _ => None,
@@ -42,7 +43,7 @@ pub(crate) fn judge(
                     treatment,
                 }));
         }
-        findings.push(crate::relay::finding_json(&finding));
+        findings.push(crate::relay::finding_json(finding));
     }
     out
 }
