@@ -372,6 +372,14 @@ pub struct Finding {
     pub score: Option<u8>,
 }
 
+/// What [`Engine::scan_remembered`] found, and whether it was remembered from an
+/// earlier sighting of the same text rather than scanned now.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub findings: Arc<[Finding]>,
+    pub remembered: bool,
+}
+
 /// Findings and the highest classifier score of one text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assessment {
@@ -623,9 +631,14 @@ impl Engine {
     /// [`Engine::scan`] for texts that come again, as a chat's system prompt and
     /// history do on every turn: their findings are remembered (bounded in
     /// memory, exact text compared; see [`crate::memo`]).
-    pub fn scan_remembered(&self, location: Location, text: &str) -> Arc<[Finding]> {
-        self.memo
-            .findings(location, text, || self.scan(location, text))
+    pub fn scan_remembered(&self, location: Location, text: &str) -> Scanned {
+        let (findings, remembered) = self
+            .memo
+            .findings(location, text, || self.scan(location, text));
+        Scanned {
+            findings,
+            remembered,
+        }
     }
 
     /// Findings and classifier score of `text` at `location`. The text is
@@ -820,7 +833,10 @@ mod tests {
                     let scanned = engine.scan(location, &text);
                     // Kept from the second sighting on: the third is remembered.
                     for _ in 0..3 {
-                        assert_eq!(&*engine.scan_remembered(location, &text), &scanned[..]);
+                        assert_eq!(
+                            &*engine.scan_remembered(location, &text).findings,
+                            &scanned[..]
+                        );
                     }
                     remembered += usize::from(!scanned.is_empty());
                 }

@@ -13,6 +13,6 @@ pub mod stream_scan;
 pub mod validators;
 pub mod verdict;
 
-pub use engine::{Assessment, Engine, Finding};
+pub use engine::{Assessment, Engine, Finding, Scanned};
 pub use pack::{Action, Location, Pack, Severity};
 pub use verdict::{check_examples, Verdict};

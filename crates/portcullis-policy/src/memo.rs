@@ -91,25 +91,25 @@ pub struct Memo {
 
 impl Memo {
     /// Findings of `text` at `location`: remembered, or computed by `scan` and
-    /// remembered when the text is of a size worth keeping.
+    /// remembered when the text is of a size worth keeping. The flag says which.
     pub fn findings(
         &self,
         location: Location,
         text: &str,
         scan: impl FnOnce() -> Vec<Finding>,
-    ) -> Arc<[Finding]> {
+    ) -> (Arc<[Finding]>, bool) {
         if !(MIN_TEXT_BYTES..=MAX_TEXT_BYTES).contains(&text.len()) {
-            return scan().into();
+            return (scan().into(), false);
         }
         let key = self.hasher.hash_one((location, text));
         let again = match self.lookup(key, location, text) {
-            Ok(found) => return found,
+            Ok(found) => return (found, true),
             Err(again) => again,
         };
         // Scanned outside the lock: other requests are not held up meanwhile.
         let findings: Arc<[Finding]> = scan().into();
         if !again {
-            return findings;
+            return (findings, false);
         }
         self.lock().insert(
             key,
@@ -119,7 +119,7 @@ impl Memo {
                 findings: findings.clone(),
             },
         );
-        findings
+        (findings, false)
     }
 
     /// The remembered findings, or whether the text was seen before.
@@ -181,9 +181,10 @@ mod tests {
         let scans = Cell::new(0);
         let scan = || counted(&scans);
         // Kept from the second sighting: the third is not scanned.
-        for _ in 0..4 {
-            memo.findings(Location::Request, &text(1), scan);
-        }
+        let remembered: Vec<bool> = (0..4)
+            .map(|_| memo.findings(Location::Request, &text(1), scan).1)
+            .collect();
+        assert_eq!(remembered, [false, false, true, true]);
         assert_eq!(scans.get(), 2);
         // Another location or another text is another scan.
         memo.findings(Location::Response, &text(1), scan);

@@ -13,6 +13,8 @@ pub(crate) struct Judgement {
     pub blocking: Vec<Arc<str>>,
     /// Spans to replace (`redact` rules; treatment from the packs' `entities`).
     pub replacements: Vec<Replacement>,
+    /// The findings were remembered from an earlier sighting of the text.
+    pub remembered: bool,
 }
 
 /// Scans `text` at `location`, adding each finding to `findings`.
@@ -22,9 +24,13 @@ pub(crate) fn judge(
     text: &str,
     findings: &mut Vec<serde_json::Value>,
 ) -> Judgement {
-    let mut out = Judgement::default();
     // Remembered: a chat re-sends its system prompt and history every turn.
-    for finding in engine.scan_remembered(location, text).iter() {
+    let scanned = engine.scan_remembered(location, text);
+    let mut out = Judgement {
+        remembered: scanned.remembered,
+        ..Judgement::default()
+    };
+    for finding in scanned.findings.iter() {
         let treatment = match (finding.action, &finding.entity) {
             (Action::Redact, Some(entity)) => Some((engine.treatment(entity), entity)),
             _ => None,

@@ -29,6 +29,12 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub proxy: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub proxy: String,
     pub direction: String,
@@ -57,6 +63,7 @@ pub struct ProxyMetrics {
     active_streams: Family<ProxyLabel, Gauge>,
     rate_limited: Family<ProxyLabel, Counter>,
     limiter_errors: Family<ProxyLabel, Counter>,
+    policy_texts: Family<OutcomeLabels, Counter>,
     pub events_dropped: Counter,
     pub events_write_failures: Counter,
 }
@@ -73,6 +80,7 @@ impl ProxyMetrics {
             active_streams: Family::default(),
             rate_limited: Family::default(),
             limiter_errors: Family::default(),
+            policy_texts: Family::default(),
             events_dropped: Counter::default(),
             events_write_failures: Counter::default(),
         };
@@ -122,6 +130,11 @@ impl ProxyMetrics {
             m.limiter_errors.clone(),
         );
         registry.register(
+            "portcullis_proxy_policy_texts",
+            "Request texts the policies judged: scanned, or remembered from an earlier request",
+            m.policy_texts.clone(),
+        );
+        registry.register(
             "portcullis_events_dropped",
             "Events dropped because the queue was full",
             m.events_dropped.clone(),
@@ -147,6 +160,14 @@ impl ProxyMetrics {
                 })
                 .clone()
         };
+        let texts = |outcome: &str| {
+            self.policy_texts
+                .get_or_create(&OutcomeLabels {
+                    proxy: name.to_owned(),
+                    outcome: outcome.to_owned(),
+                })
+                .clone()
+        };
         ProxyHandles {
             name: name.to_owned(),
             family: self.clone(),
@@ -159,6 +180,8 @@ impl ProxyMetrics {
             active_streams: self.active_streams.get_or_create(&label).clone(),
             rate_limited: self.rate_limited.get_or_create(&label).clone(),
             limiter_errors: self.limiter_errors.get_or_create(&label).clone(),
+            texts_scanned: texts("scanned"),
+            texts_remembered: texts("remembered"),
         }
     }
 }
@@ -175,9 +198,20 @@ pub struct ProxyHandles {
     pub active_streams: Gauge,
     pub rate_limited: Counter,
     pub limiter_errors: Counter,
+    texts_scanned: Counter,
+    texts_remembered: Counter,
 }
 
 impl ProxyHandles {
+    /// One request text judged by the policies, scanned now or remembered.
+    pub fn count_policy_text(&self, remembered: bool) {
+        if remembered {
+            self.texts_remembered.inc();
+        } else {
+            self.texts_scanned.inc();
+        }
+    }
+
     pub fn count_status(&self, status: u16) {
         if let Some(c) = self
             .by_status

@@ -757,6 +757,7 @@ fn inspect_request(
             Part::ToolResult => Location::ToolResult,
         };
         let judged = crate::judge::judge(engine, location, text, &mut exchange.findings);
+        exchange.proxy.metrics.count_policy_text(judged.remembered);
         for rule in judged.blocking {
             if !blocking.contains(&rule) {
                 blocking.push(rule);
