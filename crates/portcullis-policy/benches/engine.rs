@@ -11,7 +11,10 @@
 //!   (p50, p99, p99.9 over 20,000 timed scans) are printed first;
 //! - `chat_history`: the 11 messages of `bench/bodies/chat-history.json` (a
 //!   5-turn chat) as a proxy scans them per request: every one with `scan`, or
-//!   with `scan_remembered`, where only the newest (new each time) is scanned.
+//!   with `scan_remembered`, where only the newest (new each time) is scanned;
+//! - `stream_answer`: a 4 KB answer pushed through a `StreamScanner` in pieces
+//!   of 4, 64 and 4096 bytes (each piece is scanned with the carry-over window
+//!   before it, so small pieces cost more).
 #![allow(
     clippy::expect_used,
     reason = "a bench with broken built-in packs should stop loudly"
@@ -20,6 +23,7 @@
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use portcullis_policy::normalize::{fold_for_matching, normalize, Limits};
 use portcullis_policy::scorer::{Model, Shape};
+use portcullis_policy::stream_scan::StreamScanner;
 use portcullis_policy::{builtin, Engine, Location};
 use std::hint::black_box;
 
@@ -105,6 +109,24 @@ fn bench_detection(c: &mut Criterion) {
             black_box(engine.scan_remembered(Location::Request, black_box(&newest)));
         })
     });
+    group.finish();
+
+    let answer = document(4096);
+    let mut group = c.benchmark_group("stream_answer");
+    group.throughput(Throughput::BytesDecimal(answer.len() as u64));
+    group.sample_size(20);
+    for piece in [4usize, 64, 4096] {
+        group.bench_with_input(BenchmarkId::new("pieces", piece), &piece, |b, &piece| {
+            b.iter(|| {
+                let mut scanner = StreamScanner::new(Location::Response);
+                // The text is ASCII, so every cut is a char boundary.
+                for at in (0..answer.len()).step_by(piece) {
+                    let end = (at + piece).min(answer.len());
+                    black_box(scanner.push(&engine, &answer[at..end]));
+                }
+            })
+        });
+    }
     group.finish();
 }
 
