@@ -234,6 +234,9 @@ struct TokenSums<'w> {
     plain: i64,
     shaped: i64,
     grams: u32,
+    /// The last entries of `all` and `tagged`, kept at hand.
+    all_total: (i64, u32),
+    tagged_total: (i64, u32),
 }
 
 impl<'w> TokenSums<'w> {
@@ -253,6 +256,8 @@ impl<'w> TokenSums<'w> {
             plain: 0,
             shaped: 0,
             grams: 0,
+            all_total: (0, 0),
+            tagged_total: (0, 0),
         }
     }
 
@@ -272,11 +277,14 @@ impl features::GramSink for TokenSums<'_> {
     }
 
     fn token_end(&mut self) {
-        let (a, c) = self.all[self.all.len() - 1];
-        self.all
-            .push((a + self.plain + self.shaped, c + 2 * self.grams));
-        let (t, d) = self.tagged[self.tagged.len() - 1];
-        self.tagged.push((t + self.shaped, d + self.grams));
+        let (a, c) = &mut self.all_total;
+        *a += self.plain + self.shaped;
+        *c += 2 * self.grams;
+        self.all.push(self.all_total);
+        let (t, d) = &mut self.tagged_total;
+        *t += self.shaped;
+        *d += self.grams;
+        self.tagged.push(self.tagged_total);
         (self.plain, self.shaped, self.grams) = (0, 0, 0);
     }
 }
