@@ -14,7 +14,7 @@
 use crate::engine::Finding;
 use crate::pack::Location;
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -27,22 +27,21 @@ pub const GENERATION_BYTES: usize = 2 * 1024 * 1024;
 /// Hashes of texts seen once that one generation holds.
 pub const GENERATION_SIGHTINGS: usize = 16 * 1024;
 
-#[derive(Debug)]
 struct Entry {
     location: Location,
     text: Box<str>,
     findings: Arc<[Finding]>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Generations {
     current: HashMap<u64, Entry>,
     previous: HashMap<u64, Entry>,
     /// Text bytes in `current`.
     bytes: usize,
     /// Keys of texts seen once, current and previous generation.
-    sighted: std::collections::HashSet<u64>,
-    sighted_before: std::collections::HashSet<u64>,
+    sighted: HashSet<u64>,
+    sighted_before: HashSet<u64>,
 }
 
 impl Generations {
@@ -83,10 +82,19 @@ impl Generations {
 }
 
 /// The remembered findings of one engine (they are only valid for it).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Memo {
     hasher: RandomState,
     generations: Mutex<Generations>,
+}
+
+/// Sizes only: the texts are callers' prompts and may hold secrets.
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("bytes_held", &self.bytes_held())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Memo {
@@ -230,6 +238,17 @@ mod tests {
         // An old text that was not used again has aged out.
         memo.findings(Location::Request, &text(1), scan);
         assert_eq!(scans.get(), 3, "an unused text was kept");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_text() {
+        let memo = Memo::default();
+        let secret = "my password is hunter2-hunter2, please keep it out of every log line";
+        for _ in 0..3 {
+            memo.findings(Location::Request, secret, Vec::new);
+        }
+        assert!(memo.bytes_held() > 0);
+        assert!(!format!("{memo:?}").contains("hunter2"));
     }
 
     #[test]
