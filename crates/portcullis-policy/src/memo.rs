@@ -81,6 +81,15 @@ impl Generations {
     }
 }
 
+/// What the memo knows of a text.
+enum Lookup {
+    Remembered(Arc<[Finding]>),
+    /// Seen before but not kept yet: scan it and keep it.
+    SeenBefore,
+    /// Never seen: scan it, keep only its hash.
+    FirstSighting,
+}
+
 /// The remembered findings of one engine (they are only valid for it).
 #[derive(Default)]
 pub struct Memo {
@@ -110,15 +119,13 @@ impl Memo {
             return (scan().into(), false);
         }
         let key = self.hasher.hash_one((location, text));
-        let again = match self.lookup(key, location, text) {
-            Ok(found) => return (found, true),
-            Err(again) => again,
-        };
-        // Scanned outside the lock: other requests are not held up meanwhile.
-        let findings: Arc<[Finding]> = scan().into();
-        if !again {
-            return (findings, false);
+        match self.lookup(key, location, text) {
+            Lookup::Remembered(found) => return (found, true),
+            // Scanned outside the lock: other requests are not held up meanwhile.
+            Lookup::FirstSighting => return (scan().into(), false),
+            Lookup::SeenBefore => {}
         }
+        let findings: Arc<[Finding]> = scan().into();
         self.lock().insert(
             key,
             Entry {
@@ -130,22 +137,26 @@ impl Memo {
         (findings, false)
     }
 
-    /// The remembered findings, or whether the text was seen before.
-    fn lookup(&self, key: u64, location: Location, text: &str) -> Result<Arc<[Finding]>, bool> {
+    fn lookup(&self, key: u64, location: Location, text: &str) -> Lookup {
         let mut generations = self.lock();
         if let Some(entry) = generations.current.get(&key) {
             if entry.location == location && &*entry.text == text {
-                return Ok(entry.findings.clone());
+                return Lookup::Remembered(entry.findings.clone());
             }
-            return Err(true);
+            // Another text under this key: scan, and keep this one instead.
+            return Lookup::SeenBefore;
         }
         // Still in use: carried into the current generation.
         if let Some(entry) = Generations::take(&mut generations.previous, key, location, text) {
             let findings = entry.findings.clone();
             generations.insert(key, entry);
-            return Ok(findings);
+            return Lookup::Remembered(findings);
         }
-        Err(generations.sighted_again(key))
+        if generations.sighted_again(key) {
+            Lookup::SeenBefore
+        } else {
+            Lookup::FirstSighting
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
