@@ -51,6 +51,32 @@ pub fn pii_rows(datasets: &Path) -> Result<Vec<PiiRow>> {
     jsonl(&datasets.join("eval/pii-dev.jsonl"))
 }
 
+/// The source name of ordinary sentences scored as content (see [`content_rows`]).
+pub const CONTENT_SOURCE: &str = "presidio-sentences";
+
+/// Ordinary sentences (the PII set's chat lines, bios, customer messages and
+/// trivia), as benign content a tool could return. The injection rows hold
+/// little content besides BIPIA's e-mails, code and tables; without these the
+/// scorer took most plain prose read as a document for an attack.
+pub fn content_rows(datasets: &Path) -> Result<Vec<InjectionRow>> {
+    Ok(pii_rows(datasets)?
+        .into_iter()
+        .map(|r| InjectionRow {
+            text: r.text,
+            label: 0,
+            source: CONTENT_SOURCE.to_owned(),
+        })
+        .collect())
+}
+
+/// Every row the scorer is trained and measured on: the injection rows, then the
+/// content rows.
+pub fn scorer_rows(datasets: &Path) -> Result<Vec<InjectionRow>> {
+    let mut rows = injection_rows(datasets)?;
+    rows.extend(content_rows(datasets)?);
+    Ok(rows)
+}
+
 /// BIPIA's training attack instructions (text and code), the strings its builder
 /// inserts into clean contexts.
 pub fn bipia_attacks(datasets: &Path) -> Result<Vec<String>> {

@@ -1,7 +1,7 @@
 //! Prompt-injection detection: training data for the scorer, k-fold
 //! cross-validation, and the figures per source.
 
-use crate::data::InjectionRow;
+use crate::data::{InjectionRow, CONTENT_SOURCE};
 use crate::metrics::Counts;
 use portcullis_policy::normalize::{fold_for_matching, normalize, Limits, View};
 use portcullis_policy::scorer::features::Shape;
@@ -24,7 +24,13 @@ pub fn prepare(rows: Vec<InjectionRow>, attacks_folded: &[String]) -> Vec<Prepar
     rows.into_iter()
         .map(|row| {
             let views = normalize(&row.text, &limits).views;
-            let shape = Shape::of(&row.text);
+            // Content rows are what a tool returns: read as documents wherever
+            // they come from.
+            let shape = if row.source == CONTENT_SOURCE {
+                Shape::Document
+            } else {
+                Shape::of(&row.text)
+            };
             let folded = views.first().map_or("", |v| v.text.as_str());
             let attack = if row.is_attack() {
                 attacks_folded
@@ -49,7 +55,36 @@ pub fn fold_attacks(attacks: &[String]) -> Vec<String> {
     attacks.iter().map(|a| fold_for_matching(a)).collect()
 }
 
+/// Benign requests at most this long also train the document windows as
+/// instructions planted in content: a few sentences, short enough to hide in an
+/// e-mail or a table.
+pub const PLANTED_REQUEST_MAX_BYTES: usize = 400;
+
+/// The sources whose benign rows are requests people make of an assistant.
+/// jackhhao's benign rows are persona descriptions ("You are a blacksmith in a
+/// small village..."): planted, they taught the document windows that any
+/// sentence describing someone is an instruction (ordinary one-line tool results
+/// scored 96-98). BIPIA's rows are the content itself.
+const REQUEST_SOURCES: [&str; 2] = ["notinject", "wildguard-benign"];
+
+/// Whether a row is a request someone could plant in content: a short benign
+/// prompt of a request source.
+fn plantable(p: &Prepared) -> bool {
+    !p.row.is_attack()
+        && p.shape == Shape::Prompt
+        && p.row.text.len() <= PLANTED_REQUEST_MAX_BYTES
+        && REQUEST_SOURCES.contains(&p.row.source.as_str())
+}
+
 /// Training windows from some rows, plus the bare attack strings not in `held_out`.
+///
+/// An indirect injection is a request addressed to the model, found in content it
+/// reads. The attack strings teach the document windows a few such requests; the
+/// short benign prompts among the rows teach them what requests look like in
+/// general (asking for a poem, a translation, a fact), so a question nobody
+/// planted in training still stands out in an e-mail. Only the short windows,
+/// which read document-tagged features, learn from them: the same prompts stay
+/// benign where they are what the user typed.
 pub fn examples(
     rows: &[&Prepared],
     attacks_folded: &[String],
@@ -80,6 +115,16 @@ pub fn examples(
                 }
             },
         ));
+    }
+    for p in rows.iter().filter(|p| plantable(p)) {
+        if let Some(folded) = p.views.first().map(|v| v.text.as_str()) {
+            out.extend(window_examples(
+                folded,
+                Shape::Document,
+                config,
+                |scale, _, _| (scale == 1).then_some(true),
+            ));
+        }
     }
     for (i, a) in attacks_folded.iter().enumerate() {
         if !held_out.contains(&i) {

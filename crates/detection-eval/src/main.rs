@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     let config = train_config_from_env();
     match cli.command {
         Command::Train { out } => {
-            let rows = data::injection_rows(&cli.datasets)?;
+            let rows = data::scorer_rows(&cli.datasets)?;
             let attacks = injection::fold_attacks(&data::bipia_attacks(&cli.datasets)?);
             let prepared = injection::prepare(rows, &attacks);
             let model = injection::train_full(&prepared, &attacks, &config);
@@ -115,7 +115,7 @@ fn main() -> Result<()> {
             folds,
             threshold,
         } => {
-            let rows = data::injection_rows(&cli.datasets)?;
+            let rows = data::scorer_rows(&cli.datasets)?;
             let attacks = injection::fold_attacks(&data::bipia_attacks(&cli.datasets)?);
             let prepared = injection::prepare(rows, &attacks);
             let scores = injection::cross_validate(&prepared, &attacks, folds.max(2), &config);
@@ -254,7 +254,7 @@ mod tests {
             eprintln!("SKIPPED: shared/datasets not found; set PORTCULLIS_DATASETS");
             return;
         };
-        let rows = data::injection_rows(&datasets).unwrap_or_default();
+        let rows = data::scorer_rows(&datasets).unwrap_or_default();
         let attacks = injection::fold_attacks(&data::bipia_attacks(&datasets).unwrap_or_default());
         let prepared = injection::prepare(rows, &attacks);
         let model = injection::train_full(&prepared, &attacks, &TrainConfig::default());

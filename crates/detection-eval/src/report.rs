@@ -54,9 +54,13 @@ fn injection_section(
     sweep: bool,
     config: &TrainConfig,
 ) -> Result<()> {
-    let rows = data::injection_rows(datasets)?;
+    let rows = data::scorer_rows(datasets)?;
     let attacks = injection::fold_attacks(&data::bipia_attacks(datasets)?);
     let prepared = injection::prepare(rows, &attacks);
+    // Content rows have their own line and sweep column; the overall figures and
+    // the targets are about the injection rows.
+    let is_content = |i: usize| prepared[i].row.source == data::CONTENT_SOURCE;
+    let injection_rows = (0..prepared.len()).filter(|&i| !is_content(i)).count();
     let rules = engine_of(&["llm-critical-security"])?;
     let scores = injection::cross_validate(&prepared, &attacks, folds, config);
     let length = injection::length_baseline(&prepared, folds);
@@ -90,8 +94,11 @@ fn injection_section(
          Scorer: {folds}-fold cross-validation, stratified by source and label; each row is \
          scored by a model trained without it and without the attack string inserted into it; \
          flagged at score ≥ {threshold}. Length-only baseline: \"attack when longer than t\", \
-         t chosen on the training folds.\n",
-        prepared.len()
+         t chosen on the training folds. The scorer also trains on {} ordinary sentences \
+         (`eval/pii-dev.jsonl`) read as content a tool returns; they are scored out-of-fold \
+         the same way and reported on their own line, outside the overall figures.\n",
+        injection_rows,
+        prepared.len() - injection_rows
     );
 
     let _ = writeln!(
@@ -139,6 +146,9 @@ fn injection_section(
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, p) in prepared.iter().enumerate() {
+        if is_content(i) {
+            continue;
+        }
         groups.entry(group_of(&p.row.source)).or_default().push(i);
         groups.entry("all".to_owned()).or_default().push(i);
     }
@@ -166,9 +176,9 @@ fn injection_section(
         let _ = writeln!(out, "\n### Threshold sweep (rules + scorer)\n");
         let _ = writeln!(
             out,
-            "| threshold | recall | FPR | F1 | lowest source recall |"
+            "| threshold | recall | FPR | F1 | lowest source recall | content flagged |"
         );
-        let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
         for t in (10..=95).step_by(5).chain([97, 98, 99]) {
             let flags: Vec<bool> = scores
                 .iter()
@@ -176,8 +186,10 @@ fn injection_section(
                 .map(|(s, r)| *r || *s >= t)
                 .collect();
             let mut c = Counts::default();
-            for (p, f) in prepared.iter().zip(&flags) {
-                c.add(p.row.is_attack(), *f);
+            let mut content = Counts::default();
+            for (i, (p, f)) in prepared.iter().zip(&flags).enumerate() {
+                let counts = if is_content(i) { &mut content } else { &mut c };
+                counts.add(p.row.is_attack(), *f);
             }
             let lowest = sources
                 .iter()
@@ -190,10 +202,11 @@ fn injection_section(
                 .fold(1.0f64, f64::min);
             let _ = writeln!(
                 out,
-                "| {t} | {} | {} | {} | {lowest:.3} |",
+                "| {t} | {} | {} | {} | {lowest:.3} | {} |",
                 fmt(c.recall()),
                 fmt(c.fpr()),
-                fmt(c.f1())
+                fmt(c.f1()),
+                fmt(content.fpr())
             );
         }
     }
