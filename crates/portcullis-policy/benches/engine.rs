@@ -124,6 +124,7 @@ fn bench_detection(c: &mut Criterion) {
                     let end = (at + piece).min(answer.len());
                     black_box(scanner.push(&engine, &answer[at..end]));
                 }
+                black_box(scanner.finish(&engine));
             })
         });
     }

@@ -410,6 +410,8 @@ pub struct Engine {
     limits: Limits,
     /// Findings of texts met again (system prompts, chat history).
     memo: crate::memo::Memo,
+    /// What ends a match of a blocking response rule, for streamed answers.
+    closers: crate::closers::Closers,
 }
 
 impl Engine {
@@ -601,6 +603,7 @@ impl Engine {
             entities,
             limits: Limits::default(),
             memo: crate::memo::Memo::default(),
+            closers: crate::closers::Closers::of(packs),
         })
     }
 
@@ -617,6 +620,18 @@ impl Engine {
     /// What to do with a redacting finding of this entity label.
     pub fn treatment(&self, entity: &str) -> Treatment {
         self.entities.get(entity).copied().unwrap_or_default()
+    }
+
+    /// What ends and starts the matches of blocking response rules, for
+    /// streamed answers (see [`crate::closers`]).
+    pub(crate) fn closers(&self) -> &crate::closers::Closers {
+        &self.closers
+    }
+
+    /// The blocking response rules a streamed answer is stopped for with the
+    /// piece that completes their match, whatever its length.
+    pub fn rules_blocked_on_completion(&self) -> &[String] {
+        self.closers.covered()
     }
 
     pub fn rule_count(&self) -> usize {

@@ -2,6 +2,7 @@
 //! text arrives as `&str`, findings leave as values.
 
 pub mod builtin;
+mod closers;
 pub mod engine;
 mod literals;
 pub mod memo;

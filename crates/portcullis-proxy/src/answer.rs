@@ -34,14 +34,19 @@ impl AnswerFilter {
     }
 
     /// Scans the model's own words (placeholders, not the restored values: those
-    /// are the caller's data), then restores.
-    fn scan(&mut self, piece: &str) -> Result<(), String> {
+    /// are the caller's data), then restores. `None` scans what the scanner still
+    /// holds unread, at the end of a run of text.
+    fn scan(&mut self, piece: Option<&str>) -> Result<(), String> {
         let (Some(scanner), Some(engine)) = (self.scanner.as_mut(), self.proxy.policy.as_ref())
         else {
             return Ok(());
         };
+        let found = match piece {
+            Some(piece) => scanner.push(engine, piece),
+            None => scanner.finish(engine),
+        };
         let mut blocking = Vec::new();
-        for finding in scanner.push(engine, piece) {
+        for finding in found {
             if finding.action == Action::Block {
                 blocking.push(finding.rule_id.to_string());
             }
@@ -60,7 +65,7 @@ impl AnswerFilter {
 
 impl TextFilter for AnswerFilter {
     fn filter(&mut self, piece: &str) -> Result<String, String> {
-        self.scan(piece)?;
+        self.scan(Some(piece))?;
         Ok(match self.restorer.as_mut() {
             Some(r) => r.push(piece),
             None => piece.to_owned(),
@@ -68,6 +73,7 @@ impl TextFilter for AnswerFilter {
     }
 
     fn finish(&mut self) -> Result<String, String> {
+        self.scan(None)?;
         Ok(self
             .restorer
             .as_mut()

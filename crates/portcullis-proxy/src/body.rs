@@ -107,6 +107,7 @@ impl ObservedBody {
         let (usage, tail) = match &mut self.mode {
             Mode::Stream(obs) => {
                 let tail = obs.finish();
+                self.exchange.findings.extend(obs.take_findings());
                 (obs.usage(), tail)
             }
             Mode::Plain { copy, overflow } => (
