@@ -628,12 +628,6 @@ impl Engine {
         &self.closers
     }
 
-    /// The blocking response rules a streamed answer is stopped for with the
-    /// piece that completes their match, whatever its length.
-    pub fn rules_blocked_on_completion(&self) -> &[String] {
-        self.closers.covered()
-    }
-
     pub fn rule_count(&self) -> usize {
         self.rules.len() + self.classifiers.len()
     }

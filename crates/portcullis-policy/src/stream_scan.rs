@@ -7,14 +7,12 @@
 //! of work, so the window is read in two reaches:
 //! - each piece is scanned with the [`QUICK_CARRY_BYTES`] before it, which holds
 //!   any short match (a key, a card number, an address) that the piece completes;
-//! - once [`FULL_SCAN_EVERY`] bytes have come since the last full scan (and when
-//!   the answer's text ends), everything since then is scanned with the
-//!   [`CARRY_BYTES`] before it, which holds the long matches (a JWT, a link
-//!   carrying data).
-//!
-//! - a piece that may complete a match of a blocking rule (it holds one of the
-//!   literals such a match ends with, see [`crate::closers`]) is scanned with the
-//!   whole window at once.
+//! - everything since the last full scan is scanned with the [`CARRY_BYTES`]
+//!   before it, which holds the long matches (a JWT, a link carrying data), once
+//!   [`FULL_SCAN_EVERY`] bytes have come, when the answer's text ends, and when
+//!   the piece may complete a match of a blocking rule (it ends a literal such a
+//!   match ends with, and the window holds one it starts with; see
+//!   [`crate::closers`]).
 //!
 //! A short match, and a long match of a blocking rule whose matches end in known
 //! literals (a markdown image carrying data ends with `)`), are thus found with

@@ -318,7 +318,7 @@ pub fn scales<T>(all: &[T], shape: Shape) -> &[T] {
 /// two short windows or less has no content for a sentence to hide in, and the
 /// long window reads it whole; read short, one-line tool results of ordinary
 /// prose scored up to 98. Training still reads planted sentences short.
-pub fn short_scale_reads(tokens: usize, short: Windowing) -> bool {
+fn short_scale_reads(tokens: usize, short: Windowing) -> bool {
     tokens > 2 * short.size
 }
 
