@@ -14,25 +14,88 @@
 //! [`crate::stream_scan`]).
 
 use crate::pack::{Action, Location, Pack};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::nfa::contiguous::NFA;
+use aho_corasick::{Anchored, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use std::collections::BTreeMap;
 
+/// Literals, each owned by some patterns, in an automaton a stream steps through
+/// one byte at a time (its state carries over from piece to piece).
+#[derive(Debug, Default)]
+struct Literals {
+    automaton: Option<NFA>,
+    /// The patterns (numbered here) each literal belongs to.
+    owners: Vec<Vec<usize>>,
+}
+
+impl Literals {
+    fn new(literals: BTreeMap<Vec<u8>, Vec<usize>>) -> Literals {
+        let (words, owners): (Vec<Vec<u8>>, Vec<Vec<usize>>) = literals.into_iter().unzip();
+        // Case-insensitive rules match any ASCII case of what they spell.
+        let automaton = (!words.is_empty())
+            .then(|| {
+                NFA::builder()
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
+                    .build(&words)
+                    .ok()
+            })
+            .flatten();
+        Literals { automaton, owners }
+    }
+
+    fn start(&self) -> Option<StateID> {
+        self.automaton.as_ref()?.start_state(Anchored::No).ok()
+    }
+
+    /// Steps `state` through `bytes`; `each(pattern, end, len)` for every
+    /// literal that ends at `bytes[..end]`.
+    fn feed(
+        &self,
+        state: &mut Option<StateID>,
+        bytes: &[u8],
+        mut each: impl FnMut(usize, usize, usize),
+    ) {
+        let (Some(automaton), Some(sid)) = (&self.automaton, state.as_mut()) else {
+            return;
+        };
+        for (i, &byte) in bytes.iter().enumerate() {
+            *sid = automaton.next_state(Anchored::No, *sid, byte);
+            if automaton.is_match(*sid) {
+                for k in 0..automaton.match_len(*sid) {
+                    let literal = automaton.match_pattern(*sid, k);
+                    let len = automaton.pattern_len(literal);
+                    for &p in &self.owners[literal.as_usize()] {
+                        each(p, i + 1, len);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Closers {
-    /// The literals matches end with; `closer_owners[i]` are the patterns
-    /// (numbered here) that literal `i` may end.
-    closers: Option<AhoCorasick>,
-    closer_owners: Vec<Vec<usize>>,
-    longest_closer: usize,
-    /// The literals matches start with, and whose they are. A closer counts only
-    /// when one of its pattern's openers is in the window too: many closers are
-    /// short words ("on", "is").
-    openers: Option<AhoCorasick>,
-    opener_owners: Vec<Vec<usize>>,
-    longest_opener: usize,
+    /// The literals matches end with.
+    closers: Literals,
+    /// The literals matches start with. A closer counts only when one of its
+    /// pattern's openers is in the window too: many closers are short words
+    /// ("on", "is").
+    openers: Literals,
     /// Patterns whose starts are not a list of literals: a closer is enough.
     open_anywhere: Vec<bool>,
+}
+
+/// Where a stream stands in the closers' and openers' automata, and where (in
+/// stream bytes) the last opener of each pattern started.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cursor {
+    closer: Option<StateID>,
+    opener: Option<StateID>,
+    /// Bytes read so far.
+    read: usize,
+    opened_at: Vec<Option<usize>>,
 }
 
 impl Closers {
@@ -64,93 +127,47 @@ impl Closers {
                 None => open_anywhere.push(true),
             }
         }
-        let longest_closer = closers.keys().map(Vec::len).max().unwrap_or(0);
-        let longest_opener = openers.keys().map(Vec::len).max().unwrap_or(0);
-        let (closers, closer_owners) = automaton(closers);
-        let (openers, opener_owners) = automaton(openers);
         Closers {
-            closers,
-            closer_owners,
-            longest_closer,
-            openers,
-            opener_owners,
-            longest_opener,
+            closers: Literals::new(closers),
+            openers: Literals::new(openers),
             open_anywhere,
         }
     }
 
-    /// How many patterns have closers (they are numbered `0..len`).
-    pub fn len(&self) -> usize {
-        self.open_anywhere.len()
-    }
-
-    /// The patterns a closer ending in `text[piece_start..]` may complete, in
-    /// order, without repeats.
-    pub fn closing(&self, text: &str, piece_start: usize) -> Vec<usize> {
-        let Some(closers) = &self.closers else {
-            return Vec::new();
-        };
-        let from = piece_start.saturating_sub(self.longest_closer.saturating_sub(1));
-        let Some(region) = text.as_bytes().get(from..) else {
-            return Vec::new();
-        };
-        let mut closing: Vec<usize> = closers
-            .find_overlapping_iter(region)
-            .filter(|m| from + m.end() > piece_start)
-            .flat_map(|m| self.closer_owners[m.pattern().as_usize()].iter().copied())
-            .collect();
-        closing.sort_unstable();
-        closing.dedup();
-        closing
-    }
-
-    /// Whether pattern `p`'s matches may start anywhere (no opener list).
-    pub fn opens_anywhere(&self, p: usize) -> bool {
-        self.open_anywhere.get(p).copied().unwrap_or(true)
-    }
-
-    /// (pattern, start) of every opener that ends in `text[from..]`.
-    pub fn openers(&self, text: &str, from: usize, mut each: impl FnMut(usize, usize)) {
-        let Some(openers) = &self.openers else {
-            return;
-        };
-        let begin = from.saturating_sub(self.longest_opener.saturating_sub(1));
-        let Some(region) = text.as_bytes().get(begin..) else {
-            return;
-        };
-        for m in openers.find_overlapping_iter(region) {
-            if begin + m.end() > from {
-                for &p in &self.opener_owners[m.pattern().as_usize()] {
-                    each(p, begin + m.start());
-                }
-            }
+    /// A cursor at stream byte `read`, as if nothing came before it.
+    pub fn cursor(&self, read: usize) -> Cursor {
+        Cursor {
+            closer: self.closers.start(),
+            opener: self.openers.start(),
+            read,
+            opened_at: vec![None; self.open_anywhere.len()],
         }
     }
 
-    /// Stateless form, for tests: `text[piece_start..]` may complete a match (a
-    /// closer ends in it, and an opener of the same pattern is in `text`).
-    #[cfg(test)]
-    pub fn close_in(&self, text: &str, piece_start: usize) -> bool {
-        let closing = self.closing(text, piece_start);
-        let mut opened = vec![false; self.len()];
-        self.openers(text, 0, |p, _| opened[p] = true);
-        closing.iter().any(|&p| self.opens_anywhere(p) || opened[p])
+    /// Reads the stream's next `piece`. True when it may complete a match of a
+    /// blocking rule: a closer ends in it, and the same pattern opens anywhere or
+    /// its opener started at or after stream byte `window_start`.
+    pub fn read(&self, cursor: &mut Cursor, piece: &[u8], window_start: usize) -> bool {
+        let base = cursor.read;
+        cursor.read += piece.len();
+        let opened_at = &mut cursor.opened_at;
+        self.openers.feed(&mut cursor.opener, piece, |p, end, len| {
+            if let Some(slot) = opened_at.get_mut(p) {
+                *slot = Some((base + end).saturating_sub(len));
+            }
+        });
+        let mut closes = false;
+        self.closers.feed(&mut cursor.closer, piece, |p, _, _| {
+            closes = closes
+                || self.open_anywhere.get(p).copied().unwrap_or(true)
+                || opened_at
+                    .get(p)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|at| at >= window_start);
+        });
+        closes
     }
-}
-
-/// One automaton over the literals, ASCII case-insensitive (case-insensitive
-/// rules match any case of what they spell), and the owners of each literal.
-fn automaton(literals: BTreeMap<Vec<u8>, Vec<usize>>) -> (Option<AhoCorasick>, Vec<Vec<usize>>) {
-    if literals.is_empty() {
-        return (None, Vec::new());
-    }
-    let (words, owners): (Vec<Vec<u8>>, Vec<Vec<usize>>) = literals.into_iter().unzip();
-    let automaton = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .ascii_case_insensitive(true)
-        .build(&words)
-        .ok();
-    (automaton, owners)
 }
 
 /// The literals every match of `pattern` ends (`Suffix`) or starts (`Prefix`)
@@ -173,6 +190,13 @@ fn literals(pattern: &str, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
 mod tests {
     use super::*;
     use crate::builtin;
+
+    /// Reads `text[..piece_start]`, then whether the piece may close a match.
+    fn close_in(closers: &Closers, text: &str, piece_start: usize) -> bool {
+        let mut cursor = closers.cursor(0);
+        closers.read(&mut cursor, &text.as_bytes()[..piece_start], 0);
+        closers.read(&mut cursor, &text.as_bytes()[piece_start..], 0)
+    }
 
     fn default_closers() -> Closers {
         Closers::of(&builtin::packs().unwrap_or_default())
@@ -197,13 +221,16 @@ mod tests {
         let closers = default_closers();
         let text = "see ![x](https://a.example/c?d=1)";
         let close = text.len() - 1;
-        assert!(closers.close_in(text, close), "the `)` is the piece");
-        assert!(!closers.close_in(text, text.len()), "nothing after the end");
+        assert!(close_in(&closers, text, close), "the `)` is the piece");
+        assert!(
+            !close_in(&closers, text, text.len()),
+            "nothing after the end"
+        );
         // "on" ends "developer mode on", but without its opener it is a word.
         let prose = "the lights are on";
-        assert!(!closers.close_in(prose, prose.len() - 2));
+        assert!(!close_in(&closers, prose, prose.len() - 2));
         let jailbreak = "developer mode on";
-        assert!(closers.close_in(jailbreak, jailbreak.len() - 2));
+        assert!(close_in(&closers, jailbreak, jailbreak.len() - 2));
     }
 
     #[test]

