@@ -27,6 +27,8 @@ struct Literals {
     automaton: Option<NFA>,
     /// The patterns (numbered here) each literal belongs to.
     owners: Vec<Vec<usize>>,
+    /// There were literals but no automaton could be built from them.
+    failed: bool,
 }
 
 impl Literals {
@@ -42,7 +44,12 @@ impl Literals {
                     .ok()
             })
             .flatten();
-        Literals { automaton, owners }
+        let failed = !words.is_empty() && automaton.is_none();
+        Literals {
+            automaton,
+            owners,
+            failed,
+        }
     }
 
     fn start(&self) -> Option<StateID> {
@@ -148,6 +155,12 @@ impl Closers {
     /// blocking rule: a closer ends in it, and the same pattern opens anywhere or
     /// its opener started at or after stream byte `window_start`.
     pub fn read(&self, cursor: &mut Cursor, piece: &[u8], window_start: usize) -> bool {
+        // Fail closed: without the automata every piece may close a match, and
+        // the whole window is scanned each time, as before closers existed.
+        if self.closers.failed || self.openers.failed {
+            cursor.read += piece.len();
+            return true;
+        }
         let base = cursor.read;
         cursor.read += piece.len();
         let opened_at = &mut cursor.opened_at;
@@ -231,6 +244,19 @@ mod tests {
         assert!(!close_in(&closers, prose, prose.len() - 2));
         let jailbreak = "developer mode on";
         assert!(close_in(&closers, jailbreak, jailbreak.len() - 2));
+    }
+
+    #[test]
+    fn without_an_automaton_every_piece_may_close() {
+        let closers = Closers {
+            closers: Literals {
+                failed: true,
+                ..Literals::default()
+            },
+            ..Closers::default()
+        };
+        assert!(close_in(&closers, "the weather is mild", 4));
+        assert!(!close_in(&Closers::default(), "the weather is mild", 4));
     }
 
     #[test]
