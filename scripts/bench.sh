@@ -6,7 +6,7 @@
 # Everything started here is stopped on exit. Knobs: DURATION (s), RATE (req/s), CONNS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${CARGO_TARGET_DIR:=$HOME/.cache/portcullis/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis/target}"
 DURATION=${DURATION:-10}
 RATE=${RATE:-1000}
 CONNS=${CONNS:-32}

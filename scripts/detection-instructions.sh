@@ -4,7 +4,7 @@
 # Steady state: the count of 31 runs minus that of 11, over 20 (the first runs
 # also pay for compiling the packs and warming the lazy DFAs).
 set -euo pipefail
-: "${CARGO_TARGET_DIR:=$HOME/.cache/portcullis/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis/target}"
 if ! command -v valgrind >/dev/null; then
   echo "valgrind is not installed: apt-get install -y valgrind" >&2
   exit 1

@@ -7,8 +7,7 @@
 # entries go to $CARGO_TARGET_DIR/fuzz-corpus/<target>, crashes to fuzz/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${CARGO_TARGET_DIR:=$HOME/.cache/portcullis/target}"
-export CARGO_TARGET_DIR
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis/target}"
 export RUSTC_BOOTSTRAP=1
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-address}

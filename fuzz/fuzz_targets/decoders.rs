@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         ("url", decode::url_decode as fn(&str) -> Option<String>),
         ("html", decode::html_decode),
         ("escape", decode::escape_decode),
+        ("respell", decode::respell),
     ] {
         if let Some(out) = decoder(text) {
             assert!(

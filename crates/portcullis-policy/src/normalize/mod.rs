@@ -13,6 +13,7 @@ mod confusables;
 /// The individual decoders, public for the fuzz targets (`fuzz/`); not a stable API.
 #[doc(hidden)]
 pub mod decode;
+mod respell;
 mod unicode;
 
 use std::collections::hash_map::RandomState;
@@ -65,6 +66,8 @@ pub enum Origin {
     UrlEncoded,
     HtmlEntities,
     UnicodeEscapes,
+    /// Spaced letters joined and leetspeak read back (`1gn0r3`, `i g n o r e`).
+    Respelled,
 }
 
 /// The result of [`normalize`].
@@ -197,10 +200,11 @@ impl Builder {
                 found.push((Origin::Hex, s));
             }
         }
-        let whole: [(Origin, WholeTextDecoder); 3] = [
+        let whole: [(Origin, WholeTextDecoder); 4] = [
             (Origin::UrlEncoded, decode::url_decode),
             (Origin::HtmlEntities, decode::html_decode),
             (Origin::UnicodeEscapes, decode::escape_decode),
+            (Origin::Respelled, decode::respell),
         ];
         for (origin, decoder) in whole {
             if let Some(s) = decoder(text) {
