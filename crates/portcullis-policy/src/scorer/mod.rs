@@ -9,6 +9,7 @@ pub mod train;
 
 pub use features::Shape;
 use features::Windowing;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// Score at or above which the built-in packs treat a text as an injection.
@@ -50,8 +51,25 @@ pub struct Model {
     /// Quantised as the model file stores them: weight = q * `weight_scale`. At
     /// 2 bytes each the table (512 KiB at 18 bits) stays in a core's cache, and
     /// window sums are exact integers, whatever order they are added in.
-    weights: Box<[i16]>,
+    weights: Weights,
     weight_scale: f32,
+}
+
+/// Quantised weights as little-endian `i16`s, the model file's own layout: the
+/// built-in model reads them where the binary holds them (no 512 KiB copy on
+/// the heap); trained and loaded models own theirs.
+#[derive(Debug, Clone)]
+struct Weights(Cow<'static, [u8]>);
+
+impl Weights {
+    fn get(&self, index: usize) -> Option<i16> {
+        let (pairs, _) = self.0.as_chunks::<2>();
+        pairs.get(index).map(|&q| i16::from_le_bytes(q))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() / 2
+    }
 }
 
 impl Model {
@@ -61,23 +79,18 @@ impl Model {
         let weight_scale = if max > 0.0 { max / 32767.0 } else { 1.0 };
         let weights = weights
             .iter()
-            .map(|w| {
+            .flat_map(|w| {
                 // Within i16 range by construction of `weight_scale`.
                 #[allow(clippy::cast_possible_truncation)]
                 let q = (w / weight_scale).round().clamp(-32767.0, 32767.0) as i16;
-                q
+                q.to_le_bytes()
             })
-            .collect();
-        Model::quantised(bits, scales, weights, weight_scale)
+            .collect::<Vec<u8>>();
+        Model::quantised(bits, scales, Weights(Cow::Owned(weights)), weight_scale)
     }
 
     /// One or two scales (one long scale with no bias when none is given).
-    fn quantised(
-        bits: u8,
-        mut scales: Vec<Scale>,
-        weights: Box<[i16]>,
-        weight_scale: f32,
-    ) -> Model {
+    fn quantised(bits: u8, mut scales: Vec<Scale>, weights: Weights, weight_scale: f32) -> Model {
         scales.truncate(2);
         if scales.is_empty() {
             scales.push(Scale {
@@ -97,7 +110,7 @@ impl Model {
     pub fn weight(&self, index: usize) -> f32 {
         self.weights
             .get(index)
-            .map_or(0.0, |&q| f32::from(q) * self.weight_scale)
+            .map_or(0.0, |q| f32::from(q) * self.weight_scale)
     }
 
     pub fn bits(&self) -> u8 {
@@ -113,7 +126,7 @@ impl Model {
         static MODEL: OnceLock<Model> = OnceLock::new();
         MODEL.get_or_init(|| {
             // The test suite loads this file; a broken one fails CI, not a request.
-            Model::from_bytes(include_bytes!("../../models/injection.bin")).unwrap_or_else(|_| {
+            Model::from_static(include_bytes!("../../models/injection.bin")).unwrap_or_else(|_| {
                 // Scores 0: never blocks on its own.
                 let scale = Scale {
                     windowing: Windowing::default(),
@@ -141,13 +154,21 @@ impl Model {
             out.extend_from_slice(&bias.to_le_bytes());
         }
         out.extend_from_slice(&self.weight_scale.to_le_bytes());
-        for q in self.weights.iter() {
-            out.extend_from_slice(&q.to_le_bytes());
-        }
+        out.extend_from_slice(&self.weights.0);
         out
     }
 
+    /// A model read from a copy of `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        Model::parse(Cow::Owned(bytes.to_vec()))
+    }
+
+    /// A model whose weights stay where `bytes` is (the binary's own data).
+    pub fn from_static(bytes: &'static [u8]) -> Result<Model, ModelError> {
+        Model::parse(Cow::Borrowed(bytes))
+    }
+
+    fn parse(bytes: Cow<'static, [u8]>) -> Result<Model, ModelError> {
         let header = bytes.get(..HEADER).ok_or(ModelError::Format)?;
         if &header[..4] != MAGIC || header[4] != VERSION {
             return Err(ModelError::Format);
@@ -177,11 +198,20 @@ impl Model {
                 bias: f32_at(at + 2),
             })
             .collect();
-        let weights = bytes[HEADER..]
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        Ok(Model::quantised(bits, scales, weights, f32_at(18)))
+        let weight_scale = f32_at(18);
+        let weights = match bytes {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[HEADER..]),
+            Cow::Owned(mut b) => {
+                b.drain(..HEADER);
+                Cow::Owned(b)
+            }
+        };
+        Ok(Model::quantised(
+            bits,
+            scales,
+            Weights(weights),
+            weight_scale,
+        ))
     }
 
     /// Highest window logit of `folded` text. Per-token weight sums are taken
@@ -229,7 +259,7 @@ impl Model {
 /// Prefix sums over tokens of (quantised weight sum, feature count): of every
 /// feature, and of the shape-tagged ones only.
 struct TokenSums<'w> {
-    weights: &'w [i16],
+    weights: &'w Weights,
     all: Vec<(i64, u32)>,
     tagged: Vec<(i64, u32)>,
     /// The current token's sums so far: plain features, tagged features, n-grams.
@@ -245,7 +275,7 @@ struct TokenSums<'w> {
 impl<'w> TokenSums<'w> {
     /// Room for the tokens of a `text_len`-byte text (about one per four bytes
     /// of prose), so the prefix sums rarely grow while they are pushed.
-    fn new(weights: &'w [i16], text_len: usize) -> Self {
+    fn new(weights: &'w Weights, text_len: usize) -> Self {
         let capacity = (text_len / 4).min(features::MAX_TOKENS) + 2;
         let prefix = || {
             let mut v = Vec::with_capacity(capacity);
@@ -265,9 +295,7 @@ impl<'w> TokenSums<'w> {
     }
 
     fn weight(&self, bucket: u32) -> i64 {
-        self.weights
-            .get(bucket as usize)
-            .map_or(0, |&q| i64::from(q))
+        self.weights.get(bucket as usize).map_or(0, i64::from)
     }
 }
 
