@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# make bench: the mock provider and the gateway (release builds) on loopback, load
+# make bench: the mock provider and the gateway (the `dist` build we ship; PROFILE=release
+# for the one `make run` starts) on loopback, load
 # from a separate process (loadgen), direct vs through the gateway in the same run,
 # and `bare-proxy` (forwarding only, same stack) as the floor any proxy pays here.
 # Bodies number each request (`{{n}}`), so no two carry the same text.
-# Everything started here is stopped on exit. Knobs: DURATION (s), RATE (req/s), CONNS.
+# Everything started here is stopped on exit. Knobs: DURATION (s), RATE (req/s), CONNS,
+# PROFILE (cargo profile, default dist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis/target}"
 DURATION=${DURATION:-10}
 RATE=${RATE:-1000}
 CONNS=${CONNS:-32}
-BIN=$CARGO_TARGET_DIR/release
+PROFILE=${PROFILE:-dist}
+BIN=$CARGO_TARGET_DIR/$PROFILE
 
-cargo build --release -q -p portcullis -p mock-upstream -p loadgen --bins
+echo "building ($PROFILE profile)..." >&2
+cargo build --profile "$PROFILE" -q -p portcullis -p mock-upstream -p loadgen --bins
 
 work=$(mktemp -d)
 pids=()
@@ -69,9 +73,9 @@ PEAK_RSS=$(rss_kb VmHWM)
 EVENTS_DROPPED=$(curl -sf "http://127.0.0.1:$GW_PORT/metrics" | awk '/^portcullis_events_dropped_total/ {print $2}')
 
 printf '%s\n' "${results[@]}" > "$work/results.jsonl"
-python3 - "$work/results.jsonl" "$IDLE_RSS" "$PEAK_RSS" "$CONNS" "$RATE" "${EVENTS_DROPPED:-0}" <<'PY'
+python3 - "$work/results.jsonl" "$IDLE_RSS" "$PEAK_RSS" "$CONNS" "$RATE" "${EVENTS_DROPPED:-0}" "$PROFILE" <<'PY'
 import json, sys
-path, idle, peak, conns, rate, dropped = sys.argv[1:]
+path, idle, peak, conns, rate, dropped, profile = sys.argv[1:]
 r = {}
 for line in open(path):
     line = line.strip()
@@ -102,5 +106,5 @@ for kind, name in [("chat", "non-streaming"), ("stream", "streaming")]:
     d, b, w = (g(f"{t} closed {kind}", "rps") for t in ("direct", "bare", "gateway"))
     print(f"- {name}: {b:,.0f} req/s, {b/d:.0%} of direct; the gateway does {w/b:.0%} of it")
 print()
-print(f"gateway RSS: idle {int(idle)/1024:.1f} MB, peak {int(peak)/1024:.1f} MB; load errors: {errors}; events dropped: {dropped}")
+print(f"gateway ({profile} build) RSS: idle {int(idle)/1024:.1f} MB, peak {int(peak)/1024:.1f} MB; load errors: {errors}; events dropped: {dropped}")
 PY

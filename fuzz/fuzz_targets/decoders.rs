@@ -42,9 +42,15 @@ fuzz_target!(|data: &[u8]| {
         ("escape", decode::escape_decode),
         ("respell", decode::respell),
     ] {
+        // Respelling may add a space between the words of a run it takes apart.
+        let bound = if name == "respell" {
+            text.len() * 3 / 2
+        } else {
+            text.len()
+        };
         if let Some(out) = decoder(text) {
             assert!(
-                out.len() <= text.len(),
+                out.len() <= bound,
                 "{name}: {} bytes out of {}",
                 out.len(),
                 text.len()

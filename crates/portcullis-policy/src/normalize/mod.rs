@@ -14,6 +14,7 @@ mod confusables;
 #[doc(hidden)]
 pub mod decode;
 mod respell;
+mod segment;
 mod unicode;
 
 use std::collections::hash_map::RandomState;
@@ -66,7 +67,8 @@ pub enum Origin {
     UrlEncoded,
     HtmlEntities,
     UnicodeEscapes,
-    /// Spaced letters joined and leetspeak read back (`1gn0r3`, `i g n o r e`).
+    /// Spaced letters joined, leetspeak read back and instruction words run
+    /// together taken apart (`1gn0r3`, `i g n o r e`, `ignoreallprevious...`).
     Respelled,
 }
 
