@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         ("url", decode::url_decode as fn(&str) -> Option<String>),
         ("html", decode::html_decode),
         ("escape", decode::escape_decode),
+        ("morse", decode::morse_decode),
         ("respell", decode::respell),
     ] {
         // Respelling may add a space between the words of a run it takes apart.

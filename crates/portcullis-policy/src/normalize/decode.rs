@@ -2,15 +2,16 @@
 //!
 //! All decoders are single-pass, linear in their input, allocation-light, and never
 //! panic. Run-based decoders (base64, hex) report each candidate run with its decoded
-//! bytes; whole-text decoders (URL, HTML entities, escapes, and respelling of spaced
-//! letters and leetspeak) return the full text with
-//! escapes replaced, or `None` when nothing was decoded.
+//! bytes; whole-text decoders (URL, HTML entities, escapes, Morse code, and
+//! respelling of spaced letters, leetspeak and words run together) return the full
+//! text with escapes replaced, or `None` when nothing was decoded.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 
+pub use super::morse::morse_decode;
 pub use super::respell::respell;
 
 /// Lenient URL-safe engine; standard-alphabet input is mapped to it first.

@@ -13,6 +13,7 @@ mod confusables;
 /// The individual decoders, public for the fuzz targets (`fuzz/`); not a stable API.
 #[doc(hidden)]
 pub mod decode;
+mod morse;
 mod respell;
 mod segment;
 mod unicode;
@@ -67,6 +68,8 @@ pub enum Origin {
     UrlEncoded,
     HtmlEntities,
     UnicodeEscapes,
+    /// Morse code read back (`.. --. -. --- .-. .`).
+    Morse,
     /// Spaced letters joined, leetspeak read back and instruction words run
     /// together taken apart (`1gn0r3`, `i g n o r e`, `ignoreallprevious...`).
     Respelled,
@@ -202,10 +205,11 @@ impl Builder {
                 found.push((Origin::Hex, s));
             }
         }
-        let whole: [(Origin, WholeTextDecoder); 4] = [
+        let whole: [(Origin, WholeTextDecoder); 5] = [
             (Origin::UrlEncoded, decode::url_decode),
             (Origin::HtmlEntities, decode::html_decode),
             (Origin::UnicodeEscapes, decode::escape_decode),
+            (Origin::Morse, decode::morse_decode),
             (Origin::Respelled, decode::respell),
         ];
         for (origin, decoder) in whole {
