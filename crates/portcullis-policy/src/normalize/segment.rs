@@ -235,6 +235,24 @@ pub fn all_known<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> bool {
     })
 }
 
+/// Whether parts split by hyphens glue into one vocabulary word: `ig-nore`,
+/// `pre-vi-ous`, not `well-known` or `e-mail`.
+pub fn glues_into_word<'a>(parts: impl Iterator<Item = &'a [u8]> + Clone) -> bool {
+    let len: usize = parts.clone().map(<[u8]>::len).sum();
+    if parts.clone().count() < 2 || len > MAX_WORD {
+        return false;
+    }
+    let mut glued = [0u8; MAX_WORD];
+    let mut at = 0;
+    for part in parts {
+        for (g, &b) in glued[at..].iter_mut().zip(part) {
+            *g = b.to_ascii_lowercase();
+        }
+        at += part.len();
+    }
+    known(&glued[..len])
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -292,6 +310,18 @@ mod tests {
         }
         assert_eq!(split(&b"ab".repeat(60)), None, "longer than MAX_RUN");
         assert_eq!(split(b"ignore_all_previous"), None, "letters only");
+    }
+
+    #[test]
+    fn hyphenated_parts_glue_into_a_word() {
+        let glues = |parts: &[&str]| glues_into_word(parts.iter().map(|p| p.as_bytes()));
+        assert!(glues(&["ig", "nore"]));
+        assert!(glues(&["Pre", "vi", "ous"]));
+        assert!(glues(&["in", "struc", "tions"]));
+        assert!(!glues(&["well", "known"]), "not a vocabulary word");
+        assert!(!glues(&["e", "mail"]));
+        assert!(!glues(&["ignore"]), "one part");
+        assert!(!glues(&["ignoreall", "previous"]), "longer than any word");
     }
 
     #[test]
