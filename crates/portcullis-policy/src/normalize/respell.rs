@@ -1,6 +1,6 @@
 //! Respelling: words written so a matcher does not see them, written back.
 //!
-//! Two tricks need no encoding at all and defeat every phrase rule:
+//! These tricks need no encoding at all and defeat every phrase rule:
 //! - letter spacing: `I g n o r e   a l l`, `i.g.n.o.r.e`, `I-G-N-O-R-E`;
 //! - leetspeak: `1gn0r3 4ll pr3v10us 1nstruct10ns`, `passw0rd`;
 //! - words run together: `ignoreallpreviousinstructions`,
@@ -75,8 +75,9 @@ fn is_word_byte(c: Class) -> bool {
     matches!(c, Class::Letter | Class::Leet | Class::Digit | Class::Other)
 }
 
-/// The text with spaced letters joined and leetspeak read back, or `None` when
-/// it holds neither.
+/// The text with spaced letters joined, leetspeak read back, instruction words
+/// run together taken apart and split ones glued, or `None` when it holds none
+/// of these.
 pub fn respell(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     if !might_be_respelled(bytes) {
@@ -225,9 +226,10 @@ fn in_prose(b: &[u8], w: &std::ops::Range<usize>) -> bool {
         && delimits_prose(b.get(w.end))
 }
 
-/// Whether the text holds a leetspeak word or a spaced word: decided without
-/// building anything, looking closer only at a look-alike digit between letters
-/// or at a spacing byte between one-letter words. Most texts hold neither.
+/// Whether the text holds anything [`respell`] rewrites: decided without
+/// building anything, looking closer only at a look-alike digit between letters,
+/// a spacing byte after a one-letter word, a `_` or `-` between letters, or the
+/// end of a run of 12 letters or more. Most texts hold none of these.
 fn might_be_respelled(b: &[u8]) -> bool {
     // One table lookup a byte; only look-alikes and spacing after a letter are
     // looked at closer (in prose, a space after the last letter of a word fails
