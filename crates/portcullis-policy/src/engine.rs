@@ -499,12 +499,24 @@ impl Engine {
             for (pattern, rule) in patterns.into_iter().zip(rule_of) {
                 match literals::gate(&pattern, case_insensitive, text_form) {
                     Some(gate) => {
+                        let hir = syntax::parse_with(
+                            &pattern,
+                            &syntax::Config::new()
+                                .case_insensitive(case_insensitive)
+                                .utf8(false),
+                        )
+                        .map_err(|e| EngineError::Set {
+                            form,
+                            message: e.to_string(),
+                        })?;
+                        // Folded views are lower case: no upper-case spellings
+                        // to look for (see `lowercase`).
+                        let hir = if case_insensitive {
+                            crate::lowercase::narrow(&hir)
+                        } else {
+                            hir
+                        };
                         let regex = meta::Regex::builder()
-                            .syntax(
-                                syntax::Config::new()
-                                    .case_insensitive(case_insensitive)
-                                    .utf8(false),
-                            )
                             .configure(
                                 meta::Config::new()
                                     // Gates only ask whether a stretch matches:
@@ -518,7 +530,7 @@ impl Engine {
                                     .nfa_size_limit(Some(PATTERN_SIZE_LIMIT))
                                     .hybrid_cache_capacity(PATTERN_SIZE_LIMIT),
                             )
-                            .build(&pattern)
+                            .build_from_hir(&hir)
                             .map_err(|e| EngineError::Set {
                                 form,
                                 message: e.to_string(),

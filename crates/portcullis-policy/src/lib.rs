@@ -5,6 +5,7 @@ pub mod builtin;
 mod closers;
 pub mod engine;
 mod literals;
+mod lowercase;
 pub mod memo;
 pub mod normalize;
 pub mod pack;

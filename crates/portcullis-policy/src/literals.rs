@@ -90,6 +90,21 @@ pub(crate) fn gate(pattern: &str, case_insensitive: bool, form: TextForm) -> Opt
         .collect();
     literals.sort();
     literals.dedup();
+    if form == TextForm::SpaceCollapsed {
+        // Folded views hold no tab or newline (whitespace is one space) and no
+        // character folding removes (`ſ`, `K`): spellings with them never occur
+        // there, and each costs the automaton states.
+        // (A literal cut inside a character is kept: it says nothing here.)
+        let occur = |l: &Vec<u8>| match std::str::from_utf8(l) {
+            Ok(s) => s
+                .chars()
+                .all(|c| c == ' ' || !c.is_whitespace() && crate::lowercase::survives_folding(c)),
+            Err(_) => true,
+        };
+        if literals.iter().any(occur) {
+            literals.retain(occur);
+        }
+    }
     Some(Gate {
         literals,
         max_offset: gate.max_offset,

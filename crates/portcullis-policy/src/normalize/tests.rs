@@ -326,9 +326,58 @@ proptest! {
         prop_assert_eq!(fold_for_matching(&once), once);
     }
 
+    /// Folded patterns are compiled without the characters folding removes
+    /// (`crate::lowercase`): no view may hold one, whatever the input.
+    #[test]
+    fn views_hold_only_characters_that_survive_folding(
+        s in r"([a-zA-Z0-9 \u{00c0}-\u{024f}\u{0370}-\u{04ff}\u{1e00}-\u{1fff}\u{2100}-\u{218f}\u{2460}-\u{24ff}\u{3300}-\u{33ff}\u{fb00}-\u{fb06}\u{ff00}-\u{ffef}\u{1d400}-\u{1d7ff}\u{1f130}-\u{1f189}\u{0300}-\u{036f}\u{01c4}-\u{01cc}\u{0130}\u{017f}\u{212a}\u{33a7}]|%4[1-9]|&#x4[1-9];|\\u004[1-9]){0,60}",
+    ) {
+        let n = normalize(&s, &Limits { min_encoded_len: 4, ..Limits::default() });
+        for view in &n.views {
+            let stray = view.text.chars().find(|&c| !crate::lowercase::survives_folding(c));
+            prop_assert!(stray.is_none(), "{:?} in {:?} view {:?}", stray, view.origin, view.text);
+        }
+    }
+
     #[test]
     fn random_binary_never_makes_base64_view(bytes in proptest::collection::vec(any::<u8>(), 40)) {
         let n = norm(&STANDARD.encode(&bytes));
         prop_assert!(!n.views.iter().any(|v| v.origin == Origin::Base64), "{:?}", n);
     }
+}
+
+/// Every single character, and every combining mark after a letter (NFKC
+/// composes the two), folds to characters that survive folding: folded
+/// patterns rely on it (`crate::lowercase`).
+#[test]
+fn every_character_folds_to_characters_that_survive_folding() {
+    let mut stray = Vec::new();
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        let combining = matches!(u32::from(c), 0x300..=0x36f | 0x3099..=0x309a);
+        let texts = if combining {
+            vec![
+                c.to_string(),
+                format!("a{c}"),
+                format!("I{c}"),
+                format!("K{c}"),
+            ]
+        } else {
+            vec![c.to_string()]
+        };
+        for text in texts {
+            let folded = fold_for_matching(&text);
+            if let Some(bad) = folded
+                .chars()
+                .find(|&f| !crate::lowercase::survives_folding(f))
+            {
+                stray.push((c, bad));
+            }
+        }
+    }
+    assert!(
+        stray.is_empty(),
+        "{} characters, first {:?}",
+        stray.len(),
+        &stray[..stray.len().min(10)]
+    );
 }
