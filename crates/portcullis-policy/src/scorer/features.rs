@@ -176,6 +176,14 @@ pub trait GramSink {
     fn gram(&mut self, plain: u32, tagged: u32);
     /// The n-grams of one token are done.
     fn token_end(&mut self);
+    /// A word's character n-grams are next: `true` when the sink already knows
+    /// what they add up to (they depend on the word alone), so they are skipped.
+    fn word_known(&mut self, _word: &[u8], _hash: u64) -> bool {
+        false
+    }
+    /// The character n-grams of a word [`GramSink::word_known`] did not know
+    /// are done.
+    fn word_done(&mut self, _word: &[u8], _hash: u64) {}
 }
 
 impl GramSink for Featurized {
@@ -206,7 +214,10 @@ pub fn visit<S: GramSink>(text: &str, shape: Shape, bits: u8, sink: &mut S) {
         push(sink, previous.rotate_left(17) ^ h ^ 0xb16);
         previous = h;
         let word = token.as_bytes();
-        if word.len() >= 3 && token.starts_with(|c: char| c.is_alphanumeric()) {
+        if word.len() >= 3
+            && token.starts_with(|c: char| c.is_alphanumeric())
+            && !sink.word_known(word, h)
+        {
             // Character 4-grams of "<word>", rolling over bytes.
             let mut window: u32 = u32::from(b'<');
             let mut filled = 1;
@@ -217,6 +228,7 @@ pub fn visit<S: GramSink>(text: &str, shape: Shape, bits: u8, sink: &mut S) {
                     push(sink, u64::from(window) | (1 << 40));
                 }
             }
+            sink.word_done(word, h);
         }
         sink.token_end();
     }

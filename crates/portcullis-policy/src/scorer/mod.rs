@@ -6,6 +6,7 @@
 
 pub mod features;
 pub mod train;
+mod words;
 
 pub use features::Shape;
 use features::Windowing;
@@ -53,6 +54,9 @@ pub struct Model {
     /// window sums are exact integers, whatever order they are added in.
     weights: Weights,
     weight_scale: f32,
+    /// Which model this is to the per-thread word cache ([`words`]); a clone
+    /// keeps it, as it keeps the weights.
+    id: u64,
 }
 
 /// Quantised weights as little-endian `i16`s, the model file's own layout: the
@@ -103,6 +107,7 @@ impl Model {
             scales,
             weights,
             weight_scale,
+            id: words::next_model_id(),
         }
     }
 
@@ -221,7 +226,26 @@ impl Model {
     /// about planted sentences never moves a prompt's score, and only in texts
     /// longer than two of its windows.
     pub fn max_logit(&self, folded: &str, shape: Shape) -> f32 {
+        words::with_cache(|cache| self.max_logit_with(folded, shape, cache))
+    }
+
+    /// [`Model::max_logit`] with the word cache given (or none).
+    fn max_logit_with(
+        &self,
+        folded: &str,
+        shape: Shape,
+        cache: Option<&mut words::WordCache>,
+    ) -> f32 {
         let mut sums = TokenSums::new(&self.weights, folded.len());
+        sums.words = cache.map(|cache| WordSums {
+            cache,
+            model: self.id,
+            shape: match shape {
+                Shape::Prompt => 0,
+                Shape::Document => 1,
+            },
+            start: (0, 0, 0),
+        });
         features::visit(folded, shape, self.bits, &mut sums);
         let (all, tagged) = (&sums.all, &sums.tagged);
         let logit = |prefix: &[(i64, u32)], bias: f32, (from, to): (usize, usize)| {
@@ -256,9 +280,18 @@ impl Model {
     }
 }
 
+/// The word cache while a text is scored, and the sums where the current word's
+/// character n-grams began.
+struct WordSums<'c> {
+    cache: &'c mut words::WordCache,
+    model: u64,
+    shape: u8,
+    start: (i64, i64, u32),
+}
+
 /// Prefix sums over tokens of (quantised weight sum, feature count): of every
 /// feature, and of the shape-tagged ones only.
-struct TokenSums<'w> {
+struct TokenSums<'w, 'c> {
     weights: &'w Weights,
     all: Vec<(i64, u32)>,
     tagged: Vec<(i64, u32)>,
@@ -270,9 +303,10 @@ struct TokenSums<'w> {
     /// from the vectors cost 1.3% of a scan's instructions.
     all_total: (i64, u32),
     tagged_total: (i64, u32),
+    words: Option<WordSums<'c>>,
 }
 
-impl<'w> TokenSums<'w> {
+impl<'w> TokenSums<'w, '_> {
     /// Room for the tokens of a `text_len`-byte text (about one per four bytes
     /// of prose), so the prefix sums rarely grow while they are pushed.
     fn new(weights: &'w Weights, text_len: usize) -> Self {
@@ -291,6 +325,7 @@ impl<'w> TokenSums<'w> {
             grams: 0,
             all_total: (0, 0),
             tagged_total: (0, 0),
+            words: None,
         }
     }
 
@@ -299,7 +334,7 @@ impl<'w> TokenSums<'w> {
     }
 }
 
-impl features::GramSink for TokenSums<'_> {
+impl features::GramSink for TokenSums<'_, '_> {
     fn gram(&mut self, plain: u32, tagged: u32) {
         // Two independent sums: the adds of one do not wait on the other's.
         self.plain += self.weight(plain);
@@ -317,6 +352,63 @@ impl features::GramSink for TokenSums<'_> {
         *d += self.grams;
         self.tagged.push(self.tagged_total);
         (self.plain, self.shaped, self.grams) = (0, 0, 0);
+    }
+
+    fn word_known(&mut self, word: &[u8], hash: u64) -> bool {
+        let Some(words) = self
+            .words
+            .as_mut()
+            .filter(|_| word.len() <= words::MAX_WORD)
+        else {
+            return false;
+        };
+        let key = words::Key {
+            model: words.model,
+            shape: words.shape,
+            word,
+            hash,
+        };
+        if let Some(known) = words.cache.get(key) {
+            self.plain += i64::from(known.plain);
+            self.shaped += i64::from(known.shaped);
+            self.grams += u32::from(known.grams);
+            return true;
+        }
+        words.start = (self.plain, self.shaped, self.grams);
+        false
+    }
+
+    fn word_done(&mut self, word: &[u8], hash: u64) {
+        let Some(words) = self
+            .words
+            .as_mut()
+            .filter(|_| word.len() <= words::MAX_WORD)
+        else {
+            return;
+        };
+        let (plain, shaped, grams) = words.start;
+        // A word of at most 16 bytes has at most 15 n-grams of 16-bit weights.
+        let sums = (
+            i32::try_from(self.plain - plain),
+            i32::try_from(self.shaped - shaped),
+            u16::try_from(self.grams - grams),
+        );
+        if let (Ok(plain), Ok(shaped), Ok(grams)) = sums {
+            let key = words::Key {
+                model: words.model,
+                shape: words.shape,
+                word,
+                hash,
+            };
+            words.cache.put(
+                key,
+                words::Sums {
+                    plain,
+                    shaped,
+                    grams,
+                },
+            );
+        }
     }
 }
 
@@ -362,6 +454,37 @@ pub fn to_score(logit: f32) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Remembered word sums give exactly the logit of hashing every n-gram,
+        /// on a cold cache and a warm one, in both shapes, and whatever another
+        /// model left in the cache.
+        #[test]
+        fn remembered_words_score_exactly_as_hashed_ones(
+            words in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "ignore", "all", "previous", "instructions", "the", "summarise",
+                    "a", "of", "café", "naïve", "über", "x1234567890123456789",
+                    "sixteen_letters1", "seventeen_letters", "?", "!", "42",
+                ]),
+                0..60,
+            ),
+        ) {
+            let text = words.join(" ");
+            let model = Model::builtin();
+            let other = Model::new(DEFAULT_BITS, model.scales().to_vec(), vec![0.5; 1 << DEFAULT_BITS]);
+            for shape in [Shape::Prompt, Shape::Document] {
+                let plain = model.max_logit_with(&text, shape, None);
+                let mut cache = words::WordCache::default();
+                other.max_logit_with(&text, shape, Some(&mut cache));
+                for _ in 0..2 {
+                    let remembered = model.max_logit_with(&text, shape, Some(&mut cache));
+                    proptest::prop_assert_eq!(plain.to_bits(), remembered.to_bits());
+                }
+                proptest::prop_assert_eq!(plain.to_bits(), model.max_logit(&text, shape).to_bits());
+            }
+        }
+    }
 
     #[test]
     fn bytes_round_trip_within_quantisation() {
