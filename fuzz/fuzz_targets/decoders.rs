@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         ("escape", decode::escape_decode),
         ("morse", decode::morse_decode),
         ("respell", decode::respell),
+        ("reverse", decode::reverse_decode),
     ] {
         // Respelling may add a space between the words of a run it takes apart.
         let bound = if name == "respell" {

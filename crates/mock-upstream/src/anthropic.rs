@@ -7,7 +7,7 @@ use crate::errors::ApiError;
 use crate::handler::{parse_json, to_json, Ctx, Generated, Reply};
 use crate::openai::{conversation, Message};
 use crate::sse::{split_chunks, SseWriter};
-use crate::text::{push_json_str, push_u64, reply_for, OneOrMany, Part, Tokens, DEFAULT_MODEL};
+use crate::text::{push_json_str, push_u64, OneOrMany, Part, Tokens, DEFAULT_MODEL};
 
 #[derive(Deserialize)]
 struct MessagesRequest {
@@ -66,7 +66,7 @@ pub(crate) fn messages(ctx: &Ctx, body: &[u8]) -> Result<Generated, ApiError> {
     let fault = ctx.fault_for(model)?;
     let system_chars = req.system.text(is_text).chars().count();
     let (input_chars, last_user) = conversation(&req.messages, system_chars, is_text);
-    let reply = reply_for(last_user.as_deref());
+    let reply = ctx.reply_for(last_user.as_deref());
     let tokens = Tokens::new(input_chars, &reply);
     let id = format!("msg_mock_{}", ctx.n);
     let message = |content, stop_reason, output_tokens| MessageObject {

@@ -133,9 +133,20 @@ pub(crate) struct Ctx {
     pub created: u64,
     pub chunks: usize,
     header_fault: Option<Fault>,
+    /// `x-mock-answer`: the answer to give whatever was asked, so a test can
+    /// make the answer say what no request says (response inspection).
+    answer: Option<String>,
 }
 
 impl Ctx {
+    /// The answer to a conversation whose last user text is `user_text`.
+    pub(crate) fn reply_for(&self, user_text: Option<&str>) -> String {
+        match &self.answer {
+            Some(answer) => answer.clone(),
+            None => crate::text::reply_for(user_text),
+        }
+    }
+
     /// The fault for this request (`x-mock-fault` wins over `model`); error
     /// faults come back as the error to send.
     pub(crate) fn fault_for(&self, model: &str) -> Result<Option<Fault>, ApiError> {
@@ -305,11 +316,17 @@ fn generate(
         endpoint.flavor(),
         &parts.headers,
     )?;
+    let answer = parts
+        .headers
+        .get("x-mock-answer")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let ctx = Ctx {
         n,
         created: unix_now(),
         chunks,
         header_fault,
+        answer,
     };
     match endpoint {
         Endpoint::Chat => openai::chat(&ctx, body),

@@ -3,7 +3,9 @@
 //!
 //! It answers with the providers' real JSON shapes and SSE event sequences,
 //! echoes the caller's text (`"You said: ..."`) so tests can check that content
-//! round-trips, and injects faults per request (by `model` or `x-mock-fault`),
+//! round-trips (or answers the `x-mock-answer` header's text, so a test can make
+//! the answer say what no request does), and injects faults per request (by
+//! `model` or `x-mock-fault`),
 //! so a single running instance serves every test case.
 //!
 //! ```no_run

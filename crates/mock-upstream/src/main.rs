@@ -14,7 +14,8 @@ use mock_upstream::{MockConfig, MockUpstream};
 /// Faults are chosen per request with the model name or the `x-mock-fault`
 /// header (mock-error-400/401/429/500/503, mock-stall, mock-stall-stream,
 /// mock-disconnect); pacing with `x-mock-latency-ms`, `x-mock-chunk-delay-ms`
-/// and `x-mock-chunks`.
+/// and `x-mock-chunks`. The answer echoes the last user text, or is the
+/// `x-mock-answer` header's text when one is sent.
 #[derive(Debug, Parser)]
 #[command(name = "mock-upstream", version)]
 struct Args {

@@ -11,7 +11,7 @@ use crate::errors::ApiError;
 use crate::handler::{parse_json, to_json, Ctx, Generated, Reply};
 use crate::sse::{split_chunks, SseWriter};
 use crate::text::{
-    estimate_tokens, push_json_str, push_u64, reply_for, OneOrMany, Part, Tokens, DEFAULT_MODEL,
+    estimate_tokens, push_json_str, push_u64, OneOrMany, Part, Tokens, DEFAULT_MODEL,
 };
 
 /// Embedding size when the request does not ask for one: small, so tests can
@@ -145,7 +145,7 @@ pub(crate) fn chat(ctx: &Ctx, body: &[u8]) -> Result<Generated, ApiError> {
     let model = req.model.as_deref().unwrap_or(DEFAULT_MODEL);
     let fault = ctx.fault_for(model)?;
     let (input_chars, last_user) = conversation(&req.messages, 0, is_text);
-    let reply = reply_for(last_user.as_deref());
+    let reply = ctx.reply_for(last_user.as_deref());
     let tokens = Tokens::new(input_chars, &reply);
     let usage = ChatUsage::new(tokens);
     let id = format!("chatcmpl-mock-{}", ctx.n);
@@ -359,7 +359,7 @@ pub(crate) fn completions(ctx: &Ctx, body: &[u8]) -> Result<Generated, ApiError>
             Input::Tokens(_) => None,
         })
         .collect();
-    let reply = reply_for(Some(&texts.join("\n")));
+    let reply = ctx.reply_for(Some(&texts.join("\n")));
     let input = prompts.iter().map(Input::tokens).sum::<u64>().max(1);
     let output = estimate_tokens(reply.chars().count());
     let usage = CompletionUsage {
@@ -714,7 +714,7 @@ pub(crate) fn responses(ctx: &Ctx, body: &[u8]) -> Result<Generated, ApiError> {
             last_user
         }
     };
-    let reply = reply_for(last_user.as_deref());
+    let reply = ctx.reply_for(last_user.as_deref());
     let tokens = Tokens::new(chars, &reply);
     let usage = ResponsesUsage {
         input_tokens: tokens.input,

@@ -1378,3 +1378,30 @@ async fn binary_prints_ready_line_and_exits_on_sigterm() {
         .unwrap();
     assert!(status.success(), "clean exit, got {status}");
 }
+
+#[tokio::test]
+async fn x_mock_answer_sets_the_answer_whatever_was_asked() {
+    let mock = start(MockConfig::default()).await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]});
+    let answer = ("x-mock-answer", "the answer says what the request does not");
+    let reply = post(&mock, "/v1/chat/completions", &[answer], &body).await;
+    let json = reply.json();
+    assert_eq!(json["choices"][0]["message"]["content"], answer.1);
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "hello"}]});
+    let reply = post(
+        &mock,
+        "/v1/messages",
+        &[answer, ANTHROPIC[0], ANTHROPIC[1]],
+        &body,
+    )
+    .await;
+    let json = reply.json();
+    assert_eq!(json["content"][0]["text"], answer.1);
+    // Without the header the caller's text is echoed.
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]});
+    let reply = post(&mock, "/v1/chat/completions", &[], &body).await;
+    let json = reply.json();
+    assert_eq!(json["choices"][0]["message"]["content"], "You said: hello");
+    mock.shutdown().await;
+}

@@ -2,9 +2,10 @@
 //!
 //! All decoders are single-pass, linear in their input, allocation-light, and never
 //! panic. Run-based decoders (base64, hex) report each candidate run with its decoded
-//! bytes; whole-text decoders (URL, HTML entities, escapes, Morse code, and
-//! respelling of spaced letters, leetspeak and words run together) return the full
-//! text with escapes replaced, or `None` when nothing was decoded.
+//! bytes; whole-text decoders (URL, HTML entities, escapes, Morse code,
+//! respelling of spaced letters, leetspeak and words run together, and text
+//! written backwards) return the full text with escapes replaced, or `None` when
+//! nothing was decoded.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -13,6 +14,7 @@ use base64::Engine as _;
 
 pub use super::morse::morse_decode;
 pub use super::respell::respell;
+pub use super::reverse::reverse_decode;
 
 /// Lenient URL-safe engine; standard-alphabet input is mapped to it first.
 const B64_ENGINE: GeneralPurpose = GeneralPurpose::new(

@@ -15,6 +15,7 @@ mod confusables;
 pub mod decode;
 mod morse;
 mod respell;
+mod reverse;
 mod segment;
 mod unicode;
 
@@ -73,6 +74,8 @@ pub enum Origin {
     /// Spaced letters joined, leetspeak read back and instruction words run
     /// together taken apart (`1gn0r3`, `i g n o r e`, `ignoreallprevious...`).
     Respelled,
+    /// Text written backwards read forwards (`snoitcurtsni suoiverp lla erongi`).
+    Reversed,
 }
 
 /// The result of [`normalize`].
@@ -228,7 +231,10 @@ pub fn normalize(input: &str, limits: &Limits) -> Normalized {
     let truncated_input = truncate_at_boundary(input, limits.max_input_bytes);
     let truncated = truncated_input.len() < input.len();
     let (stage1, hidden) = unicode::strip_and_nfkc(truncated_input);
-    let (text0, confusables) = unicode::fold_case_and_space(&stage1);
+    // Words written backwards are counted as the text is folded.
+    let mut backwards = reverse::Backwards::default();
+    let (text0, confusables) =
+        unicode::fold_case_and_space_with(&stage1, |word| backwards.see(word));
 
     let mut b = Builder {
         out: Normalized {
@@ -248,6 +254,12 @@ pub fn normalize(input: &str, limits: &Limits) -> Normalized {
     });
 
     let mut queue: VecDeque<(String, u8)> = VecDeque::new();
+    if backwards.enough() && limits.max_decode_depth > 0 {
+        let reversed: String = stage1.chars().rev().collect();
+        if let Some(next) = b.add_view(Origin::Reversed, &reversed) {
+            queue.push_back((next, 1));
+        }
+    }
     queue.push_back((stage1, 0));
     while let Some((text, depth)) = queue.pop_front() {
         if depth >= limits.max_decode_depth || b.full() {

@@ -17,13 +17,13 @@ pub const MAX_RUN: usize = 96;
 /// A run must fall apart into at least this many words.
 pub const MIN_WORDS: usize = 4;
 /// The longest word of [`VOCABULARY`].
-const MAX_WORD: usize = 14;
+pub const MAX_WORD: usize = 14;
 
 /// The words of instructions to a model and of what they ask for, lowercase,
 /// sorted (for `binary_search`), two letters or more. Shared by the rules'
 /// phrases; adding a word lets more runs fall apart, so only words that such
 /// phrases use belong here.
-pub static VOCABULARY: &[&str] = &[
+pub const VOCABULARY: &[&str] = &[
     "above",
     "access",
     "act",
@@ -172,7 +172,8 @@ pub static VOCABULARY: &[&str] = &[
     "your",
 ];
 
-fn known(word: &[u8]) -> bool {
+/// Whether `word` (lowercase) is a word of [`VOCABULARY`].
+pub fn known(word: &[u8]) -> bool {
     VOCABULARY
         .binary_search_by(|w| w.as_bytes().cmp(word))
         .is_ok()

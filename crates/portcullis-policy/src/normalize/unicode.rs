@@ -96,6 +96,13 @@ pub fn strip_and_nfkc(s: &str) -> (String, usize) {
 /// and collapse whitespace. Input is expected to be stage-1 output. Returns the text
 /// and the number of homoglyphs folded.
 pub fn fold_case_and_space(s: &str) -> (String, usize) {
+    fold_case_and_space_with(s, |_| {})
+}
+
+/// [`fold_case_and_space`], handing each word of the result to `on_word` as it
+/// goes (in its original case on the ASCII path), so a check on words costs no
+/// pass of its own.
+pub fn fold_case_and_space_with(s: &str, mut on_word: impl FnMut(&[u8])) -> (String, usize) {
     let mut confusables = 0usize;
     let mut mapped = String::with_capacity(s.len());
     if s.is_ascii() {
@@ -113,6 +120,7 @@ pub fn fold_case_and_space(s: &str) -> (String, usize) {
             if !out.is_empty() {
                 out.push(b' ');
             }
+            on_word(word);
             out.extend(word.iter().map(u8::to_ascii_lowercase));
         }
         // Only ASCII bytes were pushed.
@@ -135,7 +143,9 @@ pub fn fold_case_and_space(s: &str) -> (String, usize) {
         }
     }
     let renormalized = nfkc(&mapped);
-    (collapse_whitespace(&renormalized), confusables)
+    let folded = collapse_whitespace(&renormalized);
+    folded.split(' ').for_each(|word| on_word(word.as_bytes()));
+    (folded, confusables)
 }
 
 /// Map every whitespace and control character to a space, drop invisibles, collapse
