@@ -3,12 +3,12 @@
 //! string and do what it says; models read reversed text well, and no phrase
 //! rule sees it.
 //!
-//! [`reverse_decode`] reads a text backwards when it holds at least
-//! [`MIN_WORDS`] words that are instruction words of [`MIN_LETTERS`] letters or
-//! more written backwards, the view is the whole text reversed, character by
-//! character (what was written forwards reads backwards there, and is still in
-//! the text's own view). Reversed, those words are not English words (`erongi`,
-//! `tpmorp`, `metsys`), so ordinary text never makes this view.
+//! A text that holds at least [`MIN_WORDS`] instruction words of
+//! [`MIN_LETTERS`] letters or more written backwards gets a further view: the
+//! whole text reversed, character by character ([`reverse_decode`]; what was
+//! written forwards reads backwards there, and is still in the text's own
+//! view). Backwards, those words are not English words (`erongi`, `tpmorp`,
+//! `metsys`), so ordinary text never makes this view.
 //!
 //! The words are counted while the text is folded ([`Backwards`], shown each
 //! word by the folding pass), so the check costs no pass of its own; a word is
