@@ -482,10 +482,20 @@ macro_rules! impl_store {
                             .push_bind(e.findings.to_string())
                             .push_bind(e.cost_usd);
                     });
-                    // Replays are ignored; the ids returned are the events new here.
-                    q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-                    let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-                    fresh.extend(ids);
+                    // Replays are ignored. Only events with findings can raise
+                    // alerts, and only for them is it asked which ids are new
+                    // here (reading rows back costs more than the insert's own
+                    // bookkeeping on a batch of plain traffic).
+                    q.push(" ON CONFLICT (id) DO NOTHING");
+                    let alerting = alert_min.is_some()
+                        && chunk.iter().any(|e| e.findings.as_array().is_some_and(|f| !f.is_empty()));
+                    if alerting {
+                        q.push(" RETURNING id");
+                        let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                        fresh.extend(ids);
+                    } else {
+                        q.build().execute(&mut *tx).await?;
+                    }
                 }
                 let alerts: Vec<portcullis_core::alert::Alert> = match alert_min {
                     None => Vec::new(),

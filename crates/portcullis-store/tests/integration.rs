@@ -706,6 +706,22 @@ async fn alerts_raised_from_findings_filtered_and_reviewed() {
         let mut quiet = quiet;
         quiet[0].findings = serde_json::json!([finding("R-CRIT", "critical", "request")]);
         assert!(store.insert_events(&quiet, None).await.unwrap().is_empty());
+        // Events without findings are stored (without asking which are new).
+        let plain = vec![event(10, "px3", "g", "m")];
+        assert!(store
+            .insert_events(&plain, Some(Severity::High))
+            .await
+            .unwrap()
+            .is_empty());
+        let stored = store
+            .list_events(&EventFilter {
+                proxy_id: Some("px3".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1, "{stored:?}");
 
         let list = |f: AlertFilter| {
             let store = store.clone();
