@@ -792,21 +792,32 @@ async fn scans_run_in_the_background_stored_alerted_and_guarded() {
         seen.contains(&Some("Bearer upstream-token-456".into())),
         "{seen:?}"
     );
-    // A high finding raised an alert; the run is audited.
-    let alerts = h
-        .state
-        .store
-        .list_alerts(&portcullis_store::AlertFilter {
-            limit: 50,
-            ..Default::default()
+    // A high finding raised an alert (stored right after the scan is marked
+    // done, so it may trail the status by a moment); the run is audited.
+    let raised = |alerts: &[portcullis_core::alert::Alert]| {
+        alerts.iter().any(|a| {
+            a.rule == "mcp-scan-dangerous-capability"
+                && a.location == "tool:run_shell"
+                && a.event_id == format!("mcp-scan:{id}")
         })
-        .await
-        .unwrap();
-    assert!(alerts
-        .iter()
-        .any(|a| a.rule == "mcp-scan-dangerous-capability"
-            && a.location == "tool:run_shell"
-            && a.event_id == format!("mcp-scan:{id}")));
+    };
+    let mut alerts = Vec::new();
+    for _ in 0..100 {
+        alerts = h
+            .state
+            .store
+            .list_alerts(&portcullis_store::AlertFilter {
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if raised(&alerts) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(raised(&alerts), "{alerts:?}");
     assert!(alerts
         .iter()
         .all(|a| a.rule != "mcp-scan-permissive-schema"));
